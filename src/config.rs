@@ -1,0 +1,401 @@
+//! Experiment configuration: a TOML file, defaults for every key, `--set key=value`
+//! overrides, and validation. Unknown keys are errors (serde `deny_unknown_fields`).
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Errors a user can cause through a config file or `--set`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}; check the path")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid UTF-8; save it as UTF-8 text")]
+    Encoding { path: PathBuf },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("--set {arg}: {message}")]
+    Override { arg: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Run name, used for the run directory.
+    pub name: String,
+    /// Master seed: weights, batches and sampling all derive from it.
+    pub seed: u64,
+    /// `cpu` or `cuda` / `cuda:N`.
+    pub device: String,
+    pub data: DataConfig,
+    pub tokenizer: TokenizerConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub sample: SampleConfig,
+    pub ui: UiConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// One plain UTF-8 text file.
+    Text,
+    /// Every text file under a directory (sorted by path).
+    Dir,
+    /// One JSON object per line; text in `field`.
+    Jsonl,
+    /// A JSON document; records found along `json_path`.
+    Json,
+    /// CSV with a header; text in column `field`.
+    Csv,
+    /// A task the project generates itself (see `task`).
+    Synthetic,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyntheticTask {
+    /// Random prefix, then the same prefix again: induction heads.
+    Induction,
+    /// `abc>cba`: reverse a random string.
+    Reverse,
+    /// `12+34=46`: add two numbers.
+    Addition,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub source: SourceKind,
+    /// File or directory for text/dir/jsonl/json/csv.
+    pub path: Option<PathBuf>,
+    /// JSONL/CSV: the field or column holding the text.
+    pub field: String,
+    /// JSON: dotted path to the text, e.g. `content.content.paragraphs`;
+    /// arrays along the way are walked, string arrays joined with newlines.
+    pub json_path: String,
+    pub task: SyntheticTask,
+    /// Synthetic: number of records generated.
+    pub synthetic_records: usize,
+    /// Fraction of the data used for training; the rest is validation.
+    pub train_fraction: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenizerKind {
+    Char,
+    Bpe,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenizerConfig {
+    pub kind: TokenizerKind,
+    /// BPE: target vocabulary size.
+    pub vocab_size: usize,
+    /// Load this tokenizer.json instead of building one.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    /// Context length (GPT-2's n_positions).
+    pub block_size: usize,
+    pub layer_norm_epsilon: f64,
+    /// Use the fused CPU kernels (false: the plain dfdx reference path).
+    pub fused: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    pub max_iters: usize,
+    pub learning_rate: f64,
+    pub min_lr: f64,
+    pub warmup_iters: usize,
+    /// Cosine decay reaches `min_lr` here (default: `max_iters`).
+    pub lr_decay_iters: Option<usize>,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub weight_decay: f64,
+    /// Global-norm clipping; 0 disables.
+    pub grad_clip: f64,
+    pub eval_interval: usize,
+    pub eval_iters: usize,
+    pub log_interval: usize,
+    /// Save a checkpoint every N steps (0: only at the end and on stop).
+    pub checkpoint_interval: usize,
+    /// How many step checkpoints to keep (the latest is always kept).
+    pub keep_checkpoints: usize,
+    /// Fine-tune from this checkpoint directory.
+    pub init_from: Option<PathBuf>,
+    /// Worker threads for the CPU kernels (0: all cores).
+    pub threads: usize,
+    /// Send attention probabilities of the probe every N steps (0: never).
+    pub attention_interval: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleConfig {
+    pub temperature: f64,
+    pub top_k: usize,
+    pub top_p: f64,
+    pub max_new_tokens: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    pub theme: String,
+    /// Frame cap for redraws.
+    pub max_fps: u32,
+    /// Key bindings: action name -> key (e.g. `pause = "space"`), patched over defaults.
+    pub keys: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "induction".into(),
+            seed: 1337,
+            device: "cpu".into(),
+            data: DataConfig::default(),
+            tokenizer: TokenizerConfig::default(),
+            model: ModelConfig::default(),
+            train: TrainConfig::default(),
+            sample: SampleConfig::default(),
+            ui: UiConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            source: SourceKind::Synthetic,
+            path: None,
+            field: "text".into(),
+            json_path: String::new(),
+            task: SyntheticTask::Induction,
+            synthetic_records: 2000,
+            train_fraction: 0.9,
+        }
+    }
+}
+
+impl Default for TokenizerConfig {
+    fn default() -> Self {
+        TokenizerConfig {
+            kind: TokenizerKind::Char,
+            vocab_size: 512,
+            path: None,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            n_layer: 2,
+            n_head: 4,
+            n_embd: 64,
+            block_size: 64,
+            layer_norm_epsilon: 1e-5,
+            fused: true,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            batch_size: 16,
+            max_iters: 2000,
+            learning_rate: 1e-3,
+            min_lr: 1e-4,
+            warmup_iters: 100,
+            lr_decay_iters: None,
+            beta1: 0.9,
+            beta2: 0.99,
+            weight_decay: 0.1,
+            grad_clip: 1.0,
+            eval_interval: 100,
+            eval_iters: 20,
+            log_interval: 10,
+            checkpoint_interval: 500,
+            keep_checkpoints: 2,
+            init_from: None,
+            threads: 0,
+            attention_interval: 25,
+        }
+    }
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        SampleConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            max_new_tokens: 200,
+            seed: 42,
+        }
+    }
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            theme: "dark".into(),
+            max_fps: 30,
+            keys: Default::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file: defaults for absent keys, errors for unknown ones.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| ConfigError::Encoding {
+            path: path.to_path_buf(),
+        })?;
+        Self::from_toml_str(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error is one line naming the key or position.
+    pub fn from_toml_str(text: &str) -> Result<Config, String> {
+        toml::from_str::<Config>(text).map_err(|e| one_line_toml_error(&e))
+    }
+
+    /// Applies `key=value` overrides, `key` dotted (`train.max_iters=100`).
+    /// The value is parsed as TOML, falling back to a string.
+    pub fn apply_overrides(&mut self, sets: &[String]) -> Result<(), ConfigError> {
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let mut doc = toml::Value::try_from(&*self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for arg in sets {
+            let err = |message: String| ConfigError::Override {
+                arg: arg.clone(),
+                message,
+            };
+            let (key, raw) = arg
+                .split_once('=')
+                .ok_or_else(|| err("expected key=value, e.g. train.max_iters=100".into()))?;
+            let key = key.trim();
+            let raw = raw.trim();
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+            let parts: Vec<&str> = key.split('.').collect();
+            let (leaf, sections) = parts.split_last().ok_or_else(|| err("empty key".into()))?;
+            let mut node = &mut doc;
+            for part in sections {
+                node = node
+                    .as_table_mut()
+                    .and_then(|t| t.get_mut(*part))
+                    .filter(|v| v.is_table())
+                    .ok_or_else(|| err(format!("unknown section `{part}`; see samples/*.toml for the keys")))?;
+            }
+            // Optional keys (init_from, path, ...) are absent from the serialized
+            // defaults, so the leaf is inserted as is; an unknown leaf key is
+            // caught by deny_unknown_fields when the result is parsed below.
+            node.as_table_mut()
+                .ok_or_else(|| err(format!("`{}` is not a section", sections.join("."))))?
+                .insert(leaf.to_string(), value);
+        }
+        let text = toml::to_string(&doc).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let parsed = Self::from_toml_str(&text).map_err(|message| ConfigError::Override {
+            arg: sets.join(" "),
+            message,
+        })?;
+        *self = parsed;
+        Ok(())
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        let t = &self.train;
+        let bad = |s: String| Err(ConfigError::Invalid(s));
+        if m.n_layer == 0 || m.n_head == 0 || m.n_embd == 0 || m.block_size == 0 {
+            return bad("model.n_layer, n_head, n_embd and block_size must all be at least 1".into());
+        }
+        if m.n_embd % m.n_head != 0 {
+            return bad(format!(
+                "model.n_embd ({}) must be divisible by model.n_head ({})",
+                m.n_embd, m.n_head
+            ));
+        }
+        if t.batch_size == 0 {
+            return bad("train.batch_size must be at least 1".into());
+        }
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return bad(format!("train.learning_rate must be positive, got {}", t.learning_rate));
+        }
+        if !(self.data.train_fraction > 0.0 && self.data.train_fraction < 1.0) {
+            return bad(format!(
+                "data.train_fraction must be between 0 and 1 (exclusive), got {}",
+                self.data.train_fraction
+            ));
+        }
+        if t.eval_iters == 0 {
+            return bad("train.eval_iters must be at least 1".into());
+        }
+        if self.tokenizer.kind == TokenizerKind::Bpe && self.tokenizer.vocab_size < 260 {
+            return bad(format!(
+                "tokenizer.vocab_size must be at least 260 for byte-level BPE, got {}",
+                self.tokenizer.vocab_size
+            ));
+        }
+        if !(self.sample.temperature >= 0.0) || !(self.sample.top_p > 0.0 && self.sample.top_p <= 1.0) {
+            return bad("sample.temperature must be >= 0 and sample.top_p in (0, 1]".into());
+        }
+        if self.device != "cpu" && !self.device.starts_with("cuda") {
+            return bad(format!("device `{}` is unknown; use cpu, cuda or cuda:N", self.device));
+        }
+        if self.data.source != SourceKind::Synthetic && self.data.path.is_none() {
+            return bad(format!(
+                "data.source = {:?} needs data.path (or --data PATH)",
+                self.data.source
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn lr_decay_iters(&self) -> usize {
+        self.train.lr_decay_iters.unwrap_or(self.train.max_iters)
+    }
+}
+
+fn one_line_toml_error(e: &toml::de::Error) -> String {
+    let msg = e.message().replace('\n', " ");
+    match e.span() {
+        Some(span) => format!("{msg} (at byte {})", span.start),
+        None => msg,
+    }
+}
