@@ -41,7 +41,10 @@ impl Tokenizer {
     }
     /// Writes `tokenizer.json` atomically.
     pub fn save(&self, path: &Path) -> Result<(), TokenizerError> {
-        let json = self.inner.to_string(false).map_err(|e| TokenizerError::Other(e.to_string()))?;
+        let json = self
+            .inner
+            .to_string(false)
+            .map_err(|e| TokenizerError::Other(e.to_string()))?;
         crate::fsutil::atomic_write(path, json.as_bytes()).map_err(|e| TokenizerError::File {
             path: path.into(),
             message: e.to_string(),
@@ -62,7 +65,10 @@ impl Tokenizer {
     /// The text of each token of `text`, in order, as the tokenizer cuts it
     /// (concatenated they give `text` back). For display.
     pub fn pieces(&self, text: &str) -> Vec<String> {
-        self.encode(text).iter().map(|&id| self.decode(&[id])).collect()
+        self.encode(text)
+            .iter()
+            .map(|&id| self.decode(&[id]))
+            .collect()
     }
 }
 
