@@ -53,6 +53,24 @@ fn char_unknown_chars_become_unk() {
 }
 
 #[test]
+fn char_fast_path_matches_the_pipeline() {
+    let tok = char_tok();
+    assert!(tok.char_ids.is_some());
+    let text = format!("{CORPUS}unseen 𝄞 [UNK] \u{0}\r\n 漢字");
+    assert_eq!(tok.encode(&text), tok.encode_slow(&text));
+    assert_eq!(tok.encode(""), Vec::<u32>::new());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenizer.json");
+    tok.save(&path).unwrap();
+    let back = Tokenizer::load(&path).unwrap();
+    assert!(
+        back.char_ids.is_some(),
+        "a saved char tokenizer keeps the fast path"
+    );
+    assert!(bpe_tok(260).char_ids.is_none());
+}
+
+#[test]
 fn char_pieces_and_stream() {
     let tok = char_tok();
     let text = "Speak, 明月\n";
@@ -236,4 +254,25 @@ fn bpe_on_tinyshakespeare_is_fast() {
         sample.len()
     );
     assert!(took.as_secs() < 30, "BPE training took {took:?}");
+}
+
+#[test]
+#[ignore = "timing probe"]
+fn probe_encode_speed() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/tinyshakespeare.txt");
+    let Ok(text) = std::fs::read_to_string(&p) else {
+        eprintln!("skipping: {} is absent (no ../shared/data)", p.display());
+        return;
+    };
+    for tok in [
+        Tokenizer::train_char(&text).unwrap(),
+        Tokenizer::train_bpe(&text, 512).unwrap(),
+    ] {
+        let t0 = std::time::Instant::now();
+        let ids = tok.encode(&text);
+        eprintln!("{:?}: {} ids in {:?}", tok.kind(), ids.len(), t0.elapsed());
+        let t0 = std::time::Instant::now();
+        let back = tok.decode(&ids);
+        eprintln!("decode in {:?} ok={}", t0.elapsed(), back == text);
+    }
 }
