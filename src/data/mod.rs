@@ -103,6 +103,11 @@ impl Dataset {
     pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset, DataError> {
         let path = match (cfg.source, cfg.path.as_deref()) {
             (SourceKind::Synthetic, _) => {
+                if cfg.synthetic_records == 0 {
+                    return Err(DataError::Other(
+                        "data.synthetic_records is 0; set it to at least 1 (e.g. 2000)".into(),
+                    ));
+                }
                 return Ok(synthetic::generate(cfg.task, cfg.synthetic_records, seed));
             }
             (_, Some(p)) => p,

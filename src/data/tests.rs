@@ -364,6 +364,13 @@ fn synthetic_tasks() {
         }
         assert_eq!(a.corpus().lines().count(), 300);
     }
+    let none = DataConfig {
+        source: SourceKind::Synthetic,
+        synthetic_records: 0,
+        ..DataConfig::default()
+    };
+    let e = err_of(Dataset::load(&none, 1));
+    assert!(e.contains("synthetic_records"), "{e}");
 }
 
 #[test]
