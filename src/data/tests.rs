@@ -475,3 +475,25 @@ fn tinyshakespeare_text_roundtrip() {
     assert_eq!(ds.corpus(), raw);
     assert!(ds.records.len() > 500);
 }
+
+mod props {
+    use super::super::sources::windows;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+
+        #[test]
+        fn windows_concatenate_to_the_text(
+            lines in proptest::collection::vec("[a-zé漢 ]{0,300}", 0..40),
+            long in "[a-zé漢🦀]{0,3000}",
+        ) {
+            let mut text = lines.join("\n");
+            text.push_str(&long);
+            let recs = windows(&text);
+            let joined: String = recs.iter().map(|r| r.text.as_str()).collect();
+            prop_assert_eq!(joined, text);
+            prop_assert!(recs.iter().all(|r| !r.text.is_empty() && r.text.len() <= 2048));
+        }
+    }
+}
