@@ -59,7 +59,11 @@ pub enum SourceKind {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SyntheticTask {
-    /// Random prefix, then the same prefix again: induction heads.
+    /// `abcdefgh|abcdefgh`: a random string of fixed length, then again.
+    /// Learned in a few hundred steps: the workbench's default.
+    Copy,
+    /// Random prefix of 4-12 letters, then the same prefix again: needs an
+    /// induction head (content-based lookup); a slower, sharper phase change.
     Induction,
     /// `abc>cba`: reverse a random string.
     Reverse,
@@ -168,7 +172,7 @@ pub struct UiConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            name: "induction".into(),
+            name: "copy".into(),
             seed: 1337,
             device: "cpu".into(),
             data: DataConfig::default(),
@@ -188,7 +192,7 @@ impl Default for DataConfig {
             path: None,
             field: "text".into(),
             json_path: String::new(),
-            task: SyntheticTask::Induction,
+            task: SyntheticTask::Copy,
             synthetic_records: 2000,
             train_fraction: 0.9,
         }

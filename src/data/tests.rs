@@ -321,6 +321,7 @@ fn csv_errors() {
 #[test]
 fn synthetic_tasks() {
     for task in [
+        SyntheticTask::Copy,
         SyntheticTask::Induction,
         SyntheticTask::Reverse,
         SyntheticTask::Addition,
@@ -341,6 +342,11 @@ fn synthetic_tasks() {
             let line = r.text.strip_suffix('\n').expect("ends with newline");
             assert!(!line.contains('\n'));
             match task {
+                SyntheticTask::Copy => {
+                    let (x, y) = line.split_once('|').unwrap();
+                    assert_eq!(x, y);
+                    assert_eq!(x.len(), crate::data::synthetic::COPY_LEN);
+                }
                 SyntheticTask::Induction => {
                     let (x, y) = line.split_once('|').unwrap();
                     assert_eq!(x, y);
