@@ -232,6 +232,13 @@ pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
     Ok(cfg)
 }
 
+/// `GptConfig::n_params` without overflow, for sizes read from files.
+fn params_u128(cfg: &GptConfig) -> u128 {
+    let c = cfg.n_embd as u128;
+    let per_block = 12 * c * c + 13 * c;
+    (cfg.vocab_size as u128 + cfg.n_positions as u128) * c + cfg.n_layer as u128 * per_block + 2 * c
+}
+
 /// Loads a model from a checkpoint directory, checking every tensor.
 pub fn load_model<D: Device<f32>>(dev: &D, dir: &Path) -> Result<Gpt<D>, CheckpointError> {
     let cfg = load_config(dir)?;
@@ -245,6 +252,19 @@ pub fn load_model<D: Device<f32>>(dev: &D, dir: &Path) -> Result<Gpt<D>, Checkpo
                 tensors.insert(format!("transformer.{k}"), v);
             }
         }
+    }
+    // Before allocating a large model of config.json's sizes: the file must
+    // hold at least that many values (a corrupt or foreign config.json could
+    // ask for terabytes). Small mismatches get the per-tensor message below.
+    let have: u128 = tensors.values().map(|(_, d)| d.len() as u128).sum();
+    let need = params_u128(&cfg);
+    if need > have && need > 1 << 24 {
+        return Err(bad(
+            &st_path,
+            format!(
+                "config.json implies {need} parameters but the file holds {have} values; the weights do not match config.json"
+            ),
+        ));
     }
     let mut model = Gpt::new(dev, cfg, 0);
     let mut err = None;
