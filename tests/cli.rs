@@ -82,7 +82,11 @@ fn checkpoint_errors_mismatch_and_truncation() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let out = tiny_train(&run_dir, &["--set", "train.max_iters=2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ck = run_dir.join("checkpoints/step-0000002");
     assert!(ck.join("model.safetensors").is_file());
 
@@ -90,8 +94,18 @@ fn checkpoint_errors_mismatch_and_truncation() {
     let bad = dir.path().join("mismatch");
     copy_dir(&ck, &bad);
     let cfg = fs::read_to_string(bad.join("config.json")).unwrap();
-    fs::write(bad.join("config.json"), cfg.replace("\"n_embd\": 16", "\"n_embd\": 32")).unwrap();
-    let out = run(&["generate", "--checkpoint", bad.to_str().unwrap(), "--prompt", "ab"]);
+    fs::write(
+        bad.join("config.json"),
+        cfg.replace("\"n_embd\": 16", "\"n_embd\": 32"),
+    )
+    .unwrap();
+    let out = run(&[
+        "generate",
+        "--checkpoint",
+        bad.to_str().unwrap(),
+        "--prompt",
+        "ab",
+    ]);
     assert_clean_error(&out, &["model.safetensors", "shape"]);
 
     // A truncated weights file.
@@ -99,7 +113,13 @@ fn checkpoint_errors_mismatch_and_truncation() {
     copy_dir(&ck, &trunc);
     let bytes = fs::read(trunc.join("model.safetensors")).unwrap();
     fs::write(trunc.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
-    let out = run(&["generate", "--checkpoint", trunc.to_str().unwrap(), "--prompt", "ab"]);
+    let out = run(&[
+        "generate",
+        "--checkpoint",
+        trunc.to_str().unwrap(),
+        "--prompt",
+        "ab",
+    ]);
     assert_clean_error(&out, &["model.safetensors", "truncated"]);
 
     // Not a checkpoint at all.
@@ -107,10 +127,32 @@ fn checkpoint_errors_mismatch_and_truncation() {
     assert_clean_error(&out, &["/nonexistent/ck"]);
 
     // The good one generates and evaluates.
-    let out = run(&["generate", "--checkpoint", ck.to_str().unwrap(), "--prompt", "ab", "--max-new-tokens", "5"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["eval", "--checkpoint", ck.to_str().unwrap(), "--batches", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "generate",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--prompt",
+        "ab",
+        "--max-new-tokens",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--batches",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["val_loss"].as_f64().unwrap() > 0.0);
     assert!(v["perplexity"].as_f64().unwrap() > 1.0);
@@ -128,18 +170,36 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 fn headless_output_is_plain_lines() {
     let dir = tempfile::tempdir().unwrap();
     let out = tiny_train(&dir.path().join("run"), &["--set", "train.max_iters=10"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains('\x1b'), "escape sequences in piped output");
     assert!(stdout.contains("step     10/10 | loss "), "{stdout}");
     assert!(stdout.contains("eval step 10: train loss"), "{stdout}");
     assert!(stdout.contains("finished at step 10"), "{stdout}");
     let run = dir.path().join("run");
-    for f in ["config.toml", "metrics.jsonl", "tokenizer.json", "checkpoints/LATEST"] {
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "tokenizer.json",
+        "checkpoints/LATEST",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "optimizer.safetensors", "trainer_state.json"] {
-        assert!(run.join("checkpoints/step-0000010").join(f).is_file(), "{f} missing");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "optimizer.safetensors",
+        "trainer_state.json",
+    ] {
+        assert!(
+            run.join("checkpoints/step-0000010").join(f).is_file(),
+            "{f} missing"
+        );
     }
 }
 
@@ -149,8 +209,22 @@ fn headless_output_is_plain_lines() {
 fn resume_reproduces_losses_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a");
-    let out = tiny_train(&a, &["--set", "train.max_iters=20", "--set", "train.checkpoint_interval=10", "--set", "train.keep_checkpoints=5"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tiny_train(
+        &a,
+        &[
+            "--set",
+            "train.max_iters=20",
+            "--set",
+            "train.checkpoint_interval=10",
+            "--set",
+            "train.keep_checkpoints=5",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let full = step_losses(&a);
     assert_eq!(full.len(), 20);
 
@@ -160,10 +234,17 @@ fn resume_reproduces_losses_exactly() {
     for f in ["config.toml", "tokenizer.json", "metrics.jsonl"] {
         fs::copy(a.join(f), b.join(f)).unwrap();
     }
-    copy_dir(&a.join("checkpoints/step-0000010"), &b.join("checkpoints/step-0000010"));
+    copy_dir(
+        &a.join("checkpoints/step-0000010"),
+        &b.join("checkpoints/step-0000010"),
+    );
     fs::write(b.join("checkpoints/LATEST"), "step-0000010").unwrap();
     let out = run(&["train", "--resume", b.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let resumed = step_losses(&b);
     assert_eq!(resumed.len(), 20, "metrics after resume: {resumed:?}");
     for k in 10..20 {

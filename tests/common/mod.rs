@@ -12,16 +12,26 @@ pub fn bin() -> Command {
 
 /// Settings for a model small enough to train in a blink.
 pub const TINY: &[&str] = &[
-    "--set", "model.n_layer=1",
-    "--set", "model.n_head=2",
-    "--set", "model.n_embd=16",
-    "--set", "model.block_size=16",
-    "--set", "train.batch_size=4",
-    "--set", "train.eval_iters=2",
-    "--set", "train.eval_interval=10",
-    "--set", "train.log_interval=1",
-    "--set", "train.threads=1",
-    "--set", "data.synthetic_records=300",
+    "--set",
+    "model.n_layer=1",
+    "--set",
+    "model.n_head=2",
+    "--set",
+    "model.n_embd=16",
+    "--set",
+    "model.block_size=16",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.eval_iters=2",
+    "--set",
+    "train.eval_interval=10",
+    "--set",
+    "train.log_interval=1",
+    "--set",
+    "train.threads=1",
+    "--set",
+    "data.synthetic_records=300",
 ];
 
 pub fn run(args: &[&str]) -> Output {
@@ -29,15 +39,24 @@ pub fn run(args: &[&str]) -> Output {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Asserts a clean failure: non-zero exit, one `error:` line on stderr that
 /// mentions every `needle`, and no panic.
 pub fn assert_clean_error(out: &Output, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
-    assert_ne!(out.status.code(), Some(101), "exit code 101 means a panic: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "exit code 101 means a panic: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panicked: {stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
@@ -55,4 +74,14 @@ pub fn step_losses(run: &Path) -> Vec<(u64, f64)> {
         .filter(|v| v["event"] == "step")
         .map(|v| (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap()))
         .collect()
+}
+
+pub mod proc;
+
+/// `train --out RUN` with the TINY settings and `extra`, as owned args.
+pub fn tiny_train_args(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec!["train".into(), "--out".into(), out.display().to_string()];
+    args.extend(TINY.iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
 }
