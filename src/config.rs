@@ -373,7 +373,7 @@ impl Config {
                 m.n_layer, m.n_embd, m.block_size
             ));
         }
-        if m.n_embd % m.n_head != 0 {
+        if !m.n_embd.is_multiple_of(m.n_head) {
             return bad(format!(
                 "model.n_embd ({}) must be divisible by model.n_head ({})",
                 m.n_embd, m.n_head
@@ -409,7 +409,8 @@ impl Config {
                 self.tokenizer.vocab_size
             ));
         }
-        if !(self.sample.temperature >= 0.0)
+        if self.sample.temperature.is_nan()
+            || self.sample.temperature < 0.0
             || !(self.sample.top_p > 0.0 && self.sample.top_p <= 1.0)
         {
             return bad("sample.temperature must be >= 0 and sample.top_p in (0, 1]".into());

@@ -138,10 +138,11 @@ pub fn safetensors_bytes(
     ::safetensors::serialize(views, &meta).expect("serializing in-memory tensors")
 }
 
+/// Tensors by name: shape and f32 values.
+pub type NamedTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Reads every tensor of a safetensors file as f32, with clear errors.
-pub fn read_safetensors(
-    path: &Path,
-) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, CheckpointError> {
+pub fn read_safetensors(path: &Path) -> Result<NamedTensors, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
     if bytes.is_empty() {
         return Err(bad(
@@ -219,7 +220,7 @@ pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
     }
     let cfg = hf.to_gpt();
     if cfg.n_head == 0
-        || cfg.n_embd % cfg.n_head != 0
+        || !cfg.n_embd.is_multiple_of(cfg.n_head)
         || cfg.n_layer == 0
         || cfg.vocab_size == 0
         || cfg.n_positions == 0

@@ -82,13 +82,9 @@ pub fn remove_stale_temps(run: &Path) {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
             let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if dir != run && is_dir && name.starts_with(".tmp-step-") {
-                let _ = fs::remove_dir_all(&path);
-            } else if dir != run
-                && is_dir
-                && name.starts_with("step-")
-                && !path.join("trainer_state.json").exists()
-            {
+            let half_written = name.starts_with(".tmp-step-")
+                || (name.starts_with("step-") && !path.join("trainer_state.json").exists());
+            if dir != run && is_dir && half_written {
                 let _ = fs::remove_dir_all(&path);
             } else if !is_dir && is_atomic_tmp(&name) {
                 let _ = fs::remove_file(&path);
@@ -208,7 +204,7 @@ pub fn truncate_metrics_after(run: &Path, step: usize) -> std::io::Result<usize>
         .filter(|v| {
             v.get("step")
                 .and_then(|s| s.as_u64())
-                .map_or(true, |s| s as usize <= step)
+                .is_none_or(|s| s as usize <= step)
         })
         .map(|v| v.to_string())
         .collect();

@@ -441,7 +441,7 @@ impl<D: Kernels> Trainer<D> {
 
     fn log_eval(&mut self) {
         let (tr, va) = self.evaluate();
-        if va.is_finite() && self.best_val.map_or(true, |b| va < b) {
+        if va.is_finite() && self.best_val.is_none_or(|b| va < b) {
             self.best_val = Some(va);
         }
         let best = self.best_val.unwrap_or(va);
@@ -563,7 +563,7 @@ impl<D: Kernels> Trainer<D> {
             });
             window_steps += 1;
             let last = self.step == t.max_iters;
-            if self.step % t.log_interval.max(1) == 0 || last {
+            if self.step.is_multiple_of(t.log_interval.max(1)) || last {
                 let secs = window_start.elapsed().as_secs_f64().max(1e-9);
                 let tps = (window_steps * tokens_per_step) as f64 / secs;
                 window_start = Instant::now();
@@ -581,14 +581,15 @@ impl<D: Kernels> Trainer<D> {
                     elapsed_secs: elapsed,
                 }));
             }
-            if t.eval_interval > 0 && (self.step % t.eval_interval == 0 || last) {
+            if t.eval_interval > 0 && (self.step.is_multiple_of(t.eval_interval) || last) {
                 self.log_eval();
                 window_start = Instant::now();
             }
-            if t.attention_interval > 0 && self.step % t.attention_interval == 0 {
+            if t.attention_interval > 0 && self.step.is_multiple_of(t.attention_interval) {
                 self.spawn_probe();
             }
-            if t.checkpoint_interval > 0 && self.step % t.checkpoint_interval == 0 && !last {
+            if t.checkpoint_interval > 0 && self.step.is_multiple_of(t.checkpoint_interval) && !last
+            {
                 self.save_and_report(started);
                 window_start = Instant::now();
             }
