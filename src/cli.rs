@@ -173,6 +173,20 @@ pub fn load_experiment(exp: &ExperimentArgs) -> Result<Config> {
     if let Some(t) = exp.threads {
         cfg.train.threads = t;
     }
+    // Values that parse but cannot work, named with where they came from.
+    if let Err(e) = cfg.validate() {
+        let mut from = match &exp.config {
+            Some(c) => format!("config {c}"),
+            None => "config (built-in induction sample)".to_string(),
+        };
+        if !exp.sets.is_empty() || exp.device.is_some() || exp.threads.is_some() {
+            from.push_str(" with the command-line overrides");
+        }
+        match e {
+            crate::config::ConfigError::Invalid(m) => bail!("{from}: {m}"),
+            e => return Err(e.into()),
+        }
+    }
     Ok(cfg)
 }
 

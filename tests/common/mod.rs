@@ -75,3 +75,13 @@ pub fn step_losses(run: &Path) -> Vec<(u64, f64)> {
         .map(|v| (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap()))
         .collect()
 }
+
+pub mod proc;
+
+/// `train --out RUN` with the TINY settings and `extra`, as owned args.
+pub fn tiny_train_args(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec!["train".into(), "--out".into(), out.display().to_string()];
+    args.extend(TINY.iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
