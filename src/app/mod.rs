@@ -772,7 +772,15 @@ fn compute_stats(ds: &Dataset, tok: Option<&Tokenizer>, train_fraction: f64) -> 
         bytes,
         tokens,
         tokens_estimated: estimated,
-        vocab_size: tok.map_or(0, |t| t.vocab_size()),
+        vocab_size: match tok {
+            Some(t) => t.vocab_size(),
+            None => {
+                let mut chars: Vec<char> = ds.records.iter().flat_map(|r| r.text.chars()).collect();
+                chars.sort_unstable();
+                chars.dedup();
+                chars.len()
+            }
+        },
         train_tokens,
         val_tokens: tokens.saturating_sub(train_tokens),
         length_hist: hist,

@@ -74,8 +74,8 @@ impl Heatmap<'_> {
             0
         };
         let grid_w = area.width - label_w;
-        let grid_h = area.height - label_rows;
-        let cell_width = if grid_w as usize >= 2 * n { 2 } else { 1 };
+        let grid_h = (area.height - label_rows).min(n as u16);
+        let cell_width = (grid_w as usize / n).clamp(1, 4) as u16;
         let cols = (grid_w / cell_width) as usize;
         let rows = grid_h as usize;
         let cursor = self.cursor.min(n - 1);

@@ -213,7 +213,6 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             (lo * 0.9, hi * 1.1 + 1e-12)
         };
         let lr_set = vec![Dataset::default()
-            .name("lr")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::default().fg(t.lr()))
