@@ -292,7 +292,8 @@ impl Config {
         if sets.is_empty() {
             return Ok(());
         }
-        let mut doc = toml::Value::try_from(&*self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut doc =
+            toml::Value::try_from(&*self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         for arg in sets {
             let err = |message: String| ConfigError::Override {
                 arg: arg.clone(),
@@ -315,7 +316,11 @@ impl Config {
                     .as_table_mut()
                     .and_then(|t| t.get_mut(*part))
                     .filter(|v| v.is_table())
-                    .ok_or_else(|| err(format!("unknown section `{part}`; see samples/*.toml for the keys")))?;
+                    .ok_or_else(|| {
+                        err(format!(
+                            "unknown section `{part}`; see samples/*.toml for the keys"
+                        ))
+                    })?;
             }
             // Optional keys (init_from, path, ...) are absent from the serialized
             // defaults, so the leaf is inserted as is; an unknown leaf key is
@@ -339,7 +344,9 @@ impl Config {
         let t = &self.train;
         let bad = |s: String| Err(ConfigError::Invalid(s));
         if m.n_layer == 0 || m.n_head == 0 || m.n_embd == 0 || m.block_size == 0 {
-            return bad("model.n_layer, n_head, n_embd and block_size must all be at least 1".into());
+            return bad(
+                "model.n_layer, n_head, n_embd and block_size must all be at least 1".into(),
+            );
         }
         if m.n_embd % m.n_head != 0 {
             return bad(format!(
@@ -351,7 +358,10 @@ impl Config {
             return bad("train.batch_size must be at least 1".into());
         }
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
-            return bad(format!("train.learning_rate must be positive, got {}", t.learning_rate));
+            return bad(format!(
+                "train.learning_rate must be positive, got {}",
+                t.learning_rate
+            ));
         }
         if !(self.data.train_fraction > 0.0 && self.data.train_fraction < 1.0) {
             return bad(format!(
@@ -368,11 +378,16 @@ impl Config {
                 self.tokenizer.vocab_size
             ));
         }
-        if !(self.sample.temperature >= 0.0) || !(self.sample.top_p > 0.0 && self.sample.top_p <= 1.0) {
+        if !(self.sample.temperature >= 0.0)
+            || !(self.sample.top_p > 0.0 && self.sample.top_p <= 1.0)
+        {
             return bad("sample.temperature must be >= 0 and sample.top_p in (0, 1]".into());
         }
         if self.device != "cpu" && !self.device.starts_with("cuda") {
-            return bad(format!("device `{}` is unknown; use cpu, cuda or cuda:N", self.device));
+            return bad(format!(
+                "device `{}` is unknown; use cpu, cuda or cuda:N",
+                self.device
+            ));
         }
         if self.data.source != SourceKind::Synthetic && self.data.path.is_none() {
             return bad(format!(

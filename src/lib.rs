@@ -2,6 +2,7 @@
 //! language models. The binary (`src/main.rs`) and the tests use this library.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;

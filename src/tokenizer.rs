@@ -1,9 +1,31 @@
 //! Character-level and byte-level BPE tokenizers through the `tokenizers` crate,
 //! saved and loaded as Hugging Face `tokenizer.json`.
-//! (Interface stub: the implementation lands with the data/tokenizer work.)
+//!
+//! * **Char**: a `WordLevel` model whose vocabulary is `[UNK]` at id 0, then
+//!   every distinct character of the corpus in sorted (code point) order at
+//!   ids 1.. . A `Split` pre-tokenizer isolates every character (newlines
+//!   included) and a `Fuse` decoder concatenates without spaces, so
+//!   `decode(encode(s)) == s` for any `s` made of corpus characters; an unseen
+//!   character encodes to `[UNK]` (id 0) and decodes to the text `[UNK]`.
+//! * **Bpe**: byte-level BPE (GPT-2 style): `ByteLevel` pre-tokenizer without a
+//!   prefix space, `ByteLevel` decoder, trained with the 256-byte initial
+//!   alphabet, so every string encodes and `decode(encode(s)) == s` always.
 
-use crate::config::TokenizerConfig;
+use crate::config::{TokenizerConfig, TokenizerKind};
 use std::path::{Path, PathBuf};
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::models::bpe::{BpeTrainer, BPE};
+use tokenizers::models::wordlevel::WordLevel;
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
+
+/// The unknown token of the char tokenizer (id [`CHAR_UNK_ID`]).
+pub const UNK: &str = "[UNK]";
+/// `[UNK]`'s id in a char tokenizer.
+pub const CHAR_UNK_ID: u32 = 0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
@@ -13,63 +35,320 @@ pub enum TokenizerError {
     Other(String),
 }
 
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn other(context: &str, e: impl std::fmt::Display) -> TokenizerError {
+    TokenizerError::Other(one_line(&format!("{context}: {e}")))
+}
+
+/// How token ids turn back into text, decided once from the decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DecodeMode {
+    /// Byte-level: each token is raw bytes (GPT-2's byte-to-char table).
+    Bytes,
+    /// Each token decodes on its own and the texts concatenate (`Fuse`).
+    PerToken,
+    /// Anything else: decode the whole sequence and diff.
+    Whole,
+}
+
 /// A trained tokenizer. Cheap to clone? No: wrap in `Arc` to share.
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    kind: TokenizerKind,
+    mode: DecodeMode,
+    /// Fast path for this module's char tokenizers: char -> id, and the
+    /// `[UNK]` id (the same ids the `tokenizers` pipeline gives, ~100x faster).
+    char_ids: Option<(std::collections::HashMap<char, u32>, u32)>,
 }
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tokenizer(vocab={})", self.vocab_size())
+        write!(f, "Tokenizer({:?}, vocab={})", self.kind, self.vocab_size())
     }
 }
 
 impl Tokenizer {
+    fn wrap(inner: tokenizers::Tokenizer) -> Tokenizer {
+        let kind = match inner.get_model() {
+            ModelWrapper::WordLevel(_) => TokenizerKind::Char,
+            _ => TokenizerKind::Bpe,
+        };
+        let mode = match inner.get_decoder() {
+            Some(DecoderWrapper::ByteLevel(_)) => DecodeMode::Bytes,
+            Some(DecoderWrapper::Fuse(_)) => DecodeMode::PerToken,
+            _ => DecodeMode::Whole,
+        };
+        let char_ids = char_fast_path(&inner);
+        Tokenizer {
+            inner,
+            kind,
+            mode,
+            char_ids,
+        }
+    }
+
     /// Builds the tokenizer the config asks for from the corpus text
     /// (or loads `cfg.path`).
     pub fn build(cfg: &TokenizerConfig, corpus: &str) -> Result<Tokenizer, TokenizerError> {
-        let _ = (cfg, corpus);
-        Err(TokenizerError::Other("not yet implemented".into()))
+        if let Some(path) = &cfg.path {
+            return Self::load(path);
+        }
+        match cfg.kind {
+            TokenizerKind::Char => Self::train_char(corpus),
+            TokenizerKind::Bpe => Self::train_bpe(corpus, cfg.vocab_size),
+        }
     }
+
+    /// A char tokenizer over the distinct characters of `corpus`.
+    pub fn train_char(corpus: &str) -> Result<Tokenizer, TokenizerError> {
+        let chars: std::collections::BTreeSet<char> = corpus.chars().collect();
+        let mut vocab = std::collections::HashMap::with_capacity(chars.len() + 1);
+        vocab.insert(UNK.to_string(), CHAR_UNK_ID);
+        for (i, c) in chars.into_iter().enumerate() {
+            vocab.insert(c.to_string(), i as u32 + 1);
+        }
+        let model = WordLevel::builder()
+            .vocab(vocab)
+            .unk_token(UNK.into())
+            .build()
+            .map_err(|e| other("cannot build the char vocabulary", e))?;
+        let split = char_splitter()?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        inner.with_pre_tokenizer(Some(split));
+        inner.with_decoder(Some(Fuse::new()));
+        Ok(Self::wrap(inner))
+    }
+
+    /// A byte-level BPE trained on `corpus` to at most `vocab_size` tokens
+    /// (256 byte tokens plus merges; fewer when the corpus runs out of pairs).
+    pub fn train_bpe(corpus: &str, vocab_size: usize) -> Result<Tokenizer, TokenizerError> {
+        if vocab_size < 256 {
+            return Err(TokenizerError::Other(format!(
+                "vocab_size {vocab_size} is too small for byte-level BPE; use at least 256 (260+ recommended)"
+            )));
+        }
+        let mut inner = tokenizers::Tokenizer::new(BPE::default());
+        inner.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+        inner.with_decoder(Some(ByteLevelDecoder::default().add_prefix_space(false)));
+        let mut trainer: TrainerWrapper = BpeTrainer::builder()
+            .vocab_size(vocab_size)
+            .min_frequency(0)
+            .show_progress(false)
+            .initial_alphabet(ByteLevel::alphabet())
+            .build()
+            .into();
+        inner
+            .train(&mut trainer, corpus.split_inclusive('\n'))
+            .map_err(|e| other("BPE training failed", e))?;
+        Ok(Self::wrap(inner))
+    }
+
+    /// Loads a Hugging Face `tokenizer.json`.
     pub fn load(path: &Path) -> Result<Tokenizer, TokenizerError> {
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::File {
+        let fail = |message: String| TokenizerError::File {
             path: path.into(),
-            message: e.to_string(),
+            message: one_line(&message),
+        };
+        let bytes = std::fs::read(path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                "check tokenizer.path"
+            } else {
+                "check the path and permissions"
+            };
+            fail(format!("cannot read: {e}; {hint}"))
         })?;
-        Ok(Tokenizer { inner })
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| fail(format!("is not JSON ({e}); give a tokenizer.json file")))?;
+        if !value.get("model").is_some_and(|m| m.is_object()) {
+            return Err(fail(
+                "is JSON but not a tokenizer (no `model` object); give a Hugging Face tokenizer.json".into(),
+            ));
+        }
+        let inner: tokenizers::Tokenizer = serde_json::from_value(value).map_err(|e| {
+            fail(format!(
+                "is not a valid tokenizer.json ({e}); give a Hugging Face tokenizer.json"
+            ))
+        })?;
+        Ok(Self::wrap(inner))
     }
+
     /// Writes `tokenizer.json` atomically.
     pub fn save(&self, path: &Path) -> Result<(), TokenizerError> {
-        let json = self.inner.to_string(false).map_err(|e| TokenizerError::Other(e.to_string()))?;
+        let json = self
+            .inner
+            .to_string(true)
+            .map_err(|e| other("cannot serialize the tokenizer", e))?;
         crate::fsutil::atomic_write(path, json.as_bytes()).map_err(|e| TokenizerError::File {
             path: path.into(),
-            message: e.to_string(),
+            message: one_line(&format!("cannot write: {e}; check the directory")),
         })
     }
+
+    pub fn kind(&self) -> TokenizerKind {
+        self.kind
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
+
     pub fn encode(&self, text: &str) -> Vec<u32> {
+        if let Some((map, unk)) = &self.char_ids {
+            return text
+                .chars()
+                .map(|c| map.get(&c).copied().unwrap_or(*unk))
+                .collect();
+        }
+        self.encode_slow(text)
+    }
+
+    /// `encode` through the `tokenizers` pipeline, without the char fast path.
+    fn encode_slow(&self, text: &str) -> Vec<u32> {
         self.inner
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
             .unwrap_or_default()
     }
+
     pub fn decode(&self, ids: &[u32]) -> String {
         self.inner.decode(ids, false).unwrap_or_default()
     }
+
+    /// The token's vocabulary string for display: for byte-level BPE the bytes
+    /// it stands for (lossy when it is part of a character), e.g. `" the"`.
+    pub fn id_to_piece(&self, id: u32) -> Option<String> {
+        let token = self.inner.id_to_token(id)?;
+        Some(match self.mode {
+            DecodeMode::Bytes => String::from_utf8_lossy(&token_bytes(&token)).into_owned(),
+            _ => token,
+        })
+    }
+
     /// The text of each token of `text`, in order, as the tokenizer cuts it
-    /// (concatenated they give `text` back). For display.
+    /// (concatenated they give `text` back). For display. A character split
+    /// over several byte-level tokens goes whole to the last of them (the
+    /// others get ""), as a stream decoder would show it.
     pub fn pieces(&self, text: &str) -> Vec<String> {
-        self.encode(text).iter().map(|&id| self.decode(&[id])).collect()
+        let Ok(enc) = self.inner.encode(text, false) else {
+            return Vec::new();
+        };
+        let offsets = enc.get_offsets();
+        let mut out = Vec::with_capacity(offsets.len());
+        let mut cursor = 0usize;
+        for (i, &(_, end)) in offsets.iter().enumerate() {
+            let mut end = end.clamp(cursor, text.len());
+            if let Some(&(next_start, _)) = offsets.get(i + 1) {
+                // The next token shares the tail of this one: a split character.
+                if next_start < end {
+                    end = next_start.max(cursor);
+                }
+            } else {
+                end = text.len();
+            }
+            while end > cursor && !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push(text[cursor..end].to_string());
+            cursor = end;
+        }
+        if cursor < text.len() {
+            match out.last_mut() {
+                Some(last) => last.push_str(&text[cursor..]),
+                None => out.push(text[cursor..].to_string()),
+            }
+        }
+        out
     }
 }
 
+fn char_splitter() -> Result<Split, TokenizerError> {
+    // `[\s\S]` is one code point, newlines included (`.` skips them).
+    Split::new(
+        SplitPattern::Regex(r"[\s\S]".into()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(|e| other("cannot build the char splitter", e))
+}
+
+/// The char -> id table when `inner` is exactly a char tokenizer of this
+/// module (WordLevel with single-char tokens, our splitter, no normalizer,
+/// no added tokens), so `encode` may skip the pipeline.
+fn char_fast_path(
+    inner: &tokenizers::Tokenizer,
+) -> Option<(std::collections::HashMap<char, u32>, u32)> {
+    let ModelWrapper::WordLevel(model) = inner.get_model() else {
+        return None;
+    };
+    if inner.get_normalizer().is_some() || !inner.get_added_tokens_decoder().is_empty() {
+        return None;
+    }
+    let ours = serde_json::to_value(PreTokenizerWrapper::from(char_splitter().ok()?)).ok()?;
+    if serde_json::to_value(inner.get_pre_tokenizer()?).ok()? != ours {
+        return None;
+    }
+    let vocab = inner.get_vocab(false);
+    let unk = *vocab.get(&model.unk_token)?;
+    let mut map = std::collections::HashMap::with_capacity(vocab.len());
+    for (token, id) in vocab {
+        let mut chars = token.chars();
+        if let (Some(c), None) = (chars.next(), chars.next()) {
+            map.insert(c, id);
+        }
+    }
+    Some((map, unk))
+}
+
+/// GPT-2's byte-to-char table, inverted: the char a byte-level token uses
+/// for each byte, back to the byte.
+fn char_to_byte(c: char) -> Option<u8> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<char, u8>> =
+        std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let printable = |b: u32| {
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b)
+        };
+        let mut map = std::collections::HashMap::with_capacity(256);
+        let mut extra = 256u32;
+        for b in 0u32..256 {
+            let code = if printable(b) {
+                b
+            } else {
+                extra += 1;
+                extra - 1
+            };
+            if let (Some(c), Ok(byte)) = (char::from_u32(code), u8::try_from(b)) {
+                map.insert(c, byte);
+            }
+        }
+        map
+    });
+    table.get(&c).copied()
+}
+
+/// The raw bytes of a byte-level token (as the `ByteLevel` decoder does:
+/// a token with a char outside the table stands for its own UTF-8).
+fn token_bytes(token: &str) -> Vec<u8> {
+    token
+        .chars()
+        .map(char_to_byte)
+        .collect::<Option<Vec<u8>>>()
+        .unwrap_or_else(|| token.as_bytes().to_vec())
+}
+
 /// Turns a stream of token ids into text pieces, holding back incomplete
-/// UTF-8 (a byte-level BPE token can be half a character).
+/// UTF-8 (a byte-level BPE token can be half a character). The pushes, then
+/// [`StreamDecoder::finish`], concatenate to `decode` of all the ids; the
+/// pushes alone already do when the ids end on a whole character.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
+    /// Byte-level: bytes not yet emitted (an incomplete character).
+    pending: Vec<u8>,
+    /// Whole-sequence mode: the ids so far and the bytes of text emitted.
     ids: Vec<u32>,
     emitted: usize,
 }
@@ -78,15 +357,85 @@ impl StreamDecoder {
     pub fn new() -> Self {
         Self::default()
     }
+
     /// Adds one token; returns the newly complete text (may be empty).
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> String {
-        self.ids.push(id);
-        let text = tok.decode(&self.ids);
-        if text.ends_with('\u{FFFD}') {
-            return String::new();
+        match tok.mode {
+            DecodeMode::Bytes => {
+                if let Some(token) = tok.inner.id_to_token(id) {
+                    self.pending.extend(token_bytes(&token));
+                }
+                self.drain(false)
+            }
+            DecodeMode::PerToken => tok.decode(&[id]),
+            DecodeMode::Whole => {
+                self.ids.push(id);
+                let text = tok.decode(&self.ids);
+                if text.ends_with('\u{FFFD}')
+                    || !text.is_char_boundary(self.emitted.min(text.len()))
+                {
+                    return String::new();
+                }
+                let new = text.get(self.emitted..).unwrap_or("").to_string();
+                self.emitted = text.len();
+                new
+            }
         }
-        let new = text.get(self.emitted..).unwrap_or("").to_string();
-        self.emitted = text.len();
-        new
+    }
+
+    /// Ends the stream: the held-back bytes of an unfinished character, as
+    /// U+FFFD (what `decode` shows for them); "" when nothing is held back.
+    pub fn finish(&mut self, tok: &Tokenizer) -> String {
+        match tok.mode {
+            DecodeMode::Bytes => self.drain(true),
+            DecodeMode::PerToken => String::new(),
+            DecodeMode::Whole => {
+                let text = tok.decode(&self.ids);
+                let new = text.get(self.emitted..).unwrap_or("").to_string();
+                self.emitted = text.len();
+                new
+            }
+        }
+    }
+
+    /// Emits the valid UTF-8 prefix of `pending` (invalid sequences as U+FFFD,
+    /// exactly like `String::from_utf8_lossy`); keeps an incomplete tail
+    /// unless `all`.
+    fn drain(&mut self, all: bool) -> String {
+        let mut out = String::new();
+        let mut start = 0usize;
+        loop {
+            match std::str::from_utf8(&self.pending[start..]) {
+                Ok(s) => {
+                    out.push_str(s);
+                    start = self.pending.len();
+                    break;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    let chunk = &self.pending[start..start + valid];
+                    out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+                    start += valid;
+                    match e.error_len() {
+                        Some(n) => {
+                            out.push('\u{FFFD}');
+                            start += n;
+                        }
+                        None => {
+                            if all {
+                                out.push('\u{FFFD}');
+                                start = self.pending.len();
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.pending.drain(..start);
+        out
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,12 @@ use ratatui::style::Color;
 use ratatui::widgets::Widget;
 use tui_support::*;
 
-fn render_heat(theme: &Theme, cursor: usize, w: u16, h: u16) -> (Buffer, headsup::ui::heatmap::HeatmapGeometry) {
+fn render_heat(
+    theme: &Theme,
+    cursor: usize,
+    w: u16,
+    h: u16,
+) -> (Buffer, headsup::ui::heatmap::HeatmapGeometry) {
     let map = attention(&["a", "b", "c", "d"], 1, 1);
     let area = Rect::new(0, 0, w, h);
     let mut buf = Buffer::empty(area);
@@ -49,12 +54,18 @@ fn sixteen_colours_use_shade_characters() {
     // Every colour is one of the 16 named ones.
     for y in 0..10 {
         for x in 0..20 {
-            assert!(!matches!(buf[(x, y)].fg, Color::Rgb(..) | Color::Indexed(_)));
+            assert!(!matches!(
+                buf[(x, y)].fg,
+                Color::Rgb(..) | Color::Indexed(_)
+            ));
         }
     }
     // Row labels on the left, key labels below.
     assert_eq!(buf[(0, g.grid.y + 2)].symbol(), "c");
-    assert_eq!(buf[(g.grid.x + 2, g.grid.bottom())].symbol(), "b");
+    assert_eq!(
+        buf[(g.grid.x + g.cell_width, g.grid.bottom())].symbol(),
+        "b"
+    );
 }
 
 #[test]
@@ -63,8 +74,16 @@ fn true_colour_uses_the_gradient() {
     let (buf, g) = render_heat(&theme, 0, 20, 10);
     let cell = |q: u16, k: u16| &buf[(g.grid.x + k * g.cell_width, g.grid.y + q)];
     assert_eq!(cell(0, 0).symbol(), "█");
-    assert_eq!(cell(0, 0).fg, Color::Rgb(0xfc, 0xfd, 0xbf), "weight 1 = last stop");
-    assert_eq!(cell(0, 1).fg, Color::Rgb(0x0b, 0x0d, 0x21), "weight 0 = first stop");
+    assert_eq!(
+        cell(0, 0).fg,
+        Color::Rgb(0xfc, 0xfd, 0xbf),
+        "weight 1 = last stop"
+    );
+    assert_eq!(
+        cell(0, 1).fg,
+        Color::Rgb(0x0b, 0x0d, 0x21),
+        "weight 0 = first stop"
+    );
     assert_eq!(cell(3, 3).fg, theme.heat(0.75));
     assert!(matches!(cell(2, 0).fg, Color::Rgb(..)));
 }
@@ -75,7 +94,10 @@ fn ansi256_maps_to_indexed_colours() {
     let (buf, g) = render_heat(&theme, 0, 20, 10);
     for q in 0..4u16 {
         for k in 0..4u16 {
-            assert!(matches!(buf[(g.grid.x + k * g.cell_width, g.grid.y + q)].fg, Color::Indexed(_)));
+            assert!(matches!(
+                buf[(g.grid.x + k * g.cell_width, g.grid.y + q)].fg,
+                Color::Indexed(_)
+            ));
         }
     }
 }

@@ -30,7 +30,10 @@ fn focus_cycles_with_tab_and_digits() {
 fn space_pauses_and_resumes() {
     let mut app = busy_app();
     assert_eq!(app.handle_key(ch(' ')), vec![Effect::Send(Command::Pause)]);
-    app.update_event(Event::Paused { step: 500, reason: None });
+    app.update_event(Event::Paused {
+        step: 500,
+        reason: None,
+    });
     assert_eq!(app.handle_key(ch(' ')), vec![Effect::Send(Command::Resume)]);
     assert_eq!(app.handle_key(ch('s')), vec![Effect::Send(Command::Save)]);
     assert_eq!(app.handle_key(ch('e')), vec![Effect::Export]);
@@ -121,12 +124,21 @@ fn slash_commands_change_settings() {
     app.handle_key(key(KeyCode::Enter));
     for cmd in ["/temp 0.5", "/top_k 5", "/top_p 0.9", "/max 64", "/seed 7"] {
         type_str(&mut app, cmd);
-        assert!(app.handle_key(key(KeyCode::Enter)).is_empty(), "{cmd} sends nothing");
+        assert!(
+            app.handle_key(key(KeyCode::Enter)).is_empty(),
+            "{cmd} sends nothing"
+        );
     }
     let s = app.playground.settings;
-    assert_eq!((s.temperature, s.top_k, s.top_p, s.max_new_tokens, s.seed), (0.5, 5, 0.9, 64, 7));
+    assert_eq!(
+        (s.temperature, s.top_k, s.top_p, s.max_new_tokens, s.seed),
+        (0.5, 5, 0.9, 64, 7)
+    );
     let screen = text(&render(&app, 200, 60));
-    assert!(screen.contains("temp 0.5 · top_k 5 · top_p 0.9 · max 64 · seed 7"), "{screen}");
+    assert!(
+        screen.contains("temp 0.5 · top_k 5 · top_p 0.9 · max 64 · seed 7"),
+        "{screen}"
+    );
     type_str(&mut app, "/temp -1");
     app.handle_key(key(KeyCode::Enter));
     assert_eq!(app.playground.settings.temperature, 0.5);
@@ -148,7 +160,10 @@ fn search_filters_records_and_probe_uses_the_selection() {
     assert_eq!(app.browser.visible, vec![1]);
     app.handle_key(key(KeyCode::Enter));
     assert!(!app.browser.searching);
-    assert_eq!(app.selected_record().map(|r| r.title.as_str()), Some("beta.txt"));
+    assert_eq!(
+        app.selected_record().map(|r| r.title.as_str()),
+        Some("beta.txt")
+    );
     app.handle_key(ch('p'));
     let effects = app.handle_key(ch('p'));
     assert_eq!(

@@ -15,12 +15,28 @@ fn every_pane_renders_at_80x24_and_200x60() {
     let app = busy_app();
     for (w, h) in [(80, 24), (200, 60)] {
         let s = text(&render(&app, w, h));
-        for needle in ["dataset", "alpha.txt", "loss", "attention", "playground", "testrun", "running", "step 500/1000"] {
+        for needle in [
+            "dataset",
+            "alpha.txt",
+            "loss",
+            "attention",
+            "playground",
+            "testrun",
+            "running",
+            "step 500/1000",
+        ] {
             assert!(s.contains(needle), "{w}x{h}: missing {needle:?}\n{s}");
         }
     }
     let big = text(&render(&app, 200, 60));
-    for needle in ["best val 3.100", "layer 1/2 head 1/4 · step 250", "top keys", "12.3k tok/s", "vocab", "temp 0.8"] {
+    for needle in [
+        "best val 3.100",
+        "layer 1/2 head 1/4 · step 250",
+        "top keys",
+        "12.3k tok/s",
+        "vocab",
+        "temp 0.8",
+    ] {
         assert!(big.contains(needle), "200x60: missing {needle:?}\n{big}");
     }
 }
@@ -133,8 +149,15 @@ fn tiny_terminals_show_a_message_and_never_panic() {
         app.focus = Pane::ALL[i % 4];
         let buf = render(&app, w, h);
         if w < 60 || h < 16 {
-            let first: String = text(&buf).chars().filter(|c| !c.is_whitespace()).take(8).collect();
-            assert!("terminaltoosmall".starts_with(&first) || first.starts_with("terminal"), "{w}x{h}: {first}");
+            let first: String = text(&buf)
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .take(8)
+                .collect();
+            assert!(
+                "terminaltoosmall".starts_with(&first) || first.starts_with("terminal"),
+                "{w}x{h}: {first}"
+            );
         }
     }
     render(&app, 1, 1);
@@ -156,16 +179,23 @@ fn assert_clean(buf: &ratatui::buffer::Buffer) {
 
 #[test]
 fn untrusted_text_is_escaped_everywhere() {
-    let ds = Dataset {
-        source: "nasty".into(),
-        records: vec![Record {
+    let ds = Dataset::from_records(
+        "nasty",
+        vec![Record {
             title: NASTY.into(),
             text: format!("{NASTY}\nmore {NASTY}"),
         }],
-    };
-    let mut app = app_with(ds, Theme::builtin("dark", ColorDepth::TrueColor).expect("theme"));
+    );
+    let mut app = app_with(
+        ds,
+        Theme::builtin("dark", ColorDepth::TrueColor).expect("theme"),
+    );
     app.update_event(Event::Started(run_info()));
-    app.update_event(Event::Attention(attention(&[NASTY, "\x1b", "\u{202E}", "ok"], 1, 1)));
+    app.update_event(Event::Attention(attention(
+        &[NASTY, "\x1b", "\u{202E}", "ok"],
+        1,
+        1,
+    )));
     app.update_event(Event::Token {
         id: 1,
         text: NASTY.into(),
@@ -179,7 +209,10 @@ fn untrusted_text_is_escaped_everywhere() {
     for (w, h) in [(80, 24), (200, 60), (60, 16)] {
         let buf = render(&app, w, h);
         assert_clean(&buf);
-        assert!(text(&buf).contains("\\e[31m"), "{w}x{h}: escape shown as text");
+        assert!(
+            text(&buf).contains("\\e[31m"),
+            "{w}x{h}: escape shown as text"
+        );
     }
     app.update(headsup::app::Action::FocusPlayground);
     app.update(headsup::app::Action::Zoom);

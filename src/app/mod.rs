@@ -17,7 +17,7 @@ pub mod series;
 
 pub use keymap::{Action, Key, KeyMap, KeyMapError};
 pub use playground::{Entry, InputLine, Playground};
-pub use run::run_workbench;
+pub use run::{run_workbench, run_workbench_or_headless};
 pub use series::Series;
 
 use crate::data::Dataset;
@@ -172,6 +172,8 @@ pub struct AppInit {
     pub dataset: Arc<Dataset>,
     pub tokenizer: Option<Arc<Tokenizer>>,
     pub train_fraction: f64,
+    /// Exact (train, val) token counts when the split is known.
+    pub split: Option<(usize, usize)>,
     pub sample: SampleSettings,
     pub theme: Theme,
     pub keymap: KeyMap,

@@ -29,9 +29,31 @@ struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
-        ratatui::restore();
+        restore_terminal();
     }
+}
+
+fn setup_terminal() -> std::io::Result<ratatui::DefaultTerminal> {
+    crossterm::terminal::enable_raw_mode()?;
+    if let Err(e) =
+        crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)
+    {
+        let _ = crossterm::terminal::disable_raw_mode();
+        return Err(e);
+    }
+    ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
+        .inspect_err(|_| restore_terminal())
+}
+
+/// Leaves the alternate screen, raw mode and mouse capture; safe to repeat.
+fn restore_terminal() {
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = crossterm::terminal::disable_raw_mode();
 }
 
 /// The sampling settings the config asks for.
@@ -92,6 +114,7 @@ pub fn run_workbench(
         dataset: prepared.dataset.clone(),
         tokenizer: Some(prepared.tokenizer.clone()),
         train_fraction: prepared.config.data.train_fraction,
+        split: Some((prepared.split.train.len(), prepared.split.val.len())),
         sample: sample_settings(&prepared),
         theme,
         keymap,
@@ -120,12 +143,16 @@ pub fn run_workbench(
             .context("starting the event thread")?;
     }
 
-    let mut terminal = ratatui::try_init().context("setting up the terminal")?;
+    let mut terminal = setup_terminal().context("setting up the terminal")?;
     let _guard = TerminalGuard;
+    // Restore the terminal when the UI thread panics. Other threads (the
+    // trainer catches its own panics) must not tear the screen down under us.
+    let ui_thread = std::thread::current().id();
     let prev_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
-        ratatui::restore();
+        if std::thread::current().id() == ui_thread {
+            restore_terminal();
+        }
         prev_hook(info);
     }));
     crossterm::execute!(std::io::stdout(), EnableMouseCapture).context("enabling the mouse")?;
@@ -258,4 +285,10 @@ fn wait_for_trainer(thread: std::thread::JoinHandle<()>) {
     if thread.is_finished() {
         let _ = thread.join();
     }
+}
+
+/// The CLI's entry: spawns the trainer and opens the workbench.
+pub fn run_workbench_or_headless(prepared: Prepared, theme: Option<String>) -> anyhow::Result<()> {
+    let handle = crate::train::spawn(&prepared);
+    run_workbench(prepared, handle, theme)
 }

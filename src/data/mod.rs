@@ -1,9 +1,21 @@
 //! Training data: sources (text, dir, jsonl, json, csv, synthetic), the
-//! deterministic train/validation split, and random-window batches.
-//! (Interface stub: the implementation lands with the data/tokenizer work.)
+//! deterministic train/validation split, and statistics for the UI.
+//!
+//! Every source becomes a list of [`Record`]s (what the data browser shows)
+//! and one training stream, [`Dataset::corpus`]. A single text file is cut
+//! into windows of about 1–2 KB at line boundaries; its corpus is the file's
+//! text exactly.
 
-use crate::config::DataConfig;
+mod sources;
+mod synthetic;
+
+#[cfg(test)]
+mod tests;
+
+use crate::config::{DataConfig, SourceKind};
 use std::path::PathBuf;
+
+pub use synthetic::generate as generate_synthetic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -11,6 +23,20 @@ pub enum DataError {
     File { path: PathBuf, message: String },
     #[error("data: {0}")]
     Other(String),
+}
+
+impl DataError {
+    pub(crate) fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> DataError {
+        DataError::File {
+            path: path.into(),
+            message: one_line(&message.into()),
+        }
+    }
+}
+
+/// Collapses a message onto one line.
+pub(crate) fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// One record of the dataset: a file, a JSON/CSV record, a synthetic example,
@@ -27,27 +53,174 @@ pub struct Dataset {
     /// Human description of the source (path and kind).
     pub source: String,
     pub records: Vec<Record>,
+    /// True when the records are consecutive windows of one text (a `text`
+    /// source): the corpus is then their plain concatenation, which is the
+    /// original text byte for byte.
+    pub contiguous: bool,
 }
 
+/// Size statistics for the UI's statistics panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetStats {
+    pub records: usize,
+    /// UTF-8 bytes of all records.
+    pub bytes: usize,
+    /// Unicode scalar values of all records.
+    pub chars: usize,
+    /// Distinct characters (the size of a character vocabulary, without `[UNK]`).
+    pub distinct_chars: usize,
+    /// Shortest and longest record, in chars.
+    pub min_chars: usize,
+    pub max_chars: usize,
+    pub mean_chars: f64,
+    /// Record lengths in chars, in up to [`HISTOGRAM_BUCKETS`] equal-width buckets
+    /// from `min_chars` to `max_chars` (fewer when the range is narrower).
+    pub histogram: Vec<LengthBucket>,
+}
+
+/// Records whose length in chars lies in `lo..=hi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LengthBucket {
+    pub lo: usize,
+    pub hi: usize,
+    pub count: usize,
+}
+
+/// Buckets of [`DatasetStats::histogram`].
+pub const HISTOGRAM_BUCKETS: usize = 10;
+
 impl Dataset {
-    /// Loads the records a config names.
-    pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset, DataError> {
-        let _ = (cfg, seed);
-        Err(DataError::Other("not yet implemented".into()))
+    /// A dataset of independent records (the corpus joins them with "\n").
+    pub fn from_records(source: impl Into<String>, records: Vec<Record>) -> Dataset {
+        Dataset {
+            source: source.into(),
+            records,
+            contiguous: false,
+        }
     }
-    /// All records joined into one training stream (records separated by "\n").
+
+    /// Loads the records a config names. `seed` drives synthetic data.
+    pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset, DataError> {
+        let path = match (cfg.source, cfg.path.as_deref()) {
+            (SourceKind::Synthetic, _) => {
+                if cfg.synthetic_records == 0 {
+                    return Err(DataError::Other(
+                        "data.synthetic_records is 0; set it to at least 1 (e.g. 2000)".into(),
+                    ));
+                }
+                return Ok(synthetic::generate(cfg.task, cfg.synthetic_records, seed));
+            }
+            (_, Some(p)) => p,
+            (kind, None) => {
+                return Err(DataError::Other(format!(
+                    "data.source = {} needs data.path (or --data PATH)",
+                    source_name(kind)
+                )));
+            }
+        };
+        let ds = match cfg.source {
+            SourceKind::Dir => sources::load_dir(path)?,
+            SourceKind::Jsonl => sources::load_jsonl(path, &cfg.field)?,
+            SourceKind::Json => {
+                let json_path = if cfg.json_path.trim().is_empty() {
+                    cfg.field.as_str()
+                } else {
+                    cfg.json_path.as_str()
+                };
+                sources::load_json(path, json_path)?
+            }
+            SourceKind::Csv => sources::load_csv(path, &cfg.field)?,
+            SourceKind::Text | SourceKind::Synthetic => sources::load_text(path)?,
+        };
+        if ds.total_bytes() == 0 {
+            return Err(DataError::file(
+                path,
+                "contains no text (every record is empty); check data.field / data.json_path",
+            ));
+        }
+        Ok(ds)
+    }
+
+    /// All records joined into one training stream: records separated by "\n"
+    /// (none added after a record that already ends with one); for a text
+    /// source, the file's text exactly.
     pub fn corpus(&self) -> String {
-        let mut s = String::new();
+        let mut s = String::with_capacity(self.total_bytes() + self.records.len());
         for r in &self.records {
             s.push_str(&r.text);
-            if !r.text.ends_with('\n') {
+            if !self.contiguous && !r.text.ends_with('\n') {
                 s.push('\n');
             }
         }
         s
     }
+
     pub fn total_bytes(&self) -> usize {
         self.records.iter().map(|r| r.text.len()).sum()
+    }
+
+    /// Counts and a length histogram for the statistics panel.
+    pub fn stats(&self) -> DatasetStats {
+        let lens: Vec<usize> = self
+            .records
+            .iter()
+            .map(|r| r.text.chars().count())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for r in &self.records {
+            seen.extend(r.text.chars());
+        }
+        let chars: usize = lens.iter().sum();
+        let min_chars = lens.iter().copied().min().unwrap_or(0);
+        let max_chars = lens.iter().copied().max().unwrap_or(0);
+        let mean_chars = if lens.is_empty() {
+            0.0
+        } else {
+            chars as f64 / lens.len() as f64
+        };
+        DatasetStats {
+            records: self.records.len(),
+            bytes: self.total_bytes(),
+            chars,
+            distinct_chars: seen.len(),
+            min_chars,
+            max_chars,
+            mean_chars,
+            histogram: histogram(&lens, min_chars, max_chars),
+        }
+    }
+}
+
+fn histogram(lens: &[usize], min: usize, max: usize) -> Vec<LengthBucket> {
+    if lens.is_empty() {
+        return Vec::new();
+    }
+    let range = max - min + 1;
+    let n = range.min(HISTOGRAM_BUCKETS);
+    let width = range.div_ceil(n);
+    let mut buckets: Vec<LengthBucket> = (0..n)
+        .map(|i| LengthBucket {
+            lo: min + i * width,
+            hi: (min + (i + 1) * width - 1).min(max),
+            count: 0,
+        })
+        .collect();
+    buckets.retain(|b| b.lo <= max);
+    for &l in lens {
+        let i = ((l - min) / width).min(buckets.len() - 1);
+        buckets[i].count += 1;
+    }
+    buckets
+}
+
+pub(crate) fn source_name(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Text => "text",
+        SourceKind::Dir => "dir",
+        SourceKind::Jsonl => "jsonl",
+        SourceKind::Json => "json",
+        SourceKind::Csv => "csv",
+        SourceKind::Synthetic => "synthetic",
     }
 }
 
@@ -61,7 +234,12 @@ pub struct TokenSplit {
 impl TokenSplit {
     /// The first `train_fraction` of the tokens train, the rest validate (as nanoGPT).
     pub fn new(tokens: Vec<u32>, train_fraction: f64) -> TokenSplit {
-        let n = ((tokens.len() as f64) * train_fraction).round() as usize;
+        let f = if train_fraction.is_finite() {
+            train_fraction.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let n = ((tokens.len() as f64) * f).round() as usize;
         let n = n.min(tokens.len());
         let val = tokens[n..].to_vec();
         let mut train = tokens;

@@ -15,20 +15,43 @@ pub enum Event {
     /// Attention probabilities of every layer and head on the probe text.
     Attention(AttentionMap),
     /// One generated token of the request `id`.
-    Token { id: u64, text: String, prob: f32 },
+    Token {
+        id: u64,
+        text: String,
+        prob: f32,
+    },
     /// Generation `id` finished.
-    GenerationDone { id: u64, tokens: usize, tokens_per_sec: f64 },
+    GenerationDone {
+        id: u64,
+        tokens: usize,
+        tokens_per_sec: f64,
+    },
     /// A checkpoint was written (completely) at `path`.
-    Checkpoint { step: usize, path: PathBuf },
+    Checkpoint {
+        step: usize,
+        path: PathBuf,
+    },
     /// Training paused (by command, or by the non-finite guard with a reason).
-    Paused { step: usize, reason: Option<String> },
-    Resumed { step: usize },
+    Paused {
+        step: usize,
+        reason: Option<String>,
+    },
+    Resumed {
+        step: usize,
+    },
     /// All `max_iters` steps done (a final checkpoint was saved).
-    Finished { step: usize },
+    Finished {
+        step: usize,
+    },
     /// Stopped on request (a checkpoint was saved).
-    Stopped { step: usize },
+    Stopped {
+        step: usize,
+    },
     /// A fatal error; the thread has ended.
-    Failed { step: usize, error: String },
+    Failed {
+        step: usize,
+        error: String,
+    },
     /// A non-fatal message (e.g. "checkpoint saved", "skipped a torn line").
     Log(String),
 }
@@ -41,7 +64,9 @@ pub enum Command {
     /// Save a checkpoint now.
     Save,
     /// Recompute the attention probe now, optionally on new text.
-    Probe { text: Option<String> },
+    Probe {
+        text: Option<String>,
+    },
     /// Generate from the current weights; tokens come back as `Event::Token { id }`.
     Generate(GenerateRequest),
     /// Save a checkpoint and end the thread (answers with `Event::Stopped`).

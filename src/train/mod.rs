@@ -1,11 +1,17 @@
 //! The training engine: the loop, schedule, clipping, evaluation, checkpoints,
 //! the run directory, and the event/command types its consumers use.
 
+pub mod batch;
 pub mod events;
+pub mod headless;
+pub mod optim;
+pub mod run_dir;
+pub mod schedule;
+pub mod trainer;
 pub use events::*;
 
 use crate::config::Config;
-use crate::data::Dataset;
+use crate::data::{Dataset, TokenSplit};
 use crate::tokenizer::Tokenizer;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -20,6 +26,10 @@ pub struct Prepared {
     pub run_dir: PathBuf,
     pub dataset: Arc<Dataset>,
     pub tokenizer: Arc<Tokenizer>,
+    /// The token streams for training and validation.
+    pub split: Arc<TokenSplit>,
+    /// When resuming: the checkpoint directory to continue from.
+    pub resume_from: Option<PathBuf>,
 }
 
 /// Where the run directory goes and whether to resume.
@@ -39,4 +49,188 @@ pub struct TrainerHandle {
     /// it saves a checkpoint and sends `Event::Stopped`.
     pub stop: Arc<AtomicBool>,
     pub thread: JoinHandle<()>,
+}
+
+/// Parses `cuda` / `cuda:N` into the device ordinal.
+pub fn cuda_ordinal(device: &str) -> Option<usize> {
+    match device {
+        "cuda" => Some(0),
+        d => d.strip_prefix("cuda:").and_then(|n| n.parse().ok()),
+    }
+}
+
+/// The default parent of run directories: the user's data directory.
+pub fn default_runs_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "headsup")
+        .map(|d| d.data_dir().join("runs"))
+        .unwrap_or_else(|| PathBuf::from("runs"))
+}
+
+/// Loads data and tokenizer, checks everything, and lays out the run directory.
+/// Every failure is one line naming the file or key and what to do.
+pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prepared> {
+    use anyhow::Context;
+    let mut resume_from = None;
+    let run_dir;
+    if let Some(run) = &opts.resume {
+        let cfg_path = run.join("config.toml");
+        if !cfg_path.is_file() {
+            anyhow::bail!(
+                "run {}: no config.toml there; --resume takes a run directory made by `headsup train`",
+                run.display()
+            );
+        }
+        config = Config::load(&cfg_path)?;
+        let ck = run_dir::latest_checkpoint(run).ok_or_else(|| {
+            anyhow::anyhow!(
+                "run {}: no complete checkpoint to resume from; start it again without --resume",
+                run.display()
+            )
+        })?;
+        resume_from = Some(ck);
+        run_dir = run.clone();
+    } else {
+        config.validate()?;
+        run_dir = match &opts.out {
+            Some(o) => o.clone(),
+            None => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                default_runs_dir().join(format!("{}-{stamp}", sanitize_name(&config.name)))
+            }
+        };
+    }
+    config.validate()?;
+    #[cfg(not(feature = "cuda"))]
+    if config.device != "cpu" {
+        anyhow::bail!(
+            "device `{}`: this build has no CUDA support; rebuild with `cargo build --release --features cuda` or use --device cpu",
+            config.device
+        );
+    }
+    if let Some(p) = &config.data.path {
+        if let Ok(abs) = std::fs::canonicalize(p) {
+            config.data.path = Some(abs);
+        }
+    }
+    let dataset = Dataset::load(&config.data, config.seed)?;
+    let corpus = dataset.corpus();
+    let tokenizer = if let Some(ck) = &resume_from {
+        Tokenizer::load(&ck.join("tokenizer.json"))?
+    } else if let Some(init) = &config.train.init_from {
+        let gcfg = crate::model::checkpoint::load_config(init)?;
+        config.model.n_layer = gcfg.n_layer;
+        config.model.n_head = gcfg.n_head;
+        config.model.n_embd = gcfg.n_embd;
+        config.model.block_size = gcfg.n_positions;
+        Tokenizer::load(&init.join("tokenizer.json"))?
+    } else {
+        Tokenizer::build(&config.tokenizer, &corpus)?
+    };
+    let tokens = tokenizer.encode(&corpus);
+    let split = TokenSplit::new(tokens, config.data.train_fraction);
+    let need = config.model.block_size + 1;
+    let what = config
+        .data
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| format!("synthetic {:?}", config.data.task).to_lowercase());
+    if split.train.len() < need || split.val.len() < need {
+        anyhow::bail!(
+            "data {what}: too short: {} tokens give {} for training and {} for validation, each needs at least model.block_size + 1 = {need}; use more text or a smaller block_size",
+            split.train.len() + split.val.len(),
+            split.train.len(),
+            split.val.len()
+        );
+    }
+    std::fs::create_dir_all(&run_dir).with_context(|| {
+        format!(
+            "run directory {}: cannot create it; choose another with --out",
+            run_dir.display()
+        )
+    })?;
+    if resume_from.is_none() {
+        crate::fsutil::atomic_write(
+            &run_dir.join("config.toml"),
+            config.to_toml_string().as_bytes(),
+        )
+        .with_context(|| {
+            format!(
+                "run directory {}: cannot write config.toml",
+                run_dir.display()
+            )
+        })?;
+        tokenizer.save(&run_dir.join("tokenizer.json"))?;
+    }
+    Ok(Prepared {
+        config,
+        run_dir,
+        dataset: Arc::new(dataset),
+        tokenizer: Arc::new(tokenizer),
+        split: Arc::new(split),
+        resume_from,
+    })
+}
+
+fn sanitize_name(s: &str) -> String {
+    let n: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if n.is_empty() {
+        "run".into()
+    } else {
+        n
+    }
+}
+
+/// Starts the training thread.
+pub fn spawn(prepared: &Prepared) -> TrainerHandle {
+    let (ctx, crx) = std::sync::mpsc::channel();
+    let (etx, erx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let p = Prepared {
+        config: prepared.config.clone(),
+        run_dir: prepared.run_dir.clone(),
+        dataset: prepared.dataset.clone(),
+        tokenizer: prepared.tokenizer.clone(),
+        split: prepared.split.clone(),
+        resume_from: prepared.resume_from.clone(),
+    };
+    let stop2 = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("trainer".into())
+        .spawn(move || {
+            let events = etx.clone();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                trainer::run_thread(p, etx, crx, stop2)
+            }));
+            if let Err(panic) = result {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                let _ = events.send(Event::Failed {
+                    step: 0,
+                    error: format!("internal error in the trainer: {msg}"),
+                });
+            }
+        })
+        .expect("spawning the trainer thread");
+    TrainerHandle {
+        commands: ctx,
+        events: erx,
+        stop,
+        thread,
+    }
 }

@@ -33,10 +33,7 @@ pub fn dataset() -> Dataset {
             text: format!("record number {i} {}", "x".repeat(i * 3)),
         });
     }
-    Dataset {
-        source: "test fixture".into(),
-        records,
-    }
+    Dataset::from_records("test fixture", records)
 }
 
 pub fn settings() -> SampleSettings {
@@ -58,6 +55,7 @@ pub fn app_with(ds: Dataset, theme: Theme) -> App {
         dataset: Arc::new(ds),
         tokenizer: None,
         train_fraction: 0.9,
+        split: None,
         sample: settings(),
         theme,
         keymap: KeyMap::default(),
@@ -65,7 +63,10 @@ pub fn app_with(ds: Dataset, theme: Theme) -> App {
 }
 
 pub fn app() -> App {
-    app_with(dataset(), Theme::builtin("dark", ColorDepth::TrueColor).expect("dark theme"))
+    app_with(
+        dataset(),
+        Theme::builtin("dark", ColorDepth::TrueColor).expect("dark theme"),
+    )
 }
 
 pub fn run_info() -> RunInfo {
@@ -134,7 +135,11 @@ pub fn busy_app() -> App {
         val_loss: 3.1,
         best_val_loss: 3.1,
     }));
-    a.update_event(Event::Attention(attention(&["the", " cat", " sat", " on", " the", " mat"], 2, 4)));
+    a.update_event(Event::Attention(attention(
+        &["the", " cat", " sat", " on", " the", " mat"],
+        2,
+        4,
+    )));
     a
 }
 

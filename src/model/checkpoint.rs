@@ -1,0 +1,290 @@
+//! Checkpoints in Hugging Face GPT-2 layout: `config.json` (GPT2Config keys),
+//! `model.safetensors` (GPT-2 tensor names, Conv1D `[in, out]` weights),
+//! written atomically; loading checks names, dtypes and shapes.
+
+use super::{Gpt, GptConfig};
+use crate::fsutil::atomic_write;
+use ::safetensors::tensor::{Dtype as StDtype, TensorView};
+use dfdx::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint {path}: {message}")]
+    Bad { path: PathBuf, message: String },
+    #[error("checkpoint {path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> CheckpointError {
+    CheckpointError::Bad {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// `config.json` in the GPT2Config format.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HfConfig {
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    #[serde(default = "gpt2")]
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub n_positions: usize,
+    #[serde(default)]
+    pub n_ctx: Option<usize>,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    #[serde(default = "eps")]
+    pub layer_norm_epsilon: f64,
+    #[serde(default = "gelu_new")]
+    pub activation_function: String,
+    #[serde(default)]
+    pub resid_pdrop: f64,
+    #[serde(default)]
+    pub embd_pdrop: f64,
+    #[serde(default)]
+    pub attn_pdrop: f64,
+    #[serde(default = "init_range")]
+    pub initializer_range: f64,
+    #[serde(default = "yes")]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub torch_dtype: Option<String>,
+}
+
+fn gpt2() -> String {
+    "gpt2".into()
+}
+fn eps() -> f64 {
+    1e-5
+}
+fn gelu_new() -> String {
+    "gelu_new".into()
+}
+fn init_range() -> f64 {
+    0.02
+}
+fn yes() -> bool {
+    true
+}
+
+impl HfConfig {
+    pub fn from_gpt(cfg: &GptConfig) -> Self {
+        HfConfig {
+            architectures: vec!["GPT2LMHeadModel".into()],
+            model_type: "gpt2".into(),
+            vocab_size: cfg.vocab_size,
+            n_positions: cfg.n_positions,
+            n_ctx: Some(cfg.n_positions),
+            n_embd: cfg.n_embd,
+            n_layer: cfg.n_layer,
+            n_head: cfg.n_head,
+            n_inner: None,
+            layer_norm_epsilon: super::LN_EPS,
+            activation_function: "gelu_new".into(),
+            resid_pdrop: 0.0,
+            embd_pdrop: 0.0,
+            attn_pdrop: 0.0,
+            initializer_range: 0.02,
+            tie_word_embeddings: true,
+            torch_dtype: Some("float32".into()),
+        }
+    }
+    pub fn to_gpt(&self) -> GptConfig {
+        GptConfig {
+            vocab_size: self.vocab_size,
+            n_positions: self.n_positions,
+            n_embd: self.n_embd,
+            n_layer: self.n_layer,
+            n_head: self.n_head,
+        }
+    }
+}
+
+/// Serializes named f32 tensors to safetensors bytes.
+pub fn safetensors_bytes(
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    meta: Option<BTreeMap<String, String>>,
+) -> Vec<u8> {
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                s.clone(),
+                d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = raw
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(StDtype::F32, s.clone(), b).expect("shape matches data length"),
+            )
+        })
+        .collect();
+    let meta = meta.map(|m| m.into_iter().collect());
+    ::safetensors::serialize(views, &meta).expect("serializing in-memory tensors")
+}
+
+/// Reads every tensor of a safetensors file as f32, with clear errors.
+pub fn read_safetensors(
+    path: &Path,
+) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
+    if bytes.is_empty() {
+        return Err(bad(
+            path,
+            "file is empty; the checkpoint is incomplete, use an earlier one",
+        ));
+    }
+    let st = ::safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        bad(
+            path,
+            format!("not a valid safetensors file ({e:?}); it may be truncated or corrupt, use an earlier checkpoint"),
+        )
+    })?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != StDtype::F32 {
+            return Err(bad(
+                path,
+                format!(
+                    "tensor `{name}` has dtype {:?}; headsup reads float32 only",
+                    view.dtype()
+                ),
+            ));
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.insert(name, (view.shape().to_vec(), data));
+    }
+    Ok(out)
+}
+
+/// Writes `config.json` and `model.safetensors` of `model` into `dir`.
+pub fn save_model<D: Device<f32>>(model: &Gpt<D>, dir: &Path) -> Result<(), CheckpointError> {
+    std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Write {
+        path: dir.into(),
+        source,
+    })?;
+    let cfg =
+        serde_json::to_string_pretty(&HfConfig::from_gpt(&model.cfg)).expect("config serializes");
+    let cfg_path = dir.join("config.json");
+    atomic_write(&cfg_path, cfg.as_bytes()).map_err(|source| CheckpointError::Write {
+        path: cfg_path,
+        source,
+    })?;
+    let mut meta = BTreeMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    let bytes = safetensors_bytes(&model.to_host(), Some(meta));
+    let st_path = dir.join("model.safetensors");
+    atomic_write(&st_path, &bytes).map_err(|source| CheckpointError::Write {
+        path: st_path,
+        source,
+    })
+}
+
+/// Reads `config.json` of a checkpoint directory.
+pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
+    if !dir.is_dir() {
+        return Err(bad(dir, "is not a directory; give the checkpoint directory (it holds config.json and model.safetensors)"));
+    }
+    let p = dir.join("config.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| bad(&p, format!("cannot read: {e}")))?;
+    let hf: HfConfig = serde_json::from_str(&text)
+        .map_err(|e| bad(&p, format!("not a GPT-2 config.json: {e}")))?;
+    if hf.activation_function != "gelu_new" && hf.activation_function != "gelu_pytorch_tanh" {
+        return Err(bad(
+            &p,
+            format!(
+                "activation_function `{}` is not supported (headsup uses gelu_new)",
+                hf.activation_function
+            ),
+        ));
+    }
+    let cfg = hf.to_gpt();
+    if cfg.n_head == 0
+        || cfg.n_embd % cfg.n_head != 0
+        || cfg.n_layer == 0
+        || cfg.vocab_size == 0
+        || cfg.n_positions == 0
+    {
+        return Err(bad(
+            &p,
+            "sizes are inconsistent (n_embd must divide by n_head, all sizes positive)",
+        ));
+    }
+    Ok(cfg)
+}
+
+/// Loads a model from a checkpoint directory, checking every tensor.
+pub fn load_model<D: Device<f32>>(dev: &D, dir: &Path) -> Result<Gpt<D>, CheckpointError> {
+    let cfg = load_config(dir)?;
+    let st_path = dir.join("model.safetensors");
+    let mut tensors = read_safetensors(&st_path)?;
+    // Accept GPT2Model names without the `transformer.` prefix too.
+    let keys: Vec<String> = tensors.keys().cloned().collect();
+    for k in keys {
+        if !k.starts_with("transformer.") && !k.starts_with("lm_head.") {
+            if let Some(v) = tensors.remove(&k) {
+                tensors.insert(format!("transformer.{k}"), v);
+            }
+        }
+    }
+    let mut model = Gpt::new(dev, cfg, 0);
+    let mut err = None;
+    model.visit_mut(|name, mut p| {
+        if err.is_some() {
+            return;
+        }
+        let want = p.shape();
+        match tensors.remove(&name) {
+            None => {
+                err = Some(bad(
+                    &st_path,
+                    format!("tensor `{name}` is missing; the file does not match config.json"),
+                ))
+            }
+            Some((shape, data)) => {
+                if shape != want {
+                    err = Some(bad(
+                        &st_path,
+                        format!(
+                            "tensor `{name}` has shape {shape:?} but config.json implies {want:?}"
+                        ),
+                    ));
+                } else {
+                    p.copy_from(&data);
+                }
+            }
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    tensors.retain(|k, _| {
+        !(k.ends_with(".attn.bias") || k.ends_with(".attn.masked_bias") || k == "lm_head.weight")
+    });
+    if let Some(extra) = tensors.keys().next() {
+        return Err(bad(
+            &st_path,
+            format!("unexpected tensor `{extra}`; is this a GPT-2 checkpoint?"),
+        ));
+    }
+    Ok(model)
+}

@@ -1,0 +1,167 @@
+//! The run directory: `config.toml` (the config as used), `metrics.jsonl`,
+//! `tokenizer.json`, and `checkpoints/step-NNNNNNN/` (each a Hugging Face GPT-2
+//! directory plus optimizer and trainer state), with `checkpoints/LATEST`
+//! naming the newest complete one. A checkpoint is written into a temporary
+//! directory and renamed into place only when every file is on disk.
+
+use crate::fsutil::{atomic_write, sync_dir};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const CHECKPOINTS: &str = "checkpoints";
+
+pub fn checkpoints_dir(run: &Path) -> PathBuf {
+    run.join(CHECKPOINTS)
+}
+
+pub fn step_dir_name(step: usize) -> String {
+    format!("step-{step:07}")
+}
+
+/// Moves a finished temporary checkpoint directory into place and points
+/// `LATEST` at it; then removes older checkpoints beyond `keep`.
+pub fn commit_checkpoint(
+    run: &Path,
+    tmp: &Path,
+    step: usize,
+    keep: usize,
+) -> std::io::Result<PathBuf> {
+    let ck = checkpoints_dir(run);
+    let dst = ck.join(step_dir_name(step));
+    if dst.exists() {
+        fs::remove_dir_all(&dst)?;
+    }
+    sync_dir(tmp);
+    fs::rename(tmp, &dst)?;
+    sync_dir(&ck);
+    atomic_write(&ck.join("LATEST"), step_dir_name(step).as_bytes())?;
+    let mut all = list_checkpoints(run);
+    all.retain(|(s, _)| *s != step);
+    let keep_old = keep.saturating_sub(1);
+    if all.len() > keep_old {
+        for (_, p) in &all[..all.len() - keep_old] {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+    Ok(dst)
+}
+
+/// A fresh temporary directory for a checkpoint being written.
+pub fn temp_checkpoint_dir(run: &Path, step: usize) -> std::io::Result<PathBuf> {
+    let ck = checkpoints_dir(run);
+    fs::create_dir_all(&ck)?;
+    let tmp = ck.join(format!(".tmp-{}", step_dir_name(step)));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp)?;
+    }
+    fs::create_dir_all(&tmp)?;
+    Ok(tmp)
+}
+
+/// Complete checkpoints, oldest first.
+pub fn list_checkpoints(run: &Path) -> Vec<(usize, PathBuf)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(checkpoints_dir(run)) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name
+                .strip_prefix("step-")
+                .and_then(|s| s.parse::<usize>().ok())
+            {
+                if e.path().join("trainer_state.json").is_file() {
+                    out.push((n, e.path()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The newest complete checkpoint: the one `LATEST` names if it is complete,
+/// else the highest-numbered complete one.
+pub fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
+    let ck = checkpoints_dir(run);
+    if let Ok(name) = fs::read_to_string(ck.join("LATEST")) {
+        let p = ck.join(name.trim());
+        if p.join("trainer_state.json").is_file() {
+            return Some(p);
+        }
+    }
+    list_checkpoints(run).pop().map(|(_, p)| p)
+}
+
+/// Appends JSON lines to `metrics.jsonl`, one per event, flushed each time.
+pub struct MetricsWriter {
+    file: Option<fs::File>,
+}
+
+impl MetricsWriter {
+    pub fn open(run: &Path) -> Self {
+        let path = run.join("metrics.jsonl");
+        // A line torn by a crash must not swallow the next one.
+        if let Ok(bytes) = fs::read(&path) {
+            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
+                if let Ok(mut f) = OpenOptions::new().append(true).open(&path) {
+                    let _ = f.write_all(b"\n");
+                }
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .ok();
+        MetricsWriter { file }
+    }
+
+    pub fn write(&mut self, value: &serde_json::Value) {
+        if let Some(f) = &mut self.file {
+            let mut line = value.to_string();
+            line.push('\n');
+            let _ = f.write_all(line.as_bytes());
+            let _ = f.flush();
+        }
+    }
+}
+
+/// Reads `metrics.jsonl`, skipping (and counting) lines that do not parse,
+/// such as a last line torn by a crash.
+pub fn read_metrics(path: &Path) -> std::io::Result<(Vec<serde_json::Value>, usize)> {
+    let text = fs::read_to_string(path)?;
+    let mut good = Vec::new();
+    let mut bad = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(v) => good.push(v),
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((good, bad))
+}
+
+/// On resume from `step`, drops metrics lines past it (they belong to work
+/// that was lost) and torn lines, so the file reads as one continuous run.
+pub fn truncate_metrics_after(run: &Path, step: usize) -> std::io::Result<usize> {
+    let path = run.join("metrics.jsonl");
+    if !path.exists() {
+        return Ok(0);
+    }
+    let (lines, bad) = read_metrics(&path)?;
+    let kept: Vec<String> = lines
+        .into_iter()
+        .filter(|v| {
+            v.get("step")
+                .and_then(|s| s.as_u64())
+                .map_or(true, |s| s as usize <= step)
+        })
+        .map(|v| v.to_string())
+        .collect();
+    let mut text = kept.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    atomic_write(&path, text.as_bytes())?;
+    Ok(bad)
+}
