@@ -22,6 +22,8 @@ fn register_font() {
 }
 
 type DrawResult = Result<(), String>;
+/// A curve to draw: legend name, points, colour.
+type Curve<'a> = (&'a str, &'a [(f64, f64)], RGBColor);
 
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
@@ -63,7 +65,7 @@ fn draw_loss<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, app: &App) -> Dr
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(err)?;
-    let series: [(&str, &[(f64, f64)], RGBColor); 4] = [
+    let series: [Curve; 4] = [
         ("train", l.train.points(), RGBColor(150, 170, 200)),
         ("train (ema)", &[], RGBColor(30, 80, 160)),
         ("eval train", l.eval_train.points(), RGBColor(40, 150, 60)),

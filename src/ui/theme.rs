@@ -401,7 +401,7 @@ impl Theme {
     }
     /// Alternating styles for tokenizer pieces.
     pub fn token(&self, index: usize) -> Style {
-        let (fg, bg) = if index % 2 == 0 {
+        let (fg, bg) = if index.is_multiple_of(2) {
             self.token_a
         } else {
             self.token_b
