@@ -45,8 +45,10 @@ fn draw_loss<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, app: &App) -> Dr
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
             (a.min(p.1), b.max(p.1))
         });
-    if !lo.is_finite() || !hi.is_finite() || hi <= lo {
-        (lo, hi) = (0.0, lo.max(0.0) + 1.0);
+    if !lo.is_finite() || !hi.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    } else if hi <= lo {
+        hi = lo + 1.0;
     }
     let mut chart = ChartBuilder::on(root)
         .caption(
