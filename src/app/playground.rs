@@ -1,0 +1,275 @@
+//! The prompt playground's state: an editable input line with history, slash
+//! commands for the sampling settings, and the transcript of generations.
+
+use crate::train::SampleSettings;
+
+/// A one-line text editor; `cursor` counts chars.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputLine {
+    pub text: String,
+    pub cursor: usize,
+}
+
+impl InputLine {
+    fn byte_at(&self, char_idx: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(char_idx)
+            .map(|(i, _)| i)
+            .unwrap_or(self.text.len())
+    }
+    pub fn len_chars(&self) -> usize {
+        self.text.chars().count()
+    }
+    pub fn insert(&mut self, c: char) {
+        let at = self.byte_at(self.cursor);
+        self.text.insert(at, c);
+        self.cursor += 1;
+    }
+    pub fn backspace(&mut self) {
+        if self.cursor > 0 {
+            self.cursor -= 1;
+            let at = self.byte_at(self.cursor);
+            self.text.remove(at);
+        }
+    }
+    pub fn delete(&mut self) {
+        if self.cursor < self.len_chars() {
+            let at = self.byte_at(self.cursor);
+            self.text.remove(at);
+        }
+    }
+    pub fn left(&mut self) {
+        self.cursor = self.cursor.saturating_sub(1);
+    }
+    pub fn right(&mut self) {
+        self.cursor = (self.cursor + 1).min(self.len_chars());
+    }
+    pub fn home(&mut self) {
+        self.cursor = 0;
+    }
+    pub fn end(&mut self) {
+        self.cursor = self.len_chars();
+    }
+    pub fn set(&mut self, text: &str) {
+        self.text = text.to_string();
+        self.cursor = self.len_chars();
+    }
+    pub fn take(&mut self) -> String {
+        self.cursor = 0;
+        std::mem::take(&mut self.text)
+    }
+}
+
+/// One block of the transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Prompt(String),
+    Output {
+        id: u64,
+        text: String,
+        /// (tokens, tokens/s) once done.
+        done: Option<(usize, f64)>,
+    },
+    Info(String),
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Playground {
+    pub input: InputLine,
+    pub editing: bool,
+    pub history: Vec<String>,
+    /// Position while browsing history (None: editing a new line).
+    pub history_pos: Option<usize>,
+    /// The unfinished line saved when history browsing starts.
+    pub draft: String,
+    pub settings: SampleSettings,
+    pub transcript: Vec<Entry>,
+    /// Lines scrolled up from the bottom (0 follows new output).
+    pub scroll: usize,
+    pub next_id: u64,
+}
+
+pub const HELP_TEXT: &str =
+    "commands: /temp X (0 = greedy), /top_k N (0 = off), /top_p X (1 = off), \
+/max N, /seed N, /clear, /help; Enter sends the prompt, Esc leaves input, up/down browse history";
+
+/// What submitting a line did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submit {
+    Nothing,
+    Generate { id: u64, prompt: String },
+    Settings,
+}
+
+impl Playground {
+    pub fn new(settings: SampleSettings) -> Playground {
+        Playground {
+            input: InputLine::default(),
+            editing: false,
+            history: Vec::new(),
+            history_pos: None,
+            draft: String::new(),
+            settings,
+            transcript: Vec::new(),
+            scroll: 0,
+            next_id: 1,
+        }
+    }
+
+    pub fn history_prev(&mut self) {
+        if self.history.is_empty() {
+            return;
+        }
+        let pos = match self.history_pos {
+            None => {
+                self.draft = self.input.text.clone();
+                self.history.len() - 1
+            }
+            Some(p) => p.saturating_sub(1),
+        };
+        self.history_pos = Some(pos);
+        let line = self.history[pos].clone();
+        self.input.set(&line);
+    }
+
+    pub fn history_next(&mut self) {
+        match self.history_pos {
+            None => {}
+            Some(p) if p + 1 < self.history.len() => {
+                self.history_pos = Some(p + 1);
+                let line = self.history[p + 1].clone();
+                self.input.set(&line);
+            }
+            Some(_) => {
+                self.history_pos = None;
+                let draft = std::mem::take(&mut self.draft);
+                self.input.set(&draft);
+            }
+        }
+    }
+
+    /// Enter: a slash command changes settings; other text becomes a request.
+    pub fn submit(&mut self) -> Submit {
+        let line = self.input.take();
+        self.history_pos = None;
+        self.draft.clear();
+        if line.trim().is_empty() {
+            return Submit::Nothing;
+        }
+        if self.history.last() != Some(&line) {
+            self.history.push(line.clone());
+            if self.history.len() > 500 {
+                self.history.remove(0);
+            }
+        }
+        self.scroll = 0;
+        if let Some(cmd) = line.strip_prefix('/') {
+            self.slash(cmd.trim());
+            return Submit::Settings;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.transcript.push(Entry::Prompt(line.clone()));
+        self.transcript.push(Entry::Output {
+            id,
+            text: String::new(),
+            done: None,
+        });
+        Submit::Generate { id, prompt: line }
+    }
+
+    fn slash(&mut self, cmd: &str) {
+        let mut parts = cmd.split_whitespace();
+        let name = parts.next().unwrap_or("");
+        let arg = parts.next();
+        let s = &mut self.settings;
+        let result: Result<String, String> = match (name, arg) {
+            ("clear", _) => {
+                self.transcript.clear();
+                return;
+            }
+            ("help", _) => Ok(HELP_TEXT.to_string()),
+            ("temp" | "temperature", Some(v)) => match v.parse::<f32>() {
+                Ok(t) if t.is_finite() && t >= 0.0 => {
+                    s.temperature = t;
+                    Ok(format!("temperature = {t}"))
+                }
+                _ => Err(format!("/temp {v}: need a number >= 0")),
+            },
+            ("top_k", Some(v)) => match v.parse::<usize>() {
+                Ok(k) => {
+                    s.top_k = k;
+                    Ok(format!("top_k = {k}"))
+                }
+                Err(_) => Err(format!("/top_k {v}: need a whole number >= 0")),
+            },
+            ("top_p", Some(v)) => match v.parse::<f32>() {
+                Ok(p) if p > 0.0 && p <= 1.0 => {
+                    s.top_p = p;
+                    Ok(format!("top_p = {p}"))
+                }
+                _ => Err(format!("/top_p {v}: need a number in (0, 1]")),
+            },
+            ("max", Some(v)) => match v.parse::<usize>() {
+                Ok(n) if n >= 1 => {
+                    s.max_new_tokens = n;
+                    Ok(format!("max new tokens = {n}"))
+                }
+                _ => Err(format!("/max {v}: need a whole number >= 1")),
+            },
+            ("seed", Some(v)) => match v.parse::<u64>() {
+                Ok(n) => {
+                    s.seed = n;
+                    Ok(format!("seed = {n}"))
+                }
+                Err(_) => Err(format!("/seed {v}: need a whole number")),
+            },
+            ("temp" | "temperature" | "top_k" | "top_p" | "max" | "seed", None) => {
+                Err(format!("/{name} needs a value; /help lists the commands"))
+            }
+            _ => Err(format!("unknown command /{name}; try /help")),
+        };
+        match result {
+            Ok(msg) => self.transcript.push(Entry::Info(msg)),
+            Err(msg) => self.transcript.push(Entry::Error(msg)),
+        }
+    }
+
+    pub fn on_token(&mut self, id: u64, text: &str) {
+        if let Some(Entry::Output { text: t, .. }) = self.output_mut(id) {
+            if t.len() < 1 << 20 {
+                t.push_str(text);
+            }
+        } else {
+            self.transcript.push(Entry::Output {
+                id,
+                text: text.to_string(),
+                done: None,
+            });
+        }
+    }
+
+    pub fn on_done(&mut self, id: u64, tokens: usize, tps: f64) {
+        if let Some(Entry::Output { done, .. }) = self.output_mut(id) {
+            *done = Some((tokens, tps));
+        }
+    }
+
+    fn output_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        self.transcript
+            .iter_mut()
+            .rev()
+            .find(|e| matches!(e, Entry::Output { id: i, .. } if *i == id))
+    }
+
+    /// The settings as the pane title shows them.
+    pub fn settings_label(&self) -> String {
+        let s = &self.settings;
+        format!(
+            "temp {} · top_k {} · top_p {} · max {} · seed {}",
+            s.temperature, s.top_k, s.top_p, s.max_new_tokens, s.seed
+        )
+    }
+}

@@ -1,0 +1,235 @@
+//! Loss curves: train loss per step (raw and EMA-smoothed) and eval
+//! train/val overlaid in a `Chart`; the learning rate in a small chart below.
+
+use super::pane_block;
+use super::text::si;
+use crate::app::series::ema;
+use crate::app::{App, Pane};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
+use ratatui::Frame;
+
+/// The curves as the chart shows them (after windowing, smoothing and log).
+pub struct LossCurves {
+    pub train: Vec<(f64, f64)>,
+    pub smooth: Vec<(f64, f64)>,
+    pub eval_train: Vec<(f64, f64)>,
+    pub eval_val: Vec<(f64, f64)>,
+    pub lr: Vec<(f64, f64)>,
+    pub x: [f64; 2],
+    pub y: [f64; 2],
+}
+
+pub fn curves(app: &App) -> LossCurves {
+    let l = &app.loss;
+    let last_x = [l.train.last(), l.eval_val.last()]
+        .into_iter()
+        .flatten()
+        .map(|p| p.0)
+        .fold(0.0f64, f64::max);
+    let min_x = if l.recent {
+        (last_x - l.recent_steps as f64).max(0.0)
+    } else {
+        0.0
+    };
+    let window = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        pts.iter().copied().filter(|p| p.0 >= min_x).collect()
+    };
+    let tf = |v: f64| if l.log_scale { v.max(1e-6).ln() } else { v };
+    let apply = |pts: Vec<(f64, f64)>| -> Vec<(f64, f64)> {
+        pts.into_iter().map(|(x, y)| (x, tf(y))).collect()
+    };
+    let train_raw = window(l.train.points());
+    let smooth = if l.smooth {
+        apply(ema(&train_raw, l.strength))
+    } else {
+        Vec::new()
+    };
+    let train = apply(train_raw);
+    let eval_train = apply(window(l.eval_train.points()));
+    let eval_val = apply(window(l.eval_val.points()));
+    let lr = window(l.lr.points());
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &(_, y) in train
+        .iter()
+        .chain(&eval_train)
+        .chain(&eval_val)
+        .chain(&smooth)
+    {
+        lo = lo.min(y);
+        hi = hi.max(y);
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    LossCurves {
+        train,
+        smooth,
+        eval_train,
+        eval_val,
+        lr,
+        x: [min_x, last_x.max(min_x + 1.0)],
+        y: [lo - pad, hi + pad],
+    }
+}
+
+fn fmt_loss(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let l = &app.loss;
+    let mut flags = Vec::new();
+    if l.smooth {
+        flags.push(format!("ema {:.2}", l.strength));
+    }
+    if l.log_scale {
+        flags.push("log".into());
+    }
+    flags.push(if l.recent {
+        format!("last {} steps", l.recent_steps)
+    } else {
+        "all".into()
+    });
+    let title = Line::from(vec![
+        Span::raw("loss "),
+        Span::styled(flags.join(" · "), t.muted()),
+    ]);
+    let block = pane_block(app, Pane::Loss, title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height == 0 || inner.width == 0 {
+        return;
+    }
+    let lr_h = if inner.height >= 14 {
+        inner.height / 4
+    } else if inner.height >= 8 {
+        3
+    } else {
+        0
+    };
+    let [head, chart_r, lr_r] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(lr_h),
+    ])
+    .areas(inner);
+
+    let fmt_opt = |v: Option<f32>| v.map_or("-".to_string(), |v| fmt_loss(v as f64));
+    let head_line = Line::from(vec![
+        Span::styled("loss ", t.muted()),
+        Span::styled(fmt_opt(app.last_loss), Style::default().fg(t.loss_train())),
+        Span::styled("  best val ", t.muted()),
+        Span::styled(fmt_opt(l.best_val), Style::default().fg(t.eval_val())),
+        Span::styled(format!("  {} tok/s", si(app.tokens_per_sec)), t.muted()),
+    ]);
+    frame.render_widget(Paragraph::new(head_line), head);
+
+    if l.train.is_empty() && l.eval_val.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled("waiting for the first step…", t.muted())),
+            chart_r,
+        );
+        return;
+    }
+    let c = curves(app);
+    let mut sets = Vec::new();
+    let raw_color = if l.smooth {
+        t.border(false).fg.unwrap_or(t.loss_train())
+    } else {
+        t.loss_train()
+    };
+    sets.push(
+        Dataset::default()
+            .name("train")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(raw_color))
+            .data(&c.train),
+    );
+    if l.smooth {
+        sets.push(
+            Dataset::default()
+                .name("ema")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::default().fg(t.loss_smooth()))
+                .data(&c.smooth),
+        );
+    }
+    if !c.eval_train.is_empty() {
+        sets.push(
+            Dataset::default()
+                .name("eval train")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Line)
+                .style(Style::default().fg(t.eval_train()))
+                .data(&c.eval_train),
+        );
+        sets.push(
+            Dataset::default()
+                .name("val")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Line)
+                .style(Style::default().fg(t.eval_val()))
+                .data(&c.eval_val),
+        );
+    }
+    let untf = |v: f64| if l.log_scale { v.exp() } else { v };
+    let ylabels = vec![
+        Span::styled(fmt_loss(untf(c.y[0])), t.muted()),
+        Span::styled(fmt_loss(untf((c.y[0] + c.y[1]) / 2.0)), t.muted()),
+        Span::styled(fmt_loss(untf(c.y[1])), t.muted()),
+    ];
+    let xlabels = vec![
+        Span::styled(format!("{:.0}", c.x[0]), t.muted()),
+        Span::styled(format!("{:.0}", c.x[1]), t.muted()),
+    ];
+    let chart = Chart::new(sets)
+        .style(t.base())
+        .x_axis(Axis::default().bounds(c.x).labels(xlabels).style(t.muted()))
+        .y_axis(Axis::default().bounds(c.y).labels(ylabels).style(t.muted()))
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
+    frame.render_widget(chart, chart_r);
+
+    if lr_h > 0 && !c.lr.is_empty() {
+        let (lo, hi) =
+            c.lr.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                    (a.min(p.1), b.max(p.1))
+                });
+        let (lo, hi) = if hi > lo {
+            (lo, hi)
+        } else {
+            (lo * 0.9, hi * 1.1 + 1e-12)
+        };
+        let lr_set = vec![Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(t.lr()))
+            .data(&c.lr)];
+        let lr_chart = Chart::new(lr_set)
+            .style(t.base())
+            .x_axis(Axis::default().bounds(c.x).style(t.muted()))
+            .y_axis(
+                Axis::default()
+                    .bounds([lo, hi])
+                    .labels(vec![
+                        Span::styled(format!("{lo:.1e}"), t.muted()),
+                        Span::styled(format!("lr {hi:.1e}"), t.muted()),
+                    ])
+                    .style(t.muted()),
+            )
+            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
+        frame.render_widget(lr_chart, lr_r);
+    }
+}

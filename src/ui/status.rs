@@ -1,0 +1,63 @@
+//! The status bar: run name, state, step/total with a gauge and ETA,
+//! tokens/s, device, the latest message. Nothing here ticks on its own: the
+//! ETA is the trainer's figure from the last step event.
+
+use super::text::{duration, si};
+use crate::app::{App, RunState};
+use crate::sanitize::escape;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+/// The state as words, e.g. "running", "failed: out of memory".
+pub fn state_label(app: &App) -> (String, Style) {
+    let t = &app.theme;
+    if app.stopping && app.state.is_live() {
+        return ("stopping, saving checkpoint…".into(), t.warn());
+    }
+    match &app.state {
+        RunState::Starting => ("starting".into(), t.muted()),
+        RunState::Running => ("running".into(), t.ok()),
+        RunState::Paused(None) => ("paused".into(), t.warn()),
+        RunState::Paused(Some(r)) => (format!("paused: {}", escape(r)), t.warn()),
+        RunState::Finished => ("finished".into(), t.ok()),
+        RunState::Stopped => ("stopped".into(), t.muted()),
+        RunState::Failed(e) => (format!("failed: {}", escape(e)), t.error()),
+    }
+}
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let sep = || Span::styled(" │ ", t.muted());
+    let (state, state_style) = state_label(app);
+    let gauge_w: usize = if area.width >= 140 { 24 } else { 10 };
+    let filled = ((app.progress() * gauge_w as f64).round() as usize).min(gauge_w);
+    let mut spans = vec![
+        Span::styled(format!(" {} ", escape(&app.run_name)), t.title(true)),
+        sep(),
+        Span::styled(state, state_style),
+        sep(),
+        Span::styled(format!("step {}/{} ", app.step, app.max_iters), t.text()),
+        Span::styled("━".repeat(filled), Style::default().fg(t.gauge())),
+        Span::styled("─".repeat(gauge_w - filled), t.muted()),
+        Span::styled(format!(" {:>3.0}%", app.progress() * 100.0), t.text()),
+    ];
+    if let Some(eta) = app.eta_secs.filter(|_| app.state.is_live()) {
+        spans.push(Span::styled(format!(" ETA {}", duration(eta)), t.text()));
+    }
+    spans.push(sep());
+    spans.push(Span::styled(
+        format!("{} tok/s", si(app.tokens_per_sec)),
+        t.text(),
+    ));
+    spans.push(sep());
+    spans.push(Span::styled(escape(&app.device), t.text()));
+    if let Some(msg) = &app.message {
+        spans.push(sep());
+        spans.push(Span::styled(escape(msg), t.muted()));
+    }
+    spans.push(Span::styled("  ? help", t.muted()));
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(t.base()), area);
+}

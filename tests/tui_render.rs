@@ -1,0 +1,241 @@
+//! Rendering the workbench into a TestBackend: every pane at 80x24 and
+//! 200x60, events folded into state, the status bar, small sizes, untrusted text.
+
+mod tui_support;
+
+use headsup::app::{Pane, RunState};
+use headsup::data::{Dataset, Record};
+use headsup::train::*;
+use headsup::ui::{ColorDepth, Theme};
+use rand::{Rng, SeedableRng};
+use tui_support::*;
+
+#[test]
+fn every_pane_renders_at_80x24_and_200x60() {
+    let app = busy_app();
+    for (w, h) in [(80, 24), (200, 60)] {
+        let s = text(&render(&app, w, h));
+        for needle in [
+            "dataset",
+            "alpha.txt",
+            "loss",
+            "attention",
+            "playground",
+            "testrun",
+            "running",
+            "step 500/1000",
+        ] {
+            assert!(s.contains(needle), "{w}x{h}: missing {needle:?}\n{s}");
+        }
+    }
+    let big = text(&render(&app, 200, 60));
+    for needle in [
+        "best val 3.100",
+        "layer 1/2 head 1/4 · step 250",
+        "top keys",
+        "12.3k tok/s",
+        "vocab",
+        "temp 0.8",
+    ] {
+        assert!(big.contains(needle), "200x60: missing {needle:?}\n{big}");
+    }
+}
+
+#[test]
+fn zoom_shows_one_pane_full_screen() {
+    let mut app = busy_app();
+    app.update(headsup::app::Action::FocusAttention);
+    app.update(headsup::app::Action::Zoom);
+    let s = text(&render(&app, 80, 24));
+    assert!(s.contains("attention"));
+    assert!(!s.contains("playground"), "{s}");
+    assert!(!s.contains("alpha.txt"), "{s}");
+}
+
+#[test]
+fn status_bar_follows_the_run_state() {
+    let mut app = busy_app();
+    app.update_event(Event::Paused {
+        step: 500,
+        reason: Some("non-finite loss".into()),
+    });
+    assert_eq!(app.state, RunState::Paused(Some("non-finite loss".into())));
+    assert!(text(&render(&app, 200, 60)).contains("paused: non-finite loss"));
+    app.update_event(Event::Resumed { step: 500 });
+    assert_eq!(app.state, RunState::Running);
+    app.update_event(Event::Failed {
+        step: 510,
+        error: "out of memory".into(),
+    });
+    let s = text(&render(&app, 80, 24));
+    assert!(s.contains("failed: out of memory"), "{s}");
+    assert_eq!(app.step, 510);
+}
+
+#[test]
+fn events_fold_into_state() {
+    let mut app = app();
+    assert_eq!(app.state, RunState::Starting);
+    app.update_event(Event::Started(run_info()));
+    assert_eq!(app.state, RunState::Running);
+    app.update_event(step(10, 3.5));
+    app.update_event(step(20, f32::NAN));
+    assert_eq!(app.step, 20);
+    assert_eq!(app.last_loss, Some(3.5));
+    assert_eq!(app.loss.train.len(), 1, "non-finite losses are not plotted");
+    app.update_event(Event::Eval(EvalStats {
+        step: 20,
+        train_loss: 3.0,
+        val_loss: 3.2,
+        best_val_loss: 3.2,
+    }));
+    app.update_event(Event::Eval(EvalStats {
+        step: 40,
+        train_loss: 2.0,
+        val_loss: 3.4,
+        best_val_loss: 3.2,
+    }));
+    assert_eq!(app.loss.best_val, Some(3.2));
+    app.update_event(Event::Attention(attention(&["a", "b", "c"], 2, 2)));
+    assert!(app.attention.map.is_some());
+    app.update_event(Event::Token {
+        id: 7,
+        text: "hel".into(),
+        prob: 0.5,
+    });
+    app.update_event(Event::Token {
+        id: 7,
+        text: "lo".into(),
+        prob: 0.5,
+    });
+    app.update_event(Event::GenerationDone {
+        id: 7,
+        tokens: 2,
+        tokens_per_sec: 42.0,
+    });
+    app.update(headsup::app::Action::FocusPlayground);
+    let s = text(&render(&app, 200, 60));
+    assert!(s.contains("hello [2 tokens, 42.0 tok/s]"), "{s}");
+    app.update_event(Event::Finished { step: 1000 });
+    assert_eq!(app.state, RunState::Finished);
+    assert!(text(&render(&app, 80, 24)).contains("finished"));
+}
+
+#[test]
+fn loss_history_stays_bounded() {
+    let mut app = app();
+    for i in 0..50_000 {
+        app.update_event(step(i, 2.0 + (i % 10) as f32 * 0.01));
+    }
+    assert!(app.loss.train.len() <= headsup::app::series::DEFAULT_CAP);
+    assert_eq!(app.loss.train.last().map(|p| p.0), Some(49_999.0));
+    render(&app, 80, 24);
+}
+
+#[test]
+fn tiny_terminals_show_a_message_and_never_panic() {
+    let app = busy_app();
+    let s = text(&render(&app, 59, 20));
+    assert!(s.contains("terminal too small: 59x20"), "{s}");
+    assert!(text(&render(&app, 200, 15)).contains("need at least 60x16"));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut app = busy_app();
+    for i in 0..200 {
+        let w = rng.gen_range(1..=200);
+        let h = rng.gen_range(1..=60);
+        app.zoom = i % 3 == 0;
+        app.help = i % 7 == 0;
+        app.attention.overview = i % 2 == 0;
+        app.focus = Pane::ALL[i % 4];
+        let buf = render(&app, w, h);
+        if w < 60 || h < 16 {
+            let first: String = text(&buf)
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .take(8)
+                .collect();
+            assert!(
+                "terminaltoosmall".starts_with(&first) || first.starts_with("terminal"),
+                "{w}x{h}: {first}"
+            );
+        }
+    }
+    render(&app, 1, 1);
+}
+
+const NASTY: &str = "evil\x1b[31mred\x1b]0;title\x07\rback\x08\u{202E}rtl\u{200B}zw";
+
+fn assert_clean(buf: &ratatui::buffer::Buffer) {
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let sym = buf[(x, y)].symbol();
+            assert!(
+                !sym.chars().any(headsup::sanitize::is_unsafe),
+                "raw control at {x},{y}: {sym:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn untrusted_text_is_escaped_everywhere() {
+    let ds = Dataset::from_records(
+        "nasty",
+        vec![Record {
+            title: NASTY.into(),
+            text: format!("{NASTY}\nmore {NASTY}"),
+        }],
+    );
+    let mut app = app_with(
+        ds,
+        Theme::builtin("dark", ColorDepth::TrueColor).expect("theme"),
+    );
+    app.update_event(Event::Started(run_info()));
+    app.update_event(Event::Attention(attention(
+        &[NASTY, "\x1b", "\u{202E}", "ok"],
+        1,
+        1,
+    )));
+    app.update_event(Event::Token {
+        id: 1,
+        text: NASTY.into(),
+        prob: 0.1,
+    });
+    app.update_event(Event::Log(NASTY.into()));
+    app.update_event(Event::Failed {
+        step: 1,
+        error: NASTY.into(),
+    });
+    for (w, h) in [(80, 24), (200, 60), (60, 16)] {
+        let buf = render(&app, w, h);
+        assert_clean(&buf);
+        assert!(
+            text(&buf).contains("\\e[31m"),
+            "{w}x{h}: escape shown as text"
+        );
+    }
+    app.update(headsup::app::Action::FocusPlayground);
+    app.update(headsup::app::Action::Zoom);
+    let buf = render(&app, 80, 24);
+    assert_clean(&buf);
+    assert!(text(&buf).contains("evil\\e[31mred"), "{}", text(&buf));
+}
+
+#[test]
+fn record_text_shows_tokens_in_alternating_colours() {
+    let app = app();
+    let theme = Theme::builtin("dark", ColorDepth::TrueColor).expect("theme");
+    let buf = render(&app, 200, 60);
+    let s = text(&buf);
+    assert!(s.contains("alpha.txt · 55 tokens"), "{s}");
+    // Char fallback: "the" -> t, h, e in alternating backgrounds.
+    let (row, col) = s
+        .lines()
+        .enumerate()
+        .find_map(|(y, l)| l.find("the quick").map(|b| (y, l[..b].chars().count())))
+        .expect("record text on screen");
+    let bg = |dx: usize| buf[(col as u16 + dx as u16, row as u16)].bg;
+    assert_eq!(bg(0), theme.token(0).bg.expect("bg"));
+    assert_eq!(bg(1), theme.token(1).bg.expect("bg"));
+    assert_eq!(bg(2), theme.token(0).bg.expect("bg"));
+}
