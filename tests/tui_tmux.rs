@@ -1,0 +1,187 @@
+//! End to end: the real binary in a real terminal (tmux). The four panes
+//! appear, the step counter and the loss advance, a prompt in the playground
+//! produces text, `q` then `y` exits cleanly, and the terminal is back in
+//! cooked mode. Skips with a note when tmux is not installed.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("running tmux")
+    }
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "e2e"]).stdout).into_owned()
+    }
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.cmd(&["send-keys", "-t", "e2e", k]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+    fn literal(&self, text: &str) {
+        self.cmd(&["send-keys", "-t", "e2e", "-l", text]);
+    }
+    /// Polls the screen until `pred` holds; panics with the screen after `secs`.
+    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(secs) {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+/// The number after the first `word ` that is followed by a number (and,
+/// with `slash`, by `/`): `step 120/1000` in the status bar, `loss 1.234`
+/// in the loss pane's header.
+fn number_after(screen: &str, word: &str, slash: bool) -> Option<String> {
+    for (i, _) in screen.match_indices(word) {
+        let rest = &screen[i + word.len()..];
+        let v: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        if !v.is_empty() && (!slash || rest[v.len()..].starts_with('/')) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn step(screen: &str) -> Option<usize> {
+    number_after(screen, "step ", true)?.parse().ok()
+}
+
+fn loss(screen: &str) -> Option<String> {
+    number_after(screen, "loss ", false)
+}
+
+#[test]
+fn workbench_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("note: tmux is not installed; skipping the end-to-end terminal test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let stty = dir.path().join("stty.txt");
+    let bin = env!("CARGO_BIN_EXE_headsup");
+    let shell = format!(
+        "TERM=xterm-256color {bin} tui --out {run} --set train.max_iters=100000 --set train.log_interval=5 \
+         --set train.eval_interval=50 --set train.attention_interval=10 --set train.threads=1 \
+         --set model.n_embd=32 --set model.block_size=32; echo EXIT=$? > {done}; stty -a > {stty}; sleep 60",
+        run = run.display(),
+        done = dir.path().join("exit.txt").display(),
+        stty = stty.display()
+    );
+    let t = Tmux {
+        socket: format!("headsup-e2e-{}", std::process::id()),
+    };
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &shell,
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The four panes and the status bar.
+    let first = t.wait_for("the four panes and a step", 90, |s| {
+        ["1 dataset", "2 loss", "3 attention", "4 playground"]
+            .iter()
+            .all(|p| s.contains(p))
+            && step(s).is_some_and(|n| n > 0)
+    });
+    let (s0, l0) = (step(&first).unwrap(), loss(&first));
+    // The step counter and the loss move on.
+    let later = t.wait_for("the step counter to advance", 60, |s| {
+        step(s).is_some_and(|n| n >= s0 + 20) && loss(s).is_some() && loss(s) != l0
+    });
+    eprintln!(
+        "step {s0} -> {:?}, loss {l0:?} -> {:?}",
+        step(&later),
+        loss(&later)
+    );
+
+    // A prompt in the playground streams text back.
+    t.keys(&["4"]);
+    t.wait_for("the playground to take focus", 20, |s| {
+        s.contains("┏ 4 playground")
+    });
+    t.keys(&["i"]);
+    t.literal("abcdefgh|");
+    t.wait_for("the prompt to be typed", 20, |s| s.contains("> abcdefgh|"));
+    t.keys(&["Enter"]);
+    let gen = t.wait_for("a generation to finish", 60, |s| s.contains("tok/s]"));
+    assert!(gen.contains("> abcdefgh|"), "{gen}");
+
+    // q asks first, y stops (saving a checkpoint) and exits.
+    t.keys(&["Escape", "q"]);
+    t.wait_for("the quit question", 20, |s| s.contains("quit?"));
+    eprintln!("screen before quitting:\n{}", t.screen());
+    t.keys(&["y"]);
+    let start = Instant::now();
+    while !stty.is_file()
+        || std::fs::read_to_string(&stty)
+            .unwrap_or_default()
+            .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "headsup did not exit; screen:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let exit = std::fs::read_to_string(dir.path().join("exit.txt")).unwrap();
+    assert_eq!(exit.trim(), "EXIT=0");
+    let modes = std::fs::read_to_string(&stty).unwrap();
+    // Cooked mode: canonical input and echo are back on.
+    assert!(modes.split_whitespace().any(|w| w == "icanon"), "{modes}");
+    assert!(modes.split_whitespace().any(|w| w == "echo"), "{modes}");
+    assert!(
+        headsup_latest(&run).is_some(),
+        "no checkpoint saved on quit"
+    );
+}
+
+fn headsup_latest(run: &Path) -> Option<std::path::PathBuf> {
+    headsup::train::run_dir::latest_checkpoint(run)
+}
