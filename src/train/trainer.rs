@@ -12,7 +12,7 @@ use crate::data::TokenSplit;
 use crate::model::checkpoint::{load_model, read_safetensors, safetensors_bytes, save_model};
 use crate::model::infer::HostModel;
 use crate::model::sample::generate;
-use crate::model::{Gpt, GptConfig, Kernels, ParamMut, ParamRef};
+use crate::model::{Gpt, GptConfig, Kernels, ParamRef};
 use crate::tokenizer::StreamDecoder;
 use dfdx::prelude::*;
 use serde_json::json;
@@ -187,12 +187,12 @@ impl<D: Kernels> Trainer<D> {
         let grads = self.model.alloc_grads();
         let loss = self.model.loss_train(&x, &y, b, s, grads, self.fused());
         let loss_value = loss.as_vec()[0];
-        let grads = loss.backward();
+        let mut grads = loss.backward();
         let mut gvecs: Vec<Vec<f32>> = Vec::new();
         self.model.visit(|_, p| {
             gvecs.push(match p {
-                ParamRef::One(t) => grads.get(t).as_vec(),
-                ParamRef::Two(t) => grads.get(t).as_vec(),
+                ParamRef::One(t) => D::grad_to_host(&mut grads, t),
+                ParamRef::Two(t) => D::grad_to_host(&mut grads, t),
             })
         });
         drop(grads);
@@ -208,16 +208,19 @@ impl<D: Kernels> Trainer<D> {
             weight_decay: t.weight_decay as f32,
         };
         self.opt.t += 1;
-        let opt = &mut self.opt;
+        let mut params: Vec<Vec<f32>> = Vec::with_capacity(gvecs.len());
+        let mut decay: Vec<bool> = Vec::with_capacity(gvecs.len());
+        self.model.visit(|_, p| {
+            decay.push(matches!(p, ParamRef::Two(_)));
+            params.push(match p {
+                ParamRef::One(t) => D::param_to_host(t),
+                ParamRef::Two(t) => D::param_to_host(t),
+            })
+        });
+        self.opt.update_all(&mut params, &gvecs, &decay, &c);
         let mut i = 0;
         self.model.visit_mut(|_, mut p| {
-            let decay = matches!(p, ParamMut::Two(_));
-            let mut data = match &p {
-                ParamMut::One(t) => t.as_vec(),
-                ParamMut::Two(t) => t.as_vec(),
-            };
-            opt.update(i, &mut data, &gvecs[i], decay, &c);
-            p.copy_from(&data);
+            p.copy_from(&params[i]);
             i += 1;
         });
         self.step += 1;
