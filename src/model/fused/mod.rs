@@ -72,7 +72,11 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     let under = x < -87.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + 0.5).floor();
+    // floor without a libm call (no SSE4.1 `roundps` in the base target):
+    // truncate, then step down where truncation rounded a negative value up.
+    let v = x * LOG2E + 0.5;
+    let t = v as i32;
+    let n = (t - (v < t as f32) as i32) as f32;
     let r = x - n * LN2_HI - n * LN2_LO;
     let r2 = r * r;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
