@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 /// The configs in `samples/`, built into the binary so that `headsup` runs
 /// anywhere with no arguments and no download.
 pub const BUILTIN_SAMPLES: &[(&str, &str)] = &[
+    ("copy", include_str!("../samples/copy.toml")),
     ("induction", include_str!("../samples/induction.toml")),
     ("reverse", include_str!("../samples/reverse.toml")),
     ("addition", include_str!("../samples/addition.toml")),
@@ -28,7 +29,7 @@ pub const BUILTIN_SAMPLES: &[(&str, &str)] = &[
 #[command(
     name = "headsup",
     version,
-    about = "Train and inspect small GPT-style language models in the terminal.\n\nWith no command: opens the workbench on the built-in induction task."
+    about = "Train and inspect small GPT-style language models in the terminal.\n\nWith no command: opens the workbench on the built-in copy task."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -51,7 +52,7 @@ pub enum Cmd {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct ExperimentArgs {
-    /// Config file (TOML), or the name of a built-in sample (induction, reverse,
+    /// Config file (TOML), or the name of a built-in sample (copy, induction, reverse,
     /// addition, shakespeare-char, tang-bpe).
     #[arg(long, short)]
     pub config: Option<String>,
@@ -131,7 +132,7 @@ pub struct EvalArgs {
 pub fn load_experiment(exp: &ExperimentArgs) -> Result<Config> {
     let mut cfg =
         match &exp.config {
-            None => builtin("induction").context("built-in sample")?,
+            None => builtin("copy").context("built-in sample")?,
             Some(c) => {
                 let path = Path::new(c);
                 if path.exists() || c.contains('/') || c.ends_with(".toml") {
@@ -171,6 +172,20 @@ pub fn load_experiment(exp: &ExperimentArgs) -> Result<Config> {
     }
     if let Some(t) = exp.threads {
         cfg.train.threads = t;
+    }
+    // Values that parse but cannot work, named with where they came from.
+    if let Err(e) = cfg.validate() {
+        let mut from = match &exp.config {
+            Some(c) => format!("config {c}"),
+            None => "config (built-in induction sample)".to_string(),
+        };
+        if !exp.sets.is_empty() || exp.device.is_some() || exp.threads.is_some() {
+            from.push_str(" with the command-line overrides");
+        }
+        match e {
+            crate::config::ConfigError::Invalid(m) => bail!("{from}: {m}"),
+            e => return Err(e.into()),
+        }
     }
     Ok(cfg)
 }

@@ -14,6 +14,8 @@ pub enum ConfigError {
     },
     #[error("config {path} is not valid UTF-8; save it as UTF-8 text")]
     Encoding { path: PathBuf },
+    #[error("config {path} is UTF-16 text; save it as UTF-8")]
+    Utf16 { path: PathBuf },
     #[error("config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("--set {arg}: {message}")]
@@ -59,7 +61,11 @@ pub enum SourceKind {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SyntheticTask {
-    /// Random prefix, then the same prefix again: induction heads.
+    /// `abcdefgh|abcdefgh`: a random string of fixed length, then again.
+    /// Learned in a few hundred steps: the workbench's default.
+    Copy,
+    /// Random prefix of 4-12 letters, then the same prefix again: needs an
+    /// induction head (content-based lookup); a slower, sharper phase change.
     Induction,
     /// `abc>cba`: reverse a random string.
     Reverse,
@@ -168,7 +174,7 @@ pub struct UiConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            name: "induction".into(),
+            name: "copy".into(),
             seed: 1337,
             device: "cpu".into(),
             data: DataConfig::default(),
@@ -188,7 +194,7 @@ impl Default for DataConfig {
             path: None,
             field: "text".into(),
             json_path: String::new(),
-            task: SyntheticTask::Induction,
+            task: SyntheticTask::Copy,
             synthetic_records: 2000,
             train_fraction: 0.9,
         }
@@ -272,6 +278,16 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
+        if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+            return Err(ConfigError::Utf16 {
+                path: path.to_path_buf(),
+            });
+        }
+        // A UTF-8 byte order mark (Windows editors add one) is not an error.
+        let bytes = match bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+            Some(rest) => rest.to_vec(),
+            None => bytes,
+        };
         let text = String::from_utf8(bytes).map_err(|_| ConfigError::Encoding {
             path: path.to_path_buf(),
         })?;
@@ -283,7 +299,7 @@ impl Config {
 
     /// Parses TOML text; the error is one line naming the key or position.
     pub fn from_toml_str(text: &str) -> Result<Config, String> {
-        toml::from_str::<Config>(text).map_err(|e| one_line_toml_error(&e))
+        toml::from_str::<Config>(text).map_err(|e| one_line_toml_error(&e, text))
     }
 
     /// Applies `key=value` overrides, `key` dotted (`train.max_iters=100`).
@@ -348,7 +364,20 @@ impl Config {
                 "model.n_layer, n_head, n_embd and block_size must all be at least 1".into(),
             );
         }
-        if m.n_embd % m.n_head != 0 {
+        // Far beyond what headsup trains, and each would overflow or exhaust
+        // memory when the model is allocated.
+        let per_layer = 12u128 * (m.n_embd as u128) * (m.n_embd as u128);
+        if m.n_embd > 1 << 16
+            || m.n_layer > 1 << 10
+            || m.block_size > 1 << 20
+            || per_layer * m.n_layer as u128 > 1 << 36
+        {
+            return bad(format!(
+                "model sizes n_layer={}, n_embd={}, block_size={} are far too large (at most 2^36 weights, n_embd <= 65536, n_layer <= 1024, block_size <= 2^20)",
+                m.n_layer, m.n_embd, m.block_size
+            ));
+        }
+        if !m.n_embd.is_multiple_of(m.n_head) {
             return bad(format!(
                 "model.n_embd ({}) must be divisible by model.n_head ({})",
                 m.n_embd, m.n_head
@@ -356,6 +385,12 @@ impl Config {
         }
         if t.batch_size == 0 {
             return bad("train.batch_size must be at least 1".into());
+        }
+        if t.batch_size as u128 * m.block_size as u128 > 1 << 30 {
+            return bad(format!(
+                "train.batch_size ({}) times model.block_size ({}) is far too large (at most 2^30 tokens a step)",
+                t.batch_size, m.block_size
+            ));
         }
         if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
             return bad(format!(
@@ -378,7 +413,8 @@ impl Config {
                 self.tokenizer.vocab_size
             ));
         }
-        if !(self.sample.temperature >= 0.0)
+        if self.sample.temperature.is_nan()
+            || self.sample.temperature < 0.0
             || !(self.sample.top_p > 0.0 && self.sample.top_p <= 1.0)
         {
             return bad("sample.temperature must be >= 0 and sample.top_p in (0, 1]".into());
@@ -407,10 +443,27 @@ impl Config {
     }
 }
 
-fn one_line_toml_error(e: &toml::de::Error) -> String {
+fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
     let msg = e.message().replace('\n', " ");
-    match e.span() {
-        Some(span) => format!("{msg} (at byte {})", span.start),
-        None => msg,
+    let Some(span) = e.span() else { return msg };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or("");
+    let line_no = before.matches('\n').count() + 1;
+    // The key on the error's line, dotted with the last [section] above it.
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let section = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    match (key, section) {
+        (Some(k), Some(s)) if !s.is_empty() => format!("key `{s}.{k}` (line {line_no}): {msg}"),
+        (Some(k), _) => format!("key `{k}` (line {line_no}): {msg}"),
+        _ => format!("line {line_no}: {msg}"),
     }
 }

@@ -4,8 +4,10 @@
 fn main() {
     if let Err(e) = headsup::cli::main() {
         // One line: the chain of causes joined, as anyhow's alternate form does.
+        // Escaped: messages quote file names, keys and values from user data,
+        // which must not reach the terminal as control sequences.
         let msg = format!("{e:#}").replace('\n', " ");
-        eprintln!("error: {msg}");
+        eprintln!("error: {}", headsup::sanitize::escape(&msg));
         std::process::exit(1);
     }
 }

@@ -321,6 +321,7 @@ fn csv_errors() {
 #[test]
 fn synthetic_tasks() {
     for task in [
+        SyntheticTask::Copy,
         SyntheticTask::Induction,
         SyntheticTask::Reverse,
         SyntheticTask::Addition,
@@ -341,6 +342,11 @@ fn synthetic_tasks() {
             let line = r.text.strip_suffix('\n').expect("ends with newline");
             assert!(!line.contains('\n'));
             match task {
+                SyntheticTask::Copy => {
+                    let (x, y) = line.split_once('|').unwrap();
+                    assert_eq!(x, y);
+                    assert_eq!(x.len(), crate::data::synthetic::COPY_LEN);
+                }
                 SyntheticTask::Induction => {
                     let (x, y) = line.split_once('|').unwrap();
                     assert_eq!(x, y);
@@ -474,4 +480,26 @@ fn tinyshakespeare_text_roundtrip() {
     let raw = std::fs::read_to_string(&p).unwrap();
     assert_eq!(ds.corpus(), raw);
     assert!(ds.records.len() > 500);
+}
+
+mod props {
+    use super::super::sources::windows;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+
+        #[test]
+        fn windows_concatenate_to_the_text(
+            lines in proptest::collection::vec("[a-zé漢 ]{0,300}", 0..40),
+            long in "[a-zé漢🦀]{0,3000}",
+        ) {
+            let mut text = lines.join("\n");
+            text.push_str(&long);
+            let recs = windows(&text);
+            let joined: String = recs.iter().map(|r| r.text.as_str()).collect();
+            prop_assert_eq!(joined, text);
+            prop_assert!(recs.iter().all(|r| !r.text.is_empty() && r.text.len() <= 2048));
+        }
+    }
 }

@@ -138,10 +138,11 @@ pub fn safetensors_bytes(
     ::safetensors::serialize(views, &meta).expect("serializing in-memory tensors")
 }
 
+/// Tensors by name: shape and f32 values.
+pub type NamedTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Reads every tensor of a safetensors file as f32, with clear errors.
-pub fn read_safetensors(
-    path: &Path,
-) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, CheckpointError> {
+pub fn read_safetensors(path: &Path) -> Result<NamedTensors, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
     if bytes.is_empty() {
         return Err(bad(
@@ -219,7 +220,7 @@ pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
     }
     let cfg = hf.to_gpt();
     if cfg.n_head == 0
-        || cfg.n_embd % cfg.n_head != 0
+        || !cfg.n_embd.is_multiple_of(cfg.n_head)
         || cfg.n_layer == 0
         || cfg.vocab_size == 0
         || cfg.n_positions == 0
@@ -230,6 +231,13 @@ pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
         ));
     }
     Ok(cfg)
+}
+
+/// `GptConfig::n_params` without overflow, for sizes read from files.
+fn params_u128(cfg: &GptConfig) -> u128 {
+    let c = cfg.n_embd as u128;
+    let per_block = 12 * c * c + 13 * c;
+    (cfg.vocab_size as u128 + cfg.n_positions as u128) * c + cfg.n_layer as u128 * per_block + 2 * c
 }
 
 /// Loads a model from a checkpoint directory, checking every tensor.
@@ -245,6 +253,19 @@ pub fn load_model<D: Device<f32>>(dev: &D, dir: &Path) -> Result<Gpt<D>, Checkpo
                 tensors.insert(format!("transformer.{k}"), v);
             }
         }
+    }
+    // Before allocating a large model of config.json's sizes: the file must
+    // hold at least that many values (a corrupt or foreign config.json could
+    // ask for terabytes). Small mismatches get the per-tensor message below.
+    let have: u128 = tensors.values().map(|(_, d)| d.len() as u128).sum();
+    let need = params_u128(&cfg);
+    if need > have && need > 1 << 24 {
+        return Err(bad(
+            &st_path,
+            format!(
+                "config.json implies {need} parameters but the file holds {have} values; the weights do not match config.json"
+            ),
+        ));
     }
     let mut model = Gpt::new(dev, cfg, 0);
     let mut err = None;

@@ -276,3 +276,54 @@ fn probe_encode_speed() {
         eprintln!("decode in {:?} ok={}", t0.elapsed(), back == text);
     }
 }
+
+fn shared_bpe() -> &'static Tokenizer {
+    static TOK: std::sync::OnceLock<Tokenizer> = std::sync::OnceLock::new();
+    TOK.get_or_init(|| bpe_tok(320))
+}
+
+fn shared_char() -> &'static Tokenizer {
+    static TOK: std::sync::OnceLock<Tokenizer> = std::sync::OnceLock::new();
+    TOK.get_or_init(char_tok)
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn bpe_round_trip_pieces_and_stream(s in any::<String>()) {
+            let tok = shared_bpe();
+            let ids = tok.encode(&s);
+            prop_assert_eq!(tok.decode(&ids), s.clone());
+            prop_assert_eq!(tok.pieces(&s).concat(), s.clone());
+            let (pushes, tail) = stream(tok, &ids);
+            prop_assert!(tail.is_empty());
+            let clean = pushes.iter().all(|p| !p.contains(char::REPLACEMENT_CHARACTER))
+                || s.contains(char::REPLACEMENT_CHARACTER);
+            prop_assert!(clean, "replacement char mid-stream: {:?}", pushes);
+            prop_assert_eq!(pushes.concat(), s);
+        }
+
+        #[test]
+        fn bpe_stream_equals_decode_for_any_ids(ids in proptest::collection::vec(0u32..320, 0..40)) {
+            let tok = shared_bpe();
+            let (pushes, tail) = stream(tok, &ids);
+            prop_assert_eq!(pushes.concat() + &tail, tok.decode(&ids));
+        }
+
+        #[test]
+        fn char_round_trip(idx in proptest::collection::vec(0usize..1000, 0..60)) {
+            let tok = shared_char();
+            let chars: Vec<char> = CORPUS.chars().collect();
+            let s: String = idx.iter().map(|&i| chars[i % chars.len()]).collect();
+            let ids = tok.encode(&s);
+            prop_assert_eq!(ids.len(), s.chars().count());
+            prop_assert_eq!(tok.decode(&ids), s.clone());
+            prop_assert_eq!(tok.pieces(&s).concat(), s);
+        }
+    }
+}

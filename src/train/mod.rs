@@ -81,6 +81,9 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
             );
         }
         config = Config::load(&cfg_path)?;
+        if let Err(crate::config::ConfigError::Invalid(m)) = config.validate() {
+            anyhow::bail!("config {}: {m}", cfg_path.display());
+        }
         let ck = run_dir::latest_checkpoint(run).ok_or_else(|| {
             anyhow::anyhow!(
                 "run {}: no complete checkpoint to resume from; start it again without --resume",

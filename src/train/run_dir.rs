@@ -41,10 +41,56 @@ pub fn commit_checkpoint(
     let keep_old = keep.saturating_sub(1);
     if all.len() > keep_old {
         for (_, p) in &all[..all.len() - keep_old] {
-            let _ = fs::remove_dir_all(p);
+            remove_checkpoint(p);
         }
     }
     Ok(dst)
+}
+
+/// Removes a checkpoint directory, its completeness marker first, so that a
+/// removal cut short by a crash never leaves a "complete" checkpoint with
+/// missing files.
+fn remove_checkpoint(dir: &Path) {
+    let marker = dir.join("trainer_state.json");
+    if marker.exists() && fs::remove_file(&marker).is_err() {
+        return;
+    }
+    sync_dir(dir);
+    let _ = fs::remove_dir_all(dir);
+}
+
+/// Removes what an interrupted run can leave behind: `.tmp-step-*` directories
+/// of checkpoints being written, step directories without their
+/// `trainer_state.json` marker (a removal cut short), and the temporary files
+/// of [`atomic_write`] (`.NAME.tmpPID`). Call before training starts in `run`;
+/// best effort.
+pub fn remove_stale_temps(run: &Path) {
+    // Only the files headsup itself writes there, never a user's own.
+    let is_atomic_tmp = |name: &str| {
+        ["LATEST", "metrics.jsonl", "config.toml", "tokenizer.json"]
+            .iter()
+            .any(|f| {
+                name.strip_prefix('.')
+                    .and_then(|n| n.strip_prefix(f))
+                    .and_then(|n| n.strip_prefix(".tmp"))
+                    .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            })
+    };
+    for dir in [run.to_path_buf(), checkpoints_dir(run)] {
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let half_written = name.starts_with(".tmp-step-")
+                || (name.starts_with("step-") && !path.join("trainer_state.json").exists());
+            if dir != run && is_dir && half_written {
+                let _ = fs::remove_dir_all(&path);
+            } else if !is_dir && is_atomic_tmp(&name) {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
 }
 
 /// A fresh temporary directory for a checkpoint being written.
@@ -84,8 +130,12 @@ pub fn list_checkpoints(run: &Path) -> Vec<(usize, PathBuf)> {
 pub fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
     let ck = checkpoints_dir(run);
     if let Ok(name) = fs::read_to_string(ck.join("LATEST")) {
-        let p = ck.join(name.trim());
-        if p.join("trainer_state.json").is_file() {
+        let name = name.trim();
+        let p = ck.join(name);
+        if name.starts_with("step-")
+            && !name.contains(['/', '\\'])
+            && p.join("trainer_state.json").is_file()
+        {
             return Some(p);
         }
     }
@@ -154,7 +204,7 @@ pub fn truncate_metrics_after(run: &Path, step: usize) -> std::io::Result<usize>
         .filter(|v| {
             v.get("step")
                 .and_then(|s| s.as_u64())
-                .map_or(true, |s| s as usize <= step)
+                .is_none_or(|s| s as usize <= step)
         })
         .map(|v| v.to_string())
         .collect();

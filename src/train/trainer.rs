@@ -141,6 +141,7 @@ impl<D: Kernels> Trainer<D> {
         }
         let n = cfg.model.block_size.min(p.split.val.len());
         let probe = p.split.val[..n].to_vec();
+        run_dir::remove_stale_temps(&p.run_dir);
         Ok(Trainer {
             metrics: MetricsWriter::open(&p.run_dir),
             cfg,
@@ -171,9 +172,10 @@ impl<D: Kernels> Trainer<D> {
         self.cfg.model.fused
     }
 
-    /// One optimizer step on a fresh batch; returns (loss, grad norm, lr).
-    /// When the loss or the gradient norm is not finite, nothing is updated.
-    pub fn train_step(&mut self) -> (f32, f32, f64) {
+    /// One optimizer step on a fresh batch; returns (loss, grad norm, lr, what
+    /// went non-finite). When the loss, the gradient norm or any updated weight
+    /// is not finite, nothing is updated (model, optimizer and step unchanged).
+    pub fn train_step(&mut self) -> (f32, f32, f64, Option<&'static str>) {
         let t = &self.cfg.train;
         let (b, s) = (t.batch_size, self.cfg.model.block_size);
         let (x, y) = self.batcher.draw(&self.split.train, b, s);
@@ -197,8 +199,11 @@ impl<D: Kernels> Trainer<D> {
         });
         drop(grads);
         let norm = clip_global_norm(&mut gvecs, t.grad_clip as f32);
-        if !loss_value.is_finite() || !norm.is_finite() {
-            return (loss_value, norm, lr);
+        if !loss_value.is_finite() {
+            return (loss_value, norm, lr, Some("loss"));
+        }
+        if !norm.is_finite() {
+            return (loss_value, norm, lr, Some("gradient norm"));
         }
         let c = AdamWConfig {
             lr: lr as f32,
@@ -207,25 +212,38 @@ impl<D: Kernels> Trainer<D> {
             eps: 1e-8,
             weight_decay: t.weight_decay as f32,
         };
-        self.opt.t += 1;
-        let mut params: Vec<Vec<f32>> = Vec::with_capacity(gvecs.len());
+        // The update is computed on copies and applied only when every new
+        // weight is finite: a huge learning rate can overflow the weights even
+        // though the loss and gradients were finite, and such weights must
+        // never reach the model, the optimizer state or a checkpoint.
+        let mut new_opt = self.opt.clone();
+        new_opt.t += 1;
+        let mut updated: Vec<Vec<f32>> = Vec::with_capacity(gvecs.len());
         let mut decay: Vec<bool> = Vec::with_capacity(gvecs.len());
         self.model.visit(|_, p| {
             decay.push(matches!(p, ParamRef::Two(_)));
-            params.push(match p {
+            updated.push(match p {
                 ParamRef::One(t) => D::param_to_host(t),
                 ParamRef::Two(t) => D::param_to_host(t),
             })
         });
-        self.opt.update_all(&mut params, &gvecs, &decay, &c);
+        new_opt.update_all(&mut updated, &gvecs, &decay, &c);
+        let finite = {
+            use rayon::prelude::*;
+            updated.par_iter().all(|d| d.iter().all(|x| x.is_finite()))
+        };
+        if !finite {
+            return (loss_value, norm, lr, Some("weights after the update"));
+        }
+        self.opt = new_opt;
         let mut i = 0;
         self.model.visit_mut(|_, mut p| {
-            p.copy_from(&params[i]);
+            p.copy_from(&updated[i]);
             i += 1;
         });
         self.step += 1;
         self.last_lr = lr;
-        (loss_value, norm, lr)
+        (loss_value, norm, lr, None)
     }
 
     /// Mean loss over `eval_iters` batches of each split (same batches every time).
@@ -249,6 +267,19 @@ impl<D: Kernels> Trainer<D> {
 
     /// Writes a complete checkpoint for the current step; returns its directory.
     pub fn save_checkpoint(&mut self, elapsed: f64) -> anyhow::Result<PathBuf> {
+        // A complete checkpoint of this very step holds these same weights and
+        // optimizer state (e.g. a stop right after an interval checkpoint, or
+        // right after resuming): keep it rather than delete and rewrite it,
+        // which would leave a window where a crash loses it.
+        let existing =
+            run_dir::checkpoints_dir(&self.run_dir).join(run_dir::step_dir_name(self.step));
+        if existing.join("trainer_state.json").is_file() {
+            crate::fsutil::atomic_write(
+                &run_dir::checkpoints_dir(&self.run_dir).join("LATEST"),
+                run_dir::step_dir_name(self.step).as_bytes(),
+            )?;
+            return Ok(existing);
+        }
         let tmp = run_dir::temp_checkpoint_dir(&self.run_dir, self.step)?;
         save_model(&self.model, &tmp)?;
         self.tokenizer.save(&tmp.join("tokenizer.json"))?;
@@ -413,7 +444,7 @@ impl<D: Kernels> Trainer<D> {
 
     fn log_eval(&mut self) {
         let (tr, va) = self.evaluate();
-        if va.is_finite() && self.best_val.map_or(true, |b| va < b) {
+        if va.is_finite() && self.best_val.is_none_or(|b| va < b) {
             self.best_val = Some(va);
         }
         let best = self.best_val.unwrap_or(va);
@@ -508,18 +539,17 @@ impl<D: Kernels> Trainer<D> {
                 }
             }
             let t0 = Instant::now();
-            let (loss, norm, lr) = self.train_step();
-            if !loss.is_finite() || !norm.is_finite() {
+            let (loss, norm, lr, nonfinite) = self.train_step();
+            if let Some(what) = nonfinite {
                 self.poisoned = true;
                 self.paused = true;
-                let what = if !loss.is_finite() {
-                    "loss"
-                } else {
-                    "gradient norm"
+                let value = match what {
+                    "loss" => format!(" ({loss})"),
+                    "gradient norm" => format!(" ({norm})"),
+                    _ => String::new(),
                 };
                 let reason = format!(
-                    "non-finite {what} ({}) at step {}; the update was not applied and the latest checkpoint is the last good one; lower train.learning_rate and resume",
-                    if !loss.is_finite() { loss } else { norm },
+                    "non-finite {what}{value} at step {}; the update was not applied and the latest checkpoint is the last good one; lower train.learning_rate and resume",
                     self.step + 1
                 );
                 self.metrics.write(&json!({"event": "nonfinite", "step": self.step + 1, "loss": loss.to_string(), "grad_norm": norm.to_string()}));
@@ -536,7 +566,7 @@ impl<D: Kernels> Trainer<D> {
             });
             window_steps += 1;
             let last = self.step == t.max_iters;
-            if self.step % t.log_interval.max(1) == 0 || last {
+            if self.step.is_multiple_of(t.log_interval.max(1)) || last {
                 let secs = window_start.elapsed().as_secs_f64().max(1e-9);
                 let tps = (window_steps * tokens_per_step) as f64 / secs;
                 window_start = Instant::now();
@@ -554,14 +584,15 @@ impl<D: Kernels> Trainer<D> {
                     elapsed_secs: elapsed,
                 }));
             }
-            if t.eval_interval > 0 && (self.step % t.eval_interval == 0 || last) {
+            if t.eval_interval > 0 && (self.step.is_multiple_of(t.eval_interval) || last) {
                 self.log_eval();
                 window_start = Instant::now();
             }
-            if t.attention_interval > 0 && self.step % t.attention_interval == 0 {
+            if t.attention_interval > 0 && self.step.is_multiple_of(t.attention_interval) {
                 self.spawn_probe();
             }
-            if t.checkpoint_interval > 0 && self.step % t.checkpoint_interval == 0 && !last {
+            if t.checkpoint_interval > 0 && self.step.is_multiple_of(t.checkpoint_interval) && !last
+            {
                 self.save_and_report(started);
                 window_start = Instant::now();
             }

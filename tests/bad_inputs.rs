@@ -1,0 +1,710 @@
+//! The bad-input catalogue: every case runs the real binary and must fail
+//! with exit status 1 and exactly one `error: ...` line naming the file or key
+//! (and never panic). Command-line syntax errors are clap's (exit 2, its own
+//! format), which only have to be non-zero and not a panic.
+//! Fixture files are in `tests/fixtures/`; the checkpoint cases are made from
+//! a freshly trained tiny checkpoint, and large inputs are generated here.
+
+mod common;
+use common::*;
+use headsup::model::checkpoint::{read_safetensors, safetensors_bytes};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    /// Exit 1, one `error:` line containing every needle.
+    Error,
+    /// clap's usage error: exit 2, `error:` on stderr, no panic.
+    Usage,
+    /// Accepted (not bad after all): exit 0.
+    Ok,
+}
+
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    needles: Vec<String>,
+    expect: Expect,
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn fx(name: &str) -> String {
+    fixture(name).display().to_string()
+}
+
+fn train_data(name: &str, needles: &[&str]) -> (Vec<String>, Vec<String>) {
+    (s(&["train", "--data", &fx(name)]), s(needles))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A copy of the good checkpoint, changed by `f`.
+fn variant(root: &Path, good: &Path, name: &str, f: impl FnOnce(&Path)) -> PathBuf {
+    let d = root.join(name);
+    copy_dir(good, &d);
+    f(&d);
+    d
+}
+
+fn rewrite_weights(dir: &Path, f: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>)) {
+    let p = dir.join("model.safetensors");
+    let mut t: Vec<(String, Vec<usize>, Vec<f32>)> = read_safetensors(&p)
+        .unwrap()
+        .into_iter()
+        .map(|(n, (s, d))| (n, s, d))
+        .collect();
+    f(&mut t);
+    fs::write(&p, safetensors_bytes(&t, None)).unwrap();
+}
+
+fn cases(tmp: &Path, good_run: &Path) -> Vec<Case> {
+    use Expect::*;
+    let good = good_run.join("checkpoints/step-0000002");
+    let mut v: Vec<Case> = Vec::new();
+    let mut add =
+        |name: &'static str, (args, needles): (Vec<String>, Vec<String>), expect: Expect| {
+            v.push(Case {
+                name,
+                args,
+                needles,
+                expect,
+            })
+        };
+    let cfg = |f: &str, needles: &[&str]| (s(&["train", "--config", &fx(f)]), s(needles));
+
+    // --- config files ---
+    add(
+        "unknown key",
+        cfg("unknown_key.toml", &["unknown_key.toml", "max_iterz"]),
+        Error,
+    );
+    add(
+        "wrong type",
+        cfg("wrong_type.toml", &["wrong_type.toml", "max_iters"]),
+        Error,
+    );
+    add(
+        "malformed toml",
+        cfg("malformed.toml", &["malformed.toml"]),
+        Error,
+    );
+    add(
+        "negative size",
+        cfg("negative_size.toml", &["negative_size.toml", "n_embd"]),
+        Error,
+    );
+    add(
+        "zero layers",
+        cfg("zero_layers.toml", &["zero_layers.toml", "n_layer"]),
+        Error,
+    );
+    add(
+        "zero batch",
+        cfg("zero_batch.toml", &["zero_batch.toml", "batch_size"]),
+        Error,
+    );
+    add(
+        "n_embd not divisible by n_head",
+        cfg(
+            "heads_indivisible.toml",
+            &["heads_indivisible.toml", "n_embd (30)", "n_head (4)"],
+        ),
+        Error,
+    );
+    add(
+        "bad device",
+        cfg("bad_device.toml", &["bad_device.toml", "tpu"]),
+        Error,
+    );
+    add(
+        "train_fraction > 1",
+        cfg(
+            "train_fraction_high.toml",
+            &["train_fraction_high.toml", "train_fraction", "1.5"],
+        ),
+        Error,
+    );
+    add(
+        "train_fraction = 0",
+        cfg(
+            "train_fraction_zero.toml",
+            &["train_fraction_zero.toml", "train_fraction"],
+        ),
+        Error,
+    );
+    add(
+        "negative learning rate",
+        cfg("negative_lr.toml", &["negative_lr.toml", "learning_rate"]),
+        Error,
+    );
+    add(
+        "model far too large",
+        cfg("huge_model.toml", &["huge_model.toml", "too large"]),
+        Error,
+    );
+    add(
+        "unknown enum value",
+        cfg("bad_enum.toml", &["bad_enum.toml", "parquet"]),
+        Error,
+    );
+    add(
+        "text source without path",
+        cfg(
+            "text_without_path.toml",
+            &["text_without_path.toml", "data.path"],
+        ),
+        Error,
+    );
+    add(
+        "integer overflow",
+        cfg("overflow_int.toml", &["overflow_int.toml"]),
+        Error,
+    );
+    add(
+        "UTF-16 config",
+        cfg("utf16.toml", &["utf16.toml", "UTF-16"]),
+        Error,
+    );
+    add(
+        "missing config file",
+        (
+            s(&["train", "--config", "/nonexistent/x.toml"]),
+            s(&["/nonexistent/x.toml"]),
+        ),
+        Error,
+    );
+    add(
+        "unknown built-in sample",
+        (
+            s(&["train", "--config", "nosuchsample"]),
+            s(&["nosuchsample", "built-in"]),
+        ),
+        Error,
+    );
+    let mut bom = s(&[
+        "train",
+        "--config",
+        &fx("bom.toml"),
+        "--out",
+        &tmp.join("bom-run").display().to_string(),
+    ]);
+    bom.extend(TINY.iter().map(|x| x.to_string()));
+    add("UTF-8 BOM config is accepted", (bom, vec![]), Ok);
+
+    // --- command-line flags ---
+    add(
+        "--set without =",
+        (
+            s(&["train", "--set", "train.max_iters"]),
+            s(&["--set", "key=value"]),
+        ),
+        Error,
+    );
+    add(
+        "--set unknown key",
+        (
+            s(&["train", "--set", "train.nope=3"]),
+            s(&["--set", "nope"]),
+        ),
+        Error,
+    );
+    add(
+        "--set unknown section",
+        (
+            s(&["train", "--set", "nosection.x=3"]),
+            s(&["--set", "nosection"]),
+        ),
+        Error,
+    );
+    add(
+        "--set wrong type",
+        (
+            s(&["train", "--set", "model.n_layer=abc"]),
+            s(&["--set", "n_layer"]),
+        ),
+        Error,
+    );
+    add(
+        "--set invalid value",
+        (
+            s(&["train", "--set", "model.n_head=3"]),
+            s(&["n_head (3)", "overrides"]),
+        ),
+        Error,
+    );
+    add(
+        "--set empty key",
+        (s(&["train", "--set", "=3"]), s(&["--set"])),
+        Error,
+    );
+    add(
+        "--device tpu",
+        (s(&["train", "--device", "tpu"]), s(&["tpu", "cpu"])),
+        Error,
+    );
+    add(
+        "--threads abc",
+        (s(&["train", "--threads", "abc"]), s(&["--threads"])),
+        Usage,
+    );
+    add(
+        "--max-new-tokens -1",
+        (
+            s(&["generate", "--checkpoint", "x", "--max-new-tokens", "-1"]),
+            s(&["'-1'"]),
+        ),
+        Usage,
+    );
+    add(
+        "unknown subcommand",
+        (s(&["frobnicate"]), s(&["frobnicate"])),
+        Usage,
+    );
+    add(
+        "unknown flag",
+        (s(&["train", "--frobnicate"]), s(&["--frobnicate"])),
+        Usage,
+    );
+    add(
+        "generate without --checkpoint",
+        (s(&["generate"]), s(&["--checkpoint"])),
+        Usage,
+    );
+
+    // --- datasets ---
+    add(
+        "missing data file",
+        (
+            s(&["train", "--data", "/nonexistent/corpus.txt"]),
+            s(&["/nonexistent/corpus.txt", "no such file"]),
+        ),
+        Error,
+    );
+    add(
+        "empty text",
+        train_data("empty.txt", &["empty.txt", "empty"]),
+        Error,
+    );
+    add(
+        "shorter than a block",
+        train_data("short.txt", &["short.txt", "block_size"]),
+        Error,
+    );
+    add(
+        "latin-1 text",
+        train_data("latin1.txt", &["latin1.txt", "UTF-8"]),
+        Error,
+    );
+    add(
+        "binary file",
+        train_data("binary.txt", &["binary.txt", "binary"]),
+        Error,
+    );
+    add(
+        "JSONL with a bad line",
+        train_data("bad_line.jsonl", &["bad_line.jsonl", "line 2", "not JSON"]),
+        Error,
+    );
+    add(
+        "JSONL line not an object",
+        train_data(
+            "not_object.jsonl",
+            &["not_object.jsonl", "line 1", "object"],
+        ),
+        Error,
+    );
+    add(
+        "CSV without the column",
+        train_data("no_column.csv", &["no_column.csv", "text"]),
+        Error,
+    );
+    add(
+        "CSV with bad quoting",
+        train_data("bad_quote.csv", &["bad_quote.csv"]),
+        Error,
+    );
+    add(
+        "JSON path that does not exist",
+        (
+            s(&[
+                "train",
+                "--data",
+                &fx("wrong_path.json"),
+                "--set",
+                "data.json_path=poems.text",
+            ]),
+            s(&["wrong_path.json", "poems.text"]),
+        ),
+        Error,
+    );
+    add(
+        "JSON not valid",
+        train_data("not_json.json", &["not_json.json", "JSON"]),
+        Error,
+    );
+    add(
+        "directory with no text files",
+        train_data("no_text_dir", &["no_text_dir", "no text files"]),
+        Error,
+    );
+    let huge = tmp.join("huge_line.txt");
+    let line: String = (0..2 * 1024 * 1024)
+        .map(|i| (b'a' + (i * 7 % 26) as u8) as char)
+        .collect();
+    fs::write(&huge, line).unwrap();
+    let mut a = s(&[
+        "train",
+        "--data",
+        &huge.display().to_string(),
+        "--out",
+        &tmp.join("huge-run").display().to_string(),
+        "--set",
+        "train.max_iters=2",
+    ]);
+    a.extend(TINY.iter().map(|x| x.to_string()));
+    add("one 2 MB line is accepted", (a, vec![]), Ok);
+    let dir_no_files = tmp.join("empty_dir");
+    fs::create_dir_all(&dir_no_files).unwrap();
+    add(
+        "empty directory",
+        (
+            s(&["train", "--data", &dir_no_files.display().to_string()]),
+            s(&["empty_dir", "no files"]),
+        ),
+        Error,
+    );
+
+    // --- tokenizer files ---
+    let tok = |f: &str, needles: &[&str]| {
+        (
+            s(&["train", "--set", &format!("tokenizer.path=\"{}\"", fx(f))]),
+            s(needles),
+        )
+    };
+    add(
+        "tokenizer not JSON",
+        tok(
+            "tokenizer_not_json.json",
+            &["tokenizer_not_json.json", "not JSON"],
+        ),
+        Error,
+    );
+    add(
+        "tokenizer wrong structure",
+        tok(
+            "tokenizer_wrong_structure.json",
+            &["tokenizer_wrong_structure.json", "model"],
+        ),
+        Error,
+    );
+    add(
+        "tokenizer bad model",
+        tok(
+            "tokenizer_bad_model.json",
+            &["tokenizer_bad_model.json", "tokenizer"],
+        ),
+        Error,
+    );
+    add(
+        "tokenizer missing",
+        tok(
+            "no_such_tokenizer.json",
+            &["no_such_tokenizer.json", "tokenizer.path"],
+        ),
+        Error,
+    );
+    let other_tok = variant(tmp, &good, "ck_other_tokenizer", |d| {
+        let t = headsup::tokenizer::Tokenizer::train_char("only a few letters").unwrap();
+        t.save(&d.join("tokenizer.json")).unwrap();
+    });
+    let gen = |d: &Path| {
+        s(&[
+            "generate",
+            "--checkpoint",
+            &d.display().to_string(),
+            "--max-new-tokens",
+            "3",
+        ])
+    };
+    add(
+        "tokenizer vocab not matching the checkpoint",
+        (gen(&other_tok), s(&["ck_other_tokenizer", "vocab_size"])),
+        Error,
+    );
+
+    // --- checkpoints ---
+    let d = variant(tmp, &good, "ck_missing_tensor", |d| {
+        rewrite_weights(d, |t| t.retain(|x| !x.0.ends_with("ln_f.weight")))
+    });
+    add(
+        "missing tensor",
+        (
+            gen(&d),
+            s(&[
+                "ck_missing_tensor",
+                "model.safetensors",
+                "ln_f.weight",
+                "missing",
+            ]),
+        ),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_wrong_shape", |d| {
+        rewrite_weights(d, |t| {
+            let w = t.iter_mut().find(|x| x.0.ends_with("wpe.weight")).unwrap();
+            let n = w.2.len();
+            w.1 = vec![n];
+        })
+    });
+    add(
+        "wrong shape",
+        (gen(&d), s(&["ck_wrong_shape", "wpe.weight", "shape"])),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_f16", |d| {
+        use safetensors::tensor::{Dtype, TensorView};
+        let t = read_safetensors(&d.join("model.safetensors")).unwrap();
+        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = t
+            .into_iter()
+            .map(|(n, (s, v))| (n, s, vec![0u8; v.len() * 2]))
+            .collect();
+        let views: Vec<(String, TensorView)> = raw
+            .iter()
+            .map(|(n, s, b)| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F16, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        fs::write(
+            d.join("model.safetensors"),
+            safetensors::serialize(views, &None).unwrap(),
+        )
+        .unwrap();
+    });
+    add(
+        "F16 weights",
+        (gen(&d), s(&["ck_f16", "dtype F16", "float32"])),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_truncated", |d| {
+        let b = fs::read(d.join("model.safetensors")).unwrap();
+        fs::write(d.join("model.safetensors"), &b[..b.len() / 2]).unwrap();
+    });
+    add(
+        "truncated weights",
+        (gen(&d), s(&["ck_truncated", "truncated"])),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_disagree", |d| {
+        let c = fs::read_to_string(d.join("config.json")).unwrap();
+        fs::write(
+            d.join("config.json"),
+            c.replace("\"n_embd\": 16", "\"n_embd\": 32"),
+        )
+        .unwrap();
+    });
+    add(
+        "config.json and weights disagree",
+        (gen(&d), s(&["ck_disagree", "model.safetensors"])),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_huge_config", |d| {
+        let c = fs::read_to_string(d.join("config.json")).unwrap();
+        fs::write(
+            d.join("config.json"),
+            c.replace("\"n_embd\": 16", "\"n_embd\": 4000000")
+                .replace("\"n_head\": 2", "\"n_head\": 1"),
+        )
+        .unwrap();
+    });
+    add(
+        "config.json far larger than the weights",
+        (gen(&d), s(&["ck_huge_config", "parameters"])),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_empty", |d| {
+        fs::write(d.join("model.safetensors"), b"").unwrap()
+    });
+    add(
+        "empty weights file",
+        (gen(&d), s(&["ck_empty", "empty"])),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_no_config", |d| {
+        fs::remove_file(d.join("config.json")).unwrap()
+    });
+    add(
+        "missing config.json",
+        (gen(&d), s(&["ck_no_config", "config.json"])),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_bad_config", |d| {
+        fs::write(d.join("config.json"), b"{\"n_embd\": ").unwrap()
+    });
+    add(
+        "config.json not JSON",
+        (gen(&d), s(&["ck_bad_config", "config.json"])),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_zero_heads", |d| {
+        let c = fs::read_to_string(d.join("config.json")).unwrap();
+        fs::write(
+            d.join("config.json"),
+            c.replace("\"n_head\": 2", "\"n_head\": 0"),
+        )
+        .unwrap();
+    });
+    add(
+        "config.json with n_head 0",
+        (gen(&d), s(&["ck_zero_heads", "n_head"])),
+        Error,
+    );
+    let d = variant(tmp, &good, "ck_no_tokenizer", |d| {
+        fs::remove_file(d.join("tokenizer.json")).unwrap()
+    });
+    add(
+        "missing tokenizer.json",
+        (gen(&d), s(&["ck_no_tokenizer", "tokenizer.json"])),
+        Error,
+    );
+    add(
+        "checkpoint is a file",
+        (gen(&fixture("small.txt")), s(&["small.txt", "directory"])),
+        Error,
+    );
+
+    // --- resuming runs ---
+    add(
+        "resume a directory that is not a run",
+        (
+            s(&[
+                "train",
+                "--resume",
+                &fixture("no_text_dir").display().to_string(),
+            ]),
+            s(&["no_text_dir", "config.toml"]),
+        ),
+        Error,
+    );
+    let mk_run = |name: &str, f: &dyn Fn(&Path)| {
+        let r = tmp.join(name);
+        fs::create_dir_all(r.join("checkpoints")).unwrap();
+        for f in ["config.toml", "tokenizer.json", "metrics.jsonl"] {
+            fs::copy(good_run.join(f), r.join(f)).unwrap();
+        }
+        copy_dir(&good, &r.join("checkpoints/step-0000002"));
+        fs::write(r.join("checkpoints/LATEST"), "step-0000002").unwrap();
+        f(&r.join("checkpoints/step-0000002"));
+        r
+    };
+    let resume = |r: &Path| s(&["train", "--resume", &r.display().to_string()]);
+    let r = mk_run("run_bad_state", &|d| {
+        fs::write(d.join("trainer_state.json"), b"{\"step\": \"two\"}").unwrap()
+    });
+    add(
+        "resume with a corrupt trainer_state.json",
+        (
+            resume(&r),
+            s(&["trainer_state.json", "not a trainer state"]),
+        ),
+        Error,
+    );
+    let r = mk_run("run_bad_optimizer", &|d| {
+        let b = fs::read(d.join("optimizer.safetensors")).unwrap();
+        fs::write(d.join("optimizer.safetensors"), &b[..b.len() - 7]).unwrap();
+    });
+    add(
+        "resume with a truncated optimizer.safetensors",
+        (resume(&r), s(&["optimizer.safetensors"])),
+        Error,
+    );
+    let r = mk_run("run_no_checkpoint", &|d| {
+        fs::remove_file(d.join("trainer_state.json")).unwrap()
+    });
+    add(
+        "resume with no complete checkpoint",
+        (
+            resume(&r),
+            s(&["run_no_checkpoint", "no complete checkpoint"]),
+        ),
+        Error,
+    );
+    let r = mk_run("run_bad_config", &|_| ());
+    fs::write(r.join("config.toml"), "[model]\nn_head = 3\n").unwrap();
+    add(
+        "resume with an invalid config.toml",
+        (resume(&r), s(&["run_bad_config", "config.toml", "n_head"])),
+        Error,
+    );
+    v
+}
+
+#[test]
+fn every_bad_input_fails_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good_run = tmp.path().join("good");
+    let out = run(&tiny_train_args(&good_run, &["--set", "train.max_iters=2"])
+        .iter()
+        .map(|x| x.as_str())
+        .collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let all = cases(tmp.path(), &good_run);
+    assert!(all.len() >= 25);
+    let mut failures = Vec::new();
+    for c in &all {
+        let args: Vec<&str> = c.args.iter().map(|x| x.as_str()).collect();
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let check = std::panic::catch_unwind(|| match c.expect {
+            Expect::Error => {
+                assert_eq!(out.status.code(), Some(1), "exit status; stderr: {stderr}");
+                let needles: Vec<&str> = c.needles.iter().map(|x| x.as_str()).collect();
+                assert_clean_error(&out, &needles);
+            }
+            Expect::Usage => {
+                assert_eq!(out.status.code(), Some(2), "exit status; stderr: {stderr}");
+                assert!(!stderr.contains("panicked"), "{stderr}");
+                assert!(stderr.starts_with("error: "), "{stderr}");
+                for n in &c.needles {
+                    assert!(stderr.contains(n.as_str()), "`{n}` missing: {stderr}");
+                }
+            }
+            Expect::Ok => assert!(out.status.success(), "expected success: {stderr}"),
+        });
+        match check {
+            Ok(()) => eprintln!("ok   {}: {}", c.name, stderr.lines().next().unwrap_or("")),
+            Err(e) => {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failures.push(format!("{}: {msg}", c.name));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
+}
