@@ -1,6 +1,20 @@
 //! `headsup bench`: training throughput, generation speed and peak memory, as JSON.
+//!
+//! Training goes through the real trainer step (batching, forward, backward,
+//! clipping, AdamW) on the data the experiment names, in a throw-away run
+//! directory; generation uses the host inference path with and without the
+//! KV cache on a model of the same widths with 256 positions.
 
+use crate::model::infer::HostModel;
+use crate::model::sample::generate;
+use crate::model::{Gpt, GptConfig};
+use crate::train::trainer::Trainer;
+use crate::train::{PrepareOptions, SampleSettings};
+use anyhow::Context;
 use clap::Args;
+use dfdx::prelude::*;
+use serde_json::json;
+use std::time::Instant;
 
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
@@ -9,9 +23,174 @@ pub struct BenchArgs {
     /// Timed training steps (after 3 warm-up steps).
     #[arg(long, default_value_t = 30)]
     pub steps: usize,
+    /// Timed training steps on the plain (unfused) path; 0 skips it.
+    #[arg(long, default_value_t = 10)]
+    pub plain_steps: usize,
+    /// Skip the generation measurements.
+    #[arg(long)]
+    pub no_generate: bool,
+}
+
+/// Peak resident set size of this process in MB (`VmHWM`), if readable.
+pub fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// Tokens per second over `steps` timed steps after 3 warm-up steps.
+fn train_tps(tr: &mut Trainer<Cpu>, fused: bool, steps: usize) -> (f64, f64, f32) {
+    tr.cfg.model.fused = fused;
+    let tokens = (tr.cfg.train.batch_size * tr.cfg.model.block_size) as f64;
+    for _ in 0..3 {
+        tr.train_step();
+    }
+    let mut per_step = Vec::with_capacity(steps);
+    let t0 = Instant::now();
+    let mut loss = 0.0;
+    for _ in 0..steps {
+        let t = Instant::now();
+        loss = tr.train_step().0;
+        per_step.push(t.elapsed().as_secs_f64());
+    }
+    let total = t0.elapsed().as_secs_f64().max(1e-9);
+    let med = median(per_step).max(1e-9);
+    (tokens * steps as f64 / total, tokens / med, loss)
+}
+
+/// Mean seconds per generated token for a total length `len` (1-token prompt).
+fn gen_secs_per_token(host: &HostModel, len: usize, use_cache: bool) -> f64 {
+    let s = SampleSettings {
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 1.0,
+        max_new_tokens: len.saturating_sub(1).max(1),
+        seed: 7,
+    };
+    let t0 = Instant::now();
+    let mut n = 0usize;
+    generate(host, &[0], &s, use_cache, |_, _| {
+        n += 1;
+        true
+    });
+    t0.elapsed().as_secs_f64() / n.max(1) as f64
 }
 
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
-    let _ = a;
-    anyhow::bail!("bench: not available yet")
+    let mut cfg = crate::cli::load_experiment(&a.exp)?;
+    cfg.device = "cpu".into();
+    cfg.train.eval_interval = 0;
+    let threads = if cfg.train.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.train.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .with_context(|| format!("cannot start {threads} threads"))?;
+    let dir = std::env::temp_dir().join(format!("headsup-bench-{}", std::process::id()));
+    let prepared = crate::train::prepare(
+        cfg,
+        &PrepareOptions {
+            out: Some(dir.clone()),
+            resume: None,
+        },
+    );
+    let result = prepared.and_then(|p| pool.install(|| measure(a, &p, threads)));
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{}", serde_json::to_string(&result?)?);
+    Ok(())
+}
+
+fn measure(
+    a: &BenchArgs,
+    p: &crate::train::Prepared,
+    threads: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let cfg = &p.config;
+    let dev = Cpu::seed_from_u64(cfg.seed);
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let mut tr = Trainer::new(&dev, p, tx, "cpu".into())?;
+    let fused_cfg = cfg.model.fused;
+    let steps = a.steps.max(1);
+    let (fused_tps, fused_tps_median, fused_loss) = train_tps(&mut tr, true, steps);
+    let rss_train = peak_rss_mb();
+    let plain = if a.plain_steps > 0 {
+        let (tps, tps_med, _) = train_tps(&mut tr, false, a.plain_steps);
+        Some((tps, tps_med))
+    } else {
+        None
+    };
+    drop(tr);
+    let gen = if a.no_generate {
+        serde_json::Value::Null
+    } else {
+        let gcfg = GptConfig {
+            vocab_size: p.tokenizer.vocab_size(),
+            n_positions: 256,
+            n_embd: cfg.model.n_embd,
+            n_layer: cfg.model.n_layer,
+            n_head: cfg.model.n_head,
+        };
+        let host = HostModel::from_model(&Gpt::new(&dev, gcfg, cfg.seed));
+        let c64 = gen_secs_per_token(&host, 64, true);
+        let c256 = gen_secs_per_token(&host, 256, true);
+        let n64 = gen_secs_per_token(&host, 64, false);
+        let n256 = gen_secs_per_token(&host, 256, false);
+        json!({
+            "model_positions": 256,
+            "cached_tokens_per_sec": {"64": 1.0 / c64, "256": 1.0 / c256},
+            "uncached_tokens_per_sec": {"64": 1.0 / n64, "256": 1.0 / n256},
+            "cached_ms_per_token": {"64": c64 * 1e3, "256": c256 * 1e3},
+            "cached_256_over_64": c256 / c64,
+        })
+    };
+    let main_tps = if fused_cfg {
+        fused_tps
+    } else {
+        plain.map_or(0.0, |p| p.0)
+    };
+    Ok(json!({
+        "config": {
+            "name": cfg.name,
+            "n_layer": cfg.model.n_layer,
+            "n_head": cfg.model.n_head,
+            "n_embd": cfg.model.n_embd,
+            "block_size": cfg.model.block_size,
+            "batch_size": cfg.train.batch_size,
+            "vocab_size": p.tokenizer.vocab_size(),
+            "n_params": tr_params(cfg, p.tokenizer.vocab_size()),
+            "fused": fused_cfg,
+            "data": cfg.data.path.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "synthetic".into()),
+        },
+        "threads": threads,
+        "steps": steps,
+        "tokens_per_sec": main_tps,
+        "train_tokens_per_sec": {
+            "fused": fused_tps,
+            "fused_median_step": fused_tps_median,
+            "plain": plain.map(|p| p.0),
+            "plain_median_step": plain.map(|p| p.1),
+            "fused_over_plain": plain.map(|p| fused_tps / p.0.max(1e-9)),
+        },
+        "final_loss": fused_loss,
+        "generation": gen,
+        "peak_rss_mb_after_fused_training": rss_train,
+        "peak_rss_mb": peak_rss_mb(),
+    }))
+}
+
+fn tr_params(cfg: &crate::config::Config, vocab: usize) -> usize {
+    crate::train::trainer::gpt_config(cfg, vocab).n_params()
 }

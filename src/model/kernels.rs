@@ -50,6 +50,46 @@ pub trait Kernels: Device<f32> {
         plain::causal_attention(qkv, n_head, keep_probs)
     }
 
+    /// `x @ w + b` over the last axis, `x: (B,S,I)`, `w: (I,O)`, `b: (O,)`.
+    fn linear<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Self, T>,
+        w: &T2<Self>,
+        b: &T1<Self>,
+        fused: bool,
+    ) -> T3<Self, T> {
+        let _ = fused;
+        plain::linear(x, w, b)
+    }
+
+    /// Token embeddings `(B*S, C)` plus the first `seq` rows of `wpe`,
+    /// broadcast over the batch: `(B, S, C)`.
+    fn add_positions<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        tok: T2<Self, T>,
+        wpe: &T2<Self>,
+        batch: usize,
+        seq: usize,
+        fused: bool,
+    ) -> T3<Self, T> {
+        let _ = fused;
+        plain::add_positions(tok, wpe, batch, seq)
+    }
+
+    /// The gradient of parameter `t` as a host vector (zeros if it has none).
+    fn grad_to_host<S: Shape>(
+        grads: &mut Gradients<f32, Self>,
+        t: &Tensor<S, f32, Self>,
+    ) -> Vec<f32> {
+        match grads.get_or_alloc_mut(t) {
+            Ok(_) => grads.get(t).as_vec(),
+            Err(_) => vec![0.0; t.shape().num_elements()],
+        }
+    }
+
+    /// The values of parameter `t` as a host vector.
+    fn param_to_host<S: Shape>(t: &Tensor<S, f32, Self>) -> Vec<f32> {
+        t.as_vec()
+    }
+
     /// Mean softmax cross-entropy of integer `targets` under `(N, V)` logits.
     fn cross_entropy<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
         logits: T2<Self, T>,
@@ -115,6 +155,32 @@ pub mod plain {
         (y, kept)
     }
 
+    /// `x @ w + b` over the last axis, `x: (B,S,I)`, `w: (I,O)`.
+    pub fn linear<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
+        x: T3<D, T>,
+        w: &T2<D>,
+        b: &T1<D>,
+    ) -> T3<D, T> {
+        let (bsz, s, _) = *x.shape();
+        let o = w.shape().1;
+        x.matmul(w.clone()) + b.clone().broadcast_like::<_, Axes2<0, 1>>(&(bsz, s, o))
+    }
+
+    pub fn add_positions<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
+        tok: T2<D, T>,
+        wpe: &T2<D>,
+        batch: usize,
+        seq: usize,
+    ) -> T3<D, T> {
+        let c = tok.shape().1;
+        let pos = wpe
+            .clone()
+            .retaped::<T>()
+            .slice((0..seq, ..))
+            .broadcast_like::<_, Axis<0>>(&(batch, seq, c));
+        tok.reshape_like(&(batch, seq, c)) + pos
+    }
+
     pub fn cross_entropy<D: Device<f32>, T: Tape<f32, D>>(
         logits: T2<D, T>,
         targets: Tensor<(usize,), usize, D>,
@@ -123,4 +189,115 @@ pub mod plain {
         picked.mean().negate()
     }
 }
-impl Kernels for Cpu {}
+
+/// The CPU: the fused kernels of [`super::fused`] when `fused`, else the plain path.
+impl Kernels for Cpu {
+    fn embedding<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        wte: T2<Self, T>,
+        idx: Tensor<(usize,), usize, Self>,
+        fused: bool,
+    ) -> T2<Self, T> {
+        if fused {
+            super::fused::embedding::embedding(wte, idx)
+        } else {
+            plain::embedding(wte, idx)
+        }
+    }
+
+    fn layer_norm<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Self, T>,
+        g: &T1<Self>,
+        b: &T1<Self>,
+        eps: f64,
+        fused: bool,
+    ) -> T3<Self, T> {
+        if fused {
+            super::fused::layer_norm::layer_norm(x, g, b, eps)
+        } else {
+            plain::layer_norm(x, g, b, eps)
+        }
+    }
+
+    fn gelu<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Self, T>,
+        fused: bool,
+    ) -> T3<Self, T> {
+        if fused {
+            super::fused::gelu::gelu(x)
+        } else {
+            x.fast_gelu()
+        }
+    }
+
+    fn causal_attention<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        qkv: T3<Self, T>,
+        n_head: usize,
+        keep_probs: bool,
+        fused: bool,
+    ) -> (T3<Self, T>, Option<T4<Self>>) {
+        if fused {
+            super::fused::attention::causal_attention(qkv, n_head, keep_probs)
+        } else {
+            plain::causal_attention(qkv, n_head, keep_probs)
+        }
+    }
+
+    fn linear<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Self, T>,
+        w: &T2<Self>,
+        b: &T1<Self>,
+        fused: bool,
+    ) -> T3<Self, T> {
+        if fused {
+            // One (B*S, I) x (I, O) gemm instead of B batched ones.
+            let (bsz, s, i) = *x.shape();
+            let o = w.shape().1;
+            let x2: T2<Self, T> = x.reshape_like(&(bsz * s, i));
+            let y: T3<Self, T> = x2.matmul(w.clone()).reshape_like(&(bsz, s, o));
+            super::fused::linear::bias_add(y, b)
+        } else {
+            plain::linear(x, w, b)
+        }
+    }
+
+    fn add_positions<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        tok: T2<Self, T>,
+        wpe: &T2<Self>,
+        batch: usize,
+        seq: usize,
+        fused: bool,
+    ) -> T3<Self, T> {
+        if fused {
+            super::fused::linear::add_positions(tok, wpe, batch, seq)
+        } else {
+            plain::add_positions(tok, wpe, batch, seq)
+        }
+    }
+
+    fn grad_to_host<S: Shape>(
+        grads: &mut Gradients<f32, Self>,
+        t: &Tensor<S, f32, Self>,
+    ) -> Vec<f32> {
+        // One memcpy straight from the gradient buffer.
+        match grads.get_or_alloc_mut(t) {
+            Ok(g) => g.to_vec(),
+            Err(_) => vec![0.0; t.shape().num_elements()],
+        }
+    }
+
+    fn param_to_host<S: Shape>(t: &Tensor<S, f32, Self>) -> Vec<f32> {
+        super::fused::host(t)
+    }
+
+    fn cross_entropy<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        logits: T2<Self, T>,
+        targets: Tensor<(usize,), usize, Self>,
+        fused: bool,
+    ) -> Tensor<(), f32, Self, T> {
+        if fused {
+            super::fused::cross_entropy::cross_entropy(logits, targets)
+        } else {
+            plain::cross_entropy(logits, targets)
+        }
+    }
+}

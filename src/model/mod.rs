@@ -8,6 +8,7 @@
 //! needs no transpose and the checkpoint is written as is.
 
 pub mod checkpoint;
+pub mod fused;
 pub mod infer;
 pub mod kernels;
 pub mod sample;
@@ -210,25 +211,19 @@ impl<D: Device<f32>> Gpt<D> {
         assert_eq!(tokens.len(), batch * seq, "token count must be batch * seq");
         let idx: Tensor<(usize,), usize, D> = dev.tensor_from_vec(tokens.to_vec(), (batch * seq,));
         let tok = D::embedding(wte, idx, fused); // (B*S, C)
-        let pos = self
-            .wpe
-            .clone()
-            .retaped::<T>()
-            .slice((0..seq, ..))
-            .broadcast_like::<_, Axis<0>>(&(batch, seq, c));
-        let mut x: T3<D, T> = tok.reshape_like(&(batch, seq, c)) + pos;
+        let mut x: T3<D, T> = D::add_positions(tok, &self.wpe, batch, seq, fused);
         let mut attention = Vec::new();
         for blk in &self.blocks {
             let a = D::layer_norm(x.retaped::<T>(), &blk.ln_1_g, &blk.ln_1_b, LN_EPS, fused);
-            let qkv = linear(a, &blk.c_attn_w, &blk.c_attn_b); // (B,S,3C)
+            let qkv = D::linear(a, &blk.c_attn_w, &blk.c_attn_b, fused); // (B,S,3C)
             let (y, probs) = D::causal_attention(qkv, h, keep_attention, fused); // (B,S,C)
             if let Some(p) = probs {
                 attention.push(p);
             }
-            x = x + linear(y, &blk.attn_proj_w, &blk.attn_proj_b);
+            x = x + D::linear(y, &blk.attn_proj_w, &blk.attn_proj_b, fused);
             let m = D::layer_norm(x.retaped::<T>(), &blk.ln_2_g, &blk.ln_2_b, LN_EPS, fused);
-            let m = D::gelu(linear(m, &blk.c_fc_w, &blk.c_fc_b), fused);
-            x = x + linear(m, &blk.mlp_proj_w, &blk.mlp_proj_b);
+            let m = D::gelu(D::linear(m, &blk.c_fc_w, &blk.c_fc_b, fused), fused);
+            x = x + D::linear(m, &blk.mlp_proj_w, &blk.mlp_proj_b, fused);
         }
         let x = D::layer_norm(x, &self.ln_f_g, &self.ln_f_b, LN_EPS, fused);
         let x: T2<D, T> = x.reshape_like(&(batch * seq, c));
@@ -397,15 +392,13 @@ impl<D: Storage<f32>> Gpt<D> {
     }
 }
 
-/// `x @ w + b` over the last axis, `x: (B,S,I)`, `w: (I,O)`.
+/// `x @ w + b` over the last axis, `x: (B,S,I)`, `w: (I,O)` (the plain path).
 pub fn linear<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
     x: T3<D, T>,
     w: &T2<D>,
     b: &T1<D>,
 ) -> T3<D, T> {
-    let (bsz, s, _) = *x.shape();
-    let o = w.shape().1;
-    x.matmul(w.clone()) + b.clone().broadcast_like::<_, Axes2<0, 1>>(&(bsz, s, o))
+    kernels::plain::linear(x, w, b)
 }
 
 fn ones1<D: Device<f32>>(dev: &D, n: usize) -> T1<D> {

@@ -33,35 +33,88 @@ impl AdamW {
     /// Updates parameter `i` in place from its gradient `g` (already clipped).
     /// `decay`: whether weight decay applies (2-D weights).
     pub fn update(&mut self, i: usize, param: &mut [f32], g: &[f32], decay: bool, c: &AdamWConfig) {
-        let t = self.t.max(1) as i32;
+        let k = StepConsts::new(self.t, decay, c);
+        adamw_slice(param, g, &mut self.m[i], &mut self.v[i], &k);
+    }
+
+    /// Updates every parameter in place (in the model's visit order), in
+    /// parallel over parameters and over fixed-size chunks of each; every
+    /// element is computed exactly as [`AdamW::update`] does, so the result
+    /// does not depend on the thread count.
+    pub fn update_all(
+        &mut self,
+        params: &mut [Vec<f32>],
+        grads: &[Vec<f32>],
+        decay: &[bool],
+        c: &AdamWConfig,
+    ) {
+        use rayon::prelude::*;
+        let t = self.t;
+        params
+            .par_iter_mut()
+            .zip(grads.par_iter())
+            .zip(self.m.par_iter_mut().zip(self.v.par_iter_mut()))
+            .zip(decay.par_iter())
+            .for_each(|(((p, g), (m, v)), &d)| {
+                let k = StepConsts::new(t, d, c);
+                p.par_chunks_mut(CHUNK)
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+                    .for_each(|((p, g), (m, v))| adamw_slice(p, g, m, v, &k));
+            });
+    }
+}
+
+const CHUNK: usize = 16384;
+
+/// The constants of one step for one parameter.
+struct StepConsts {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    step: f32,
+    bc2_sqrt: f32,
+    wd: f32,
+}
+
+impl StepConsts {
+    fn new(t: u64, decay: bool, c: &AdamWConfig) -> Self {
+        let t = t.max(1) as i32;
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
-        let step = c.lr / bc1;
-        let bc2_sqrt = bc2.sqrt();
-        let wd = if decay {
-            1.0 - c.lr * c.weight_decay
-        } else {
-            1.0
-        };
-        let m = &mut self.m[i];
-        let v = &mut self.v[i];
-        for j in 0..param.len() {
-            let gj = g[j];
-            m[j] = c.beta1 * m[j] + (1.0 - c.beta1) * gj;
-            v[j] = c.beta2 * v[j] + (1.0 - c.beta2) * gj * gj;
-            let denom = v[j].sqrt() / bc2_sqrt + c.eps;
-            param[j] = param[j] * wd - step * m[j] / denom;
+        StepConsts {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            step: c.lr / bc1,
+            bc2_sqrt: bc2.sqrt(),
+            wd: if decay {
+                1.0 - c.lr * c.weight_decay
+            } else {
+                1.0
+            },
         }
     }
 }
 
-/// Global L2 norm of all gradients.
+#[inline]
+fn adamw_slice(param: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &StepConsts) {
+    for (((p, &gj), mj), vj) in param.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *mj = k.beta1 * *mj + (1.0 - k.beta1) * gj;
+        *vj = k.beta2 * *vj + (1.0 - k.beta2) * gj * gj;
+        let denom = vj.sqrt() / k.bc2_sqrt + k.eps;
+        *p = *p * k.wd - k.step * *mj / denom;
+    }
+}
+
+/// Global L2 norm of all gradients (per-tensor sums in parallel, added in order).
 pub fn global_norm(grads: &[Vec<f32>]) -> f32 {
-    grads
-        .iter()
+    use rayon::prelude::*;
+    let sums: Vec<f64> = grads
+        .par_iter()
         .map(|g| g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
-        .sum::<f64>()
-        .sqrt() as f32
+        .collect();
+    sums.iter().sum::<f64>().sqrt() as f32
 }
 
 /// Scales the gradients so their global norm is at most `max_norm`
@@ -71,11 +124,14 @@ pub fn clip_global_norm(grads: &mut [Vec<f32>], max_norm: f32) -> f32 {
     if max_norm > 0.0 && norm.is_finite() {
         let coef = max_norm / (norm + 1e-6);
         if coef < 1.0 {
-            for g in grads.iter_mut() {
-                for x in g.iter_mut() {
-                    *x *= coef;
-                }
-            }
+            use rayon::prelude::*;
+            grads.par_iter_mut().for_each(|g| {
+                g.par_chunks_mut(CHUNK).for_each(|c| {
+                    for x in c.iter_mut() {
+                        *x *= coef;
+                    }
+                })
+            });
         }
     }
     norm
@@ -111,6 +167,39 @@ mod tests {
             (p[0] - 0.9).abs() < 1e-5 && (p[1] - 1.1).abs() < 1e-5,
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn update_all_matches_update() {
+        let c = AdamWConfig {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        };
+        let n = [40000, 3];
+        let mut a = AdamW::new(&n);
+        let mut b = a.clone();
+        let mut pa: Vec<Vec<f32>> = n
+            .iter()
+            .map(|&k| (0..k).map(|i| (i as f32 * 0.37).sin()).collect())
+            .collect();
+        let mut pb = pa.clone();
+        let g: Vec<Vec<f32>> = n
+            .iter()
+            .map(|&k| (0..k).map(|i| (i as f32 * 0.11).cos()).collect())
+            .collect();
+        for t in 1..4 {
+            a.t = t;
+            b.t = t;
+            a.update_all(&mut pa, &g, &[true, false], &c);
+            for i in 0..2 {
+                b.update(i, &mut pb[i], &g[i], i == 0, &c);
+            }
+        }
+        assert_eq!(pa, pb);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -189,12 +189,12 @@ impl<D: Kernels> Trainer<D> {
         let grads = self.model.alloc_grads();
         let loss = self.model.loss_train(&x, &y, b, s, grads, self.fused());
         let loss_value = loss.as_vec()[0];
-        let grads = loss.backward();
+        let mut grads = loss.backward();
         let mut gvecs: Vec<Vec<f32>> = Vec::new();
         self.model.visit(|_, p| {
             gvecs.push(match p {
-                ParamRef::One(t) => grads.get(t).as_vec(),
-                ParamRef::Two(t) => grads.get(t).as_vec(),
+                ParamRef::One(t) => D::grad_to_host(&mut grads, t),
+                ParamRef::Two(t) => D::grad_to_host(&mut grads, t),
             })
         });
         drop(grads);
@@ -219,17 +219,20 @@ impl<D: Kernels> Trainer<D> {
         let mut new_opt = self.opt.clone();
         new_opt.t += 1;
         let mut updated: Vec<Vec<f32>> = Vec::with_capacity(gvecs.len());
-        let mut i = 0;
+        let mut decay: Vec<bool> = Vec::with_capacity(gvecs.len());
         self.model.visit(|_, p| {
-            let (decay, mut data) = match p {
-                ParamRef::One(t) => (false, t.as_vec()),
-                ParamRef::Two(t) => (true, t.as_vec()),
-            };
-            new_opt.update(i, &mut data, &gvecs[i], decay, &c);
-            updated.push(data);
-            i += 1;
+            decay.push(matches!(p, ParamRef::Two(_)));
+            updated.push(match p {
+                ParamRef::One(t) => D::param_to_host(t),
+                ParamRef::Two(t) => D::param_to_host(t),
+            })
         });
-        if updated.iter().any(|d| d.iter().any(|x| !x.is_finite())) {
+        new_opt.update_all(&mut updated, &gvecs, &decay, &c);
+        let finite = {
+            use rayon::prelude::*;
+            updated.par_iter().all(|d| d.iter().all(|x| x.is_finite()))
+        };
+        if !finite {
             return (loss_value, norm, lr, Some("weights after the update"));
         }
         self.opt = new_opt;

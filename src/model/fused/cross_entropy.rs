@@ -1,0 +1,63 @@
+//! Mean softmax cross-entropy of integer targets; the backward writes
+//! `(softmax - onehot) * dloss / N` without keeping the probabilities.
+
+use super::{fast_exp, host, ROW_CHUNK};
+use crate::model::T2;
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+pub fn cross_entropy<T: Tape<f32, Cpu>>(
+    logits: T2<Cpu, T>,
+    targets: Tensor<(usize,), usize, Cpu>,
+) -> Tensor<(), f32, Cpu, T> {
+    let (l, mut tape) = logits.split_tape();
+    let (n, v) = *l.shape();
+    let tg = targets.as_vec();
+    assert_eq!(tg.len(), n, "one target per logits row");
+    assert!(
+        tg.iter().all(|&t| t < v),
+        "target id out of range for {v} logits"
+    );
+    let lv = host(&l);
+    // log-sum-exp per row, and the per-chunk sums of (lse - logit[target]).
+    let mut lse = vec![0.0f32; n];
+    let partial: Vec<f64> = lse
+        .par_chunks_mut(ROW_CHUNK)
+        .zip(lv.par_chunks(v * ROW_CHUNK).zip(tg.par_chunks(ROW_CHUNK)))
+        .map(|(lc, (xc, tc))| {
+            let mut s = 0.0f64;
+            for (r, row) in xc.chunks(v).enumerate() {
+                let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let z: f32 = row.iter().map(|&x| fast_exp(x - m)).sum();
+                let ls = m + z.ln();
+                lc[r] = ls;
+                s += (ls - row[tc[r]]) as f64;
+            }
+            s
+        })
+        .collect();
+    let loss = (partial.iter().sum::<f64>() / n.max(1) as f64) as f32;
+    let out = l.device().tensor_from_vec(vec![loss], ());
+    if T::OWNS_TAPE {
+        let out_c = out.clone();
+        tape.add_backward_op(move |grads| {
+            let g = grads.get_or_alloc_mut(&out_c)?[0];
+            let scale = g / n.max(1) as f32;
+            let dl: &mut Vec<f32> = grads.get_or_alloc_mut(&l)?;
+            dl.par_chunks_mut(v * ROW_CHUNK)
+                .zip(lv.par_chunks(v * ROW_CHUNK))
+                .zip(lse.par_chunks(ROW_CHUNK).zip(tg.par_chunks(ROW_CHUNK)))
+                .for_each(|((dc, xc), (lc, tc))| {
+                    for (r, (drow, xrow)) in dc.chunks_mut(v).zip(xc.chunks(v)).enumerate() {
+                        let ls = lc[r];
+                        for (d, &x) in drow.iter_mut().zip(xrow) {
+                            *d += scale * fast_exp(x - ls);
+                        }
+                        drow[tc[r]] -= scale;
+                    }
+                });
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}

@@ -1,0 +1,53 @@
+//! tanh-approximated GELU (GPT-2's `gelu_new`), element-wise in parallel.
+
+use super::{fast_tanh, host, ELEM_CHUNK};
+use crate::model::T3;
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+const KAPPA: f32 = 0.044715;
+/// sqrt(2 / pi)
+const BETA: f32 = 0.797_884_6;
+
+#[inline]
+fn f(x: f32) -> f32 {
+    0.5 * x * (1.0 + fast_tanh(BETA * (x + KAPPA * x * x * x)))
+}
+
+#[inline]
+fn df(x: f32) -> f32 {
+    let x2 = x * x;
+    let t = fast_tanh(BETA * (x + KAPPA * x2 * x));
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * BETA * (1.0 + 3.0 * KAPPA * x2)
+}
+
+pub fn gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>) -> T3<Cpu, T> {
+    let (x, mut tape) = x.split_tape();
+    let shape = *x.shape();
+    let xv = host(&x);
+    let mut y = vec![0.0f32; xv.len()];
+    y.par_chunks_mut(ELEM_CHUNK)
+        .zip(xv.par_chunks(ELEM_CHUNK))
+        .for_each(|(yc, xc)| {
+            for (yi, &xi) in yc.iter_mut().zip(xc) {
+                *yi = f(xi);
+            }
+        });
+    let out = x.device().tensor_from_vec(y, shape);
+    if T::OWNS_TAPE {
+        let out_c = out.clone();
+        tape.add_backward_op(move |grads| {
+            let dy: Vec<f32> = grads.get_or_alloc_mut(&out_c)?.to_vec();
+            let dx: &mut Vec<f32> = grads.get_or_alloc_mut(&x)?;
+            dx.par_chunks_mut(ELEM_CHUNK)
+                .zip(xv.par_chunks(ELEM_CHUNK).zip(dy.par_chunks(ELEM_CHUNK)))
+                .for_each(|(dxc, (xc, dyc))| {
+                    for ((d, &xi), &g) in dxc.iter_mut().zip(xc).zip(dyc) {
+                        *d += g * df(xi);
+                    }
+                });
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}

@@ -1,0 +1,104 @@
+//! LayerNorm over the last axis with gain and bias; rows in parallel.
+
+use super::{host, ROW_CHUNK};
+use crate::model::{T1, T3};
+use dfdx::prelude::*;
+use rayon::prelude::*;
+
+pub fn layer_norm<T: Tape<f32, Cpu>>(
+    x: T3<Cpu, T>,
+    g: &T1<Cpu>,
+    b: &T1<Cpu>,
+    eps: f64,
+) -> T3<Cpu, T> {
+    let (x, mut tape) = x.split_tape();
+    let shape = *x.shape();
+    let c = shape.2;
+    assert_eq!(g.shape().0, c, "layer_norm gain size");
+    assert_eq!(b.shape().0, c, "layer_norm bias size");
+    let xv = host(&x);
+    let gv = host(g);
+    let bv = host(b);
+    let rows = xv.len() / c.max(1);
+    let eps = eps as f32;
+    // Per row: the normalised x (kept for the backward) and 1/std.
+    let mut xhat = vec![0.0f32; xv.len()];
+    let mut rstd = vec![0.0f32; rows];
+    let mut y = vec![0.0f32; xv.len()];
+    y.par_chunks_mut(c * ROW_CHUNK)
+        .zip(xhat.par_chunks_mut(c * ROW_CHUNK))
+        .zip(
+            rstd.par_chunks_mut(ROW_CHUNK)
+                .zip(xv.par_chunks(c * ROW_CHUNK)),
+        )
+        .for_each(|((yc, hc), (rc, xc))| {
+            for (r, xr) in xc.chunks(c).enumerate() {
+                let mean = xr.iter().sum::<f32>() / c as f32;
+                let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+                let rs = 1.0 / (var + eps).sqrt();
+                rc[r] = rs;
+                let hr = &mut hc[r * c..(r + 1) * c];
+                let yr = &mut yc[r * c..(r + 1) * c];
+                for j in 0..c {
+                    let h = (xr[j] - mean) * rs;
+                    hr[j] = h;
+                    yr[j] = h * gv[j] + bv[j];
+                }
+            }
+        });
+    let out = x.device().tensor_from_vec(y, shape);
+    if T::OWNS_TAPE {
+        let (out_c, g, b) = (out.clone(), g.clone(), b.clone());
+        tape.add_backward_op(move |grads| {
+            let dy: Vec<f32> = grads.get_or_alloc_mut(&out_c)?.to_vec();
+            // Partial gain/bias gradients per fixed chunk of rows, summed in order.
+            let dx: &mut Vec<f32> = grads.get_or_alloc_mut(&x)?;
+            let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+                .par_chunks_mut(c * ROW_CHUNK)
+                .zip(dy.par_chunks(c * ROW_CHUNK))
+                .zip(
+                    xhat.par_chunks(c * ROW_CHUNK)
+                        .zip(rstd.par_chunks(ROW_CHUNK)),
+                )
+                .map(|((dxc, dyc), (hc, rc))| {
+                    let mut dg = vec![0.0f32; c];
+                    let mut db = vec![0.0f32; c];
+                    for (r, &rs) in rc.iter().enumerate() {
+                        let dyr = &dyc[r * c..(r + 1) * c];
+                        let hr = &hc[r * c..(r + 1) * c];
+                        let mut m1 = 0.0f32;
+                        let mut m2 = 0.0f32;
+                        for j in 0..c {
+                            let dh = dyr[j] * gv[j];
+                            m1 += dh;
+                            m2 += dh * hr[j];
+                            dg[j] += dyr[j] * hr[j];
+                            db[j] += dyr[j];
+                        }
+                        m1 /= c as f32;
+                        m2 /= c as f32;
+                        let dxr = &mut dxc[r * c..(r + 1) * c];
+                        for j in 0..c {
+                            dxr[j] += rs * (dyr[j] * gv[j] - m1 - hr[j] * m2);
+                        }
+                    }
+                    (dg, db)
+                })
+                .collect();
+            let dg: &mut Vec<f32> = grads.get_or_alloc_mut(&g)?;
+            for (pg, _) in &partial {
+                for (d, p) in dg.iter_mut().zip(pg) {
+                    *d += p;
+                }
+            }
+            let db: &mut Vec<f32> = grads.get_or_alloc_mut(&b)?;
+            for (_, pb) in &partial {
+                for (d, p) in db.iter_mut().zip(pb) {
+                    *d += p;
+                }
+            }
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}

@@ -1,0 +1,239 @@
+//! Each fused CPU kernel against the plain dfdx reference on fresh random
+//! inputs: values and gradients (loss = sum of outputs x random weights).
+
+use dfdx::prelude::*;
+use headsup::model::kernels::plain;
+use headsup::model::{Gpt, GptConfig, Kernels, ParamRef, T1, T2, T3};
+
+/// max|a - b| / max(max|b|, 1e-6).
+fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    let den = b.iter().map(|y| y.abs()).fold(0.0f32, f32::max).max(1e-6);
+    num / den
+}
+
+fn close(what: &str, a: &[f32], b: &[f32]) {
+    assert!(a.iter().all(|x| x.is_finite()), "{what}: non-finite");
+    let e = rel_err(a, b);
+    assert!(e < 1e-5, "{what}: relative error {e}");
+}
+
+fn dev(seed: u64) -> Cpu {
+    Cpu::seed_from_u64(seed)
+}
+
+fn randn3(d: &Cpu, s: (usize, usize, usize)) -> T3<Cpu> {
+    d.sample_normal_like(&s)
+}
+
+fn randn2(d: &Cpu, s: (usize, usize)) -> T2<Cpu> {
+    d.sample_normal_like(&s)
+}
+
+fn randn1(d: &Cpu, n: usize) -> T1<Cpu> {
+    d.sample_normal_like(&(n,))
+}
+
+fn weighted3(y: T3<Cpu, OwnedTape<f32, Cpu>>, w: &T3<Cpu>) -> Gradients<f32, Cpu> {
+    (y * w.clone()).sum().backward()
+}
+
+#[test]
+fn gelu_matches_plain() {
+    for (seed, shape) in [(1, (2, 5, 7)), (2, (3, 17, 64))] {
+        let d = dev(seed);
+        let x = randn3(&d, shape) * 2.0;
+        let w = randn3(&d, shape);
+        let yf = <Cpu as Kernels>::gelu(x.leaky_trace(), true);
+        let yp = x.leaky_trace().fast_gelu();
+        close("gelu y", &yf.as_vec(), &yp.as_vec());
+        let gf = weighted3(yf, &w);
+        let gp = weighted3(yp, &w);
+        close("gelu dx", &gf.get(&x).as_vec(), &gp.get(&x).as_vec());
+    }
+}
+
+#[test]
+fn layer_norm_matches_plain() {
+    for (seed, shape) in [(3, (2, 3, 8)), (4, (4, 33, 128))] {
+        let d = dev(seed);
+        let x = randn3(&d, shape) * 3.0 + 1.0;
+        let g = randn1(&d, shape.2);
+        let b = randn1(&d, shape.2);
+        let w = randn3(&d, shape);
+        let yf = <Cpu as Kernels>::layer_norm(x.leaky_trace(), &g, &b, 1e-5, true);
+        let yp = plain::layer_norm(x.leaky_trace(), &g, &b, 1e-5);
+        close("ln y", &yf.as_vec(), &yp.as_vec());
+        let gf = weighted3(yf, &w);
+        let gp = weighted3(yp, &w);
+        close("ln dx", &gf.get(&x).as_vec(), &gp.get(&x).as_vec());
+        close("ln dg", &gf.get(&g).as_vec(), &gp.get(&g).as_vec());
+        close("ln db", &gf.get(&b).as_vec(), &gp.get(&b).as_vec());
+    }
+}
+
+#[test]
+fn attention_matches_plain() {
+    for (seed, (b, s, h, hd)) in [(5, (2, 5, 2, 4)), (6, (3, 40, 4, 16)), (7, (1, 70, 2, 64))] {
+        let d = dev(seed);
+        let c = h * hd;
+        let qkv = randn3(&d, (b, s, 3 * c));
+        let w = randn3(&d, (b, s, c));
+        let (yf, pf) = <Cpu as Kernels>::causal_attention(qkv.leaky_trace(), h, true, true);
+        let (yp, pp) = plain::causal_attention(qkv.leaky_trace(), h, true);
+        close("attn y", &yf.as_vec(), &yp.as_vec());
+        let (pf, pp) = (pf.expect("fused probs"), pp.expect("plain probs"));
+        assert_eq!(pf.shape(), pp.shape());
+        close("attn probs", &pf.as_vec(), &pp.as_vec());
+        let gf = weighted3(yf, &w);
+        let gp = weighted3(yp, &w);
+        close("attn dqkv", &gf.get(&qkv).as_vec(), &gp.get(&qkv).as_vec());
+    }
+}
+
+#[test]
+fn attention_without_probs_gives_none() {
+    let d = dev(8);
+    let qkv = randn3(&d, (1, 4, 12));
+    let (_, p) = <Cpu as Kernels>::causal_attention(qkv, 2, false, true);
+    assert!(p.is_none());
+}
+
+#[test]
+fn cross_entropy_matches_plain() {
+    for (seed, (n, v)) in [(9, (5, 3)), (10, (77, 65)), (11, (40, 300))] {
+        let d = dev(seed);
+        let logits = randn2(&d, (n, v)) * 3.0;
+        let tg: Vec<usize> = (0..n).map(|i| (i * 7 + 3) % v).collect();
+        let t: Tensor<(usize,), usize, Cpu> = d.tensor_from_vec(tg, (n,));
+        let lf = <Cpu as Kernels>::cross_entropy(logits.leaky_trace(), t.clone(), true);
+        let lp = plain::cross_entropy(logits.leaky_trace(), t);
+        close("ce loss", &lf.as_vec(), &lp.as_vec());
+        let gf = (lf * 1.7).backward();
+        let gp = (lp * 1.7).backward();
+        close(
+            "ce dlogits",
+            &gf.get(&logits).as_vec(),
+            &gp.get(&logits).as_vec(),
+        );
+    }
+}
+
+#[test]
+fn embedding_matches_plain() {
+    let d = dev(12);
+    let (v, c, n) = (13, 24, 50);
+    let wte = randn2(&d, (v, c));
+    // Repeated ids exercise the scatter-add.
+    let ids: Vec<usize> = (0..n).map(|i| (i * i + 1) % v).collect();
+    let idx: Tensor<(usize,), usize, Cpu> = d.tensor_from_vec(ids, (n,));
+    let w = randn2(&d, (n, c));
+    let yf = <Cpu as Kernels>::embedding(wte.leaky_trace(), idx.clone(), true);
+    let yp = plain::embedding(wte.leaky_trace(), idx);
+    close("emb y", &yf.as_vec(), &yp.as_vec());
+    let gf = (yf * w.clone()).sum().backward();
+    let gp = (yp * w).sum().backward();
+    close("emb dwte", &gf.get(&wte).as_vec(), &gp.get(&wte).as_vec());
+}
+
+#[test]
+fn linear_matches_plain() {
+    let d = dev(13);
+    let (b, s, i, o) = (3, 9, 16, 40);
+    let x = randn3(&d, (b, s, i));
+    let wt = randn2(&d, (i, o));
+    let bias = randn1(&d, o);
+    let w = randn3(&d, (b, s, o));
+    let yf = <Cpu as Kernels>::linear(x.leaky_trace(), &wt, &bias, true);
+    let yp = plain::linear(x.leaky_trace(), &wt, &bias);
+    close("linear y", &yf.as_vec(), &yp.as_vec());
+    let gf = weighted3(yf, &w);
+    let gp = weighted3(yp, &w);
+    close("linear dx", &gf.get(&x).as_vec(), &gp.get(&x).as_vec());
+    close("linear dw", &gf.get(&wt).as_vec(), &gp.get(&wt).as_vec());
+    close(
+        "linear db",
+        &gf.get(&bias).as_vec(),
+        &gp.get(&bias).as_vec(),
+    );
+}
+
+#[test]
+fn add_positions_matches_plain() {
+    let d = dev(14);
+    let (b, s, c, npos) = (3, 6, 8, 10);
+    let tok = randn2(&d, (b * s, c));
+    let wpe = randn2(&d, (npos, c));
+    let w = randn3(&d, (b, s, c));
+    let yf = <Cpu as Kernels>::add_positions(tok.leaky_trace(), &wpe, b, s, true);
+    let yp = plain::add_positions(tok.leaky_trace(), &wpe, b, s);
+    close("pos y", &yf.as_vec(), &yp.as_vec());
+    let gf = weighted3(yf, &w);
+    let gp = weighted3(yp, &w);
+    close("pos dtok", &gf.get(&tok).as_vec(), &gp.get(&tok).as_vec());
+    close("pos dwpe", &gf.get(&wpe).as_vec(), &gp.get(&wpe).as_vec());
+}
+
+fn model_grads(model: &Gpt<Cpu>, fused: bool) -> (f32, Vec<Vec<f32>>) {
+    let (b, s) = (3, 12);
+    let v = model.cfg.vocab_size;
+    let x: Vec<usize> = (0..b * s).map(|i| (i * 5 + 1) % v).collect();
+    let y: Vec<usize> = (0..b * s).map(|i| (i * 3 + 2) % v).collect();
+    let loss = model.loss_train(&x, &y, b, s, model.alloc_grads(), fused);
+    let l = loss.as_vec()[0];
+    let grads = loss.backward();
+    let mut out = Vec::new();
+    model.visit(|_, p| {
+        out.push(match p {
+            ParamRef::One(t) => grads.get(t).as_vec(),
+            ParamRef::Two(t) => grads.get(t).as_vec(),
+        })
+    });
+    (l, out)
+}
+
+#[test]
+fn whole_model_fused_matches_plain() {
+    let cfg = GptConfig {
+        vocab_size: 23,
+        n_positions: 16,
+        n_embd: 32,
+        n_layer: 2,
+        n_head: 4,
+    };
+    let model = Gpt::new(&Cpu::default(), cfg, 5);
+    let (lf, gf) = model_grads(&model, true);
+    let (lp, gp) = model_grads(&model, false);
+    close("model loss", &[lf], &[lp]);
+    for (i, (a, b)) in gf.iter().zip(&gp).enumerate() {
+        close(&format!("model grad {i}"), a, b);
+    }
+}
+
+#[test]
+fn fused_gradients_do_not_depend_on_thread_count() {
+    let cfg = GptConfig {
+        vocab_size: 19,
+        n_positions: 16,
+        n_embd: 32,
+        n_layer: 1,
+        n_head: 2,
+    };
+    let model = Gpt::new(&Cpu::default(), cfg, 6);
+    let run = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .expect("thread pool")
+            .install(|| model_grads(&model, true))
+    };
+    let (l1, g1) = run(1);
+    let (l3, g3) = run(3);
+    assert_eq!(l1, l3);
+    assert_eq!(g1, g3);
+}
