@@ -238,6 +238,16 @@ pub fn main() -> Result<()> {
 }
 
 fn run_tui(a: TuiArgs) -> Result<()> {
+    // The theme and key bindings are checked first, before any training
+    // starts, and whether or not the output is a terminal.
+    let cfg = load_experiment(&a.exp)?;
+    let theme = a.theme.clone().unwrap_or_else(|| cfg.ui.theme.clone());
+    crate::ui::Theme::load(
+        &theme,
+        crate::ui::Theme::user_dir().as_deref(),
+        crate::ui::ColorDepth::detect(),
+    )?;
+    crate::app::KeyMap::from_config(&cfg.ui.keys)?;
     let p = prepare(&a.exp)?;
     if !std::io::stdout().is_terminal() {
         // Not a terminal: the plain progress lines instead of drawing.

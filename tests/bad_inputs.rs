@@ -82,6 +82,64 @@ fn cases(tmp: &Path, good_run: &Path) -> Vec<Case> {
         };
     let cfg = |f: &str, needles: &[&str]| (s(&["train", "--config", &fx(f)]), s(needles));
 
+    // --- themes and key bindings (checked before training starts) ---
+    add(
+        "unknown theme",
+        (
+            s(&["tui", "--theme", "nonexistent"]),
+            s(&["nonexistent", "available"]),
+        ),
+        Error,
+    );
+    add(
+        "theme with a bad colour",
+        (
+            s(&["tui", "--theme", &fx("theme_bad_colour.toml")]),
+            s(&["theme_bad_colour.toml", "zzzzzz"]),
+        ),
+        Error,
+    );
+    add(
+        "malformed theme",
+        (
+            s(&["tui", "--theme", &fx("theme_malformed.toml")]),
+            s(&["theme_malformed.toml"]),
+        ),
+        Error,
+    );
+    add(
+        "theme with an unknown key",
+        (
+            s(&["tui", "--theme", &fx("theme_unknown_key.toml")]),
+            s(&["theme_unknown_key.toml", "colours"]),
+        ),
+        Error,
+    );
+    add(
+        "missing theme file",
+        (
+            s(&["tui", "--theme", "/nonexistent/t.toml"]),
+            s(&["/nonexistent/t.toml"]),
+        ),
+        Error,
+    );
+    add(
+        "unknown key action",
+        (
+            s(&["tui", "--set", "ui.keys.fly=x"]),
+            s(&["ui.keys", "fly"]),
+        ),
+        Error,
+    );
+    add(
+        "unparsable key",
+        (
+            s(&["tui", "--set", "ui.keys.pause=ctrl-???"]),
+            s(&["ui.keys.pause", "not a key"]),
+        ),
+        Error,
+    );
+
     // --- config files ---
     add(
         "unknown key",

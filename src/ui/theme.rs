@@ -307,12 +307,21 @@ impl Theme {
         names
     }
 
-    /// Loads `name`: `<user_dir>/<name>.toml` if it exists, else a built-in.
+    /// Loads `name`: a file path if it ends in `.toml`, else
+    /// `<user_dir>/<name>.toml` if it exists, else a built-in.
     pub fn load(
         name: &str,
         user_dir: Option<&Path>,
         depth: ColorDepth,
     ) -> Result<Theme, ThemeError> {
+        if name.ends_with(".toml") {
+            let path = Path::new(name);
+            let text = std::fs::read_to_string(path).map_err(|e| ThemeError::Read {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            return Theme::from_toml(&text, &path.display().to_string(), depth);
+        }
         let safe_name = !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.');
         if let (Some(dir), true) = (user_dir, safe_name) {
             let path = dir.join(format!("{name}.toml"));
