@@ -7,6 +7,7 @@ use crate::train::{Event, Prepared, SampleSettings, TrainerHandle};
 use crate::ui::{self, ColorDepth, Theme};
 use anyhow::Context;
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -262,7 +263,9 @@ pub fn run_workbench(
     input_done.store(true, Ordering::Relaxed);
     drop(_guard);
     if app.stopping {
-        eprintln!("headsup: stopping, saving checkpoint…");
+        // Not eprintln!: it panics when the terminal is gone (a dropped SSH
+        // connection), and the checkpoint must still be waited for.
+        let _ = writeln!(std::io::stderr(), "headsup: stopping, saving checkpoint…");
     }
     wait_for_trainer(thread);
     result?;

@@ -85,12 +85,12 @@ pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
             }
             Event::Finished { step } => {
                 let _ = handle.commands.send(Command::Stop);
-                println!("finished at step {step}");
+                let _ = writeln!(out, "finished at step {step}");
                 break;
             }
             Event::Stopped { step } => {
                 if result.is_ok() {
-                    println!("stopped at step {step} (checkpoint saved)");
+                    let _ = writeln!(out, "stopped at step {step} (checkpoint saved)");
                 }
                 break;
             }

@@ -1,0 +1,278 @@
+//! The workbench under signals, in a real terminal (tmux): SIGTERM, SIGHUP and
+//! SIGINT each save a checkpoint and exit 0 with the terminal back in cooked
+//! mode; closing the terminal (a dropped SSH connection) saves too; SIGKILL at
+//! random moments never leaves an unreadable latest checkpoint, and
+//! `headsup tui --resume` carries on. Skips with a note without tmux.
+
+use headsup::train::run_dir::{latest_checkpoint, read_metrics};
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TINY: &str =
+    "--set train.max_iters=1000000 --set train.log_interval=1 --set train.eval_interval=0 \
+    --set train.attention_interval=5 --set train.threads=1 --set train.checkpoint_interval=7 \
+    --set model.n_embd=16 --set model.n_head=2 --set model.block_size=16 --set train.batch_size=4 \
+    --set data.synthetic_records=300";
+
+fn have_tmux() -> bool {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("note: tmux is not installed; skipping the workbench signal tests");
+        return false;
+    }
+    true
+}
+
+struct Session {
+    socket: String,
+    dir: PathBuf,
+}
+
+impl Session {
+    /// Starts `headsup tui <args>` in a new tmux session; when it exits, the
+    /// shell records its exit status and the terminal modes.
+    fn start(tag: &str, dir: &Path, args: &str) -> Session {
+        let bin = env!("CARGO_BIN_EXE_headsup");
+        let d = dir.display();
+        let shell = format!(
+            "TERM=xterm-256color {bin} tui {args}; echo $? > {d}/exit.txt; stty -a > {d}/stty.txt; sleep 30"
+        );
+        let _ = std::fs::remove_file(dir.join("exit.txt"));
+        let _ = std::fs::remove_file(dir.join("stty.txt"));
+        let s = Session {
+            socket: format!("headsup-sig-{tag}-{}", std::process::id()),
+            dir: dir.to_path_buf(),
+        };
+        let out = s.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "w",
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &shell,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        s
+    }
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux")
+    }
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned()
+    }
+    /// The pid of the headsup process whose command line names `run`.
+    fn pid(&self, run: &Path) -> u32 {
+        let want = run.display().to_string();
+        let start = Instant::now();
+        loop {
+            if let Ok(rd) = std::fs::read_dir("/proc") {
+                for e in rd.flatten() {
+                    let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                        continue;
+                    };
+                    let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+                    let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                    if comm.trim() == "headsup" && cmd.contains(&want) {
+                        return pid;
+                    }
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no headsup process for {want}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    /// Waits until the status bar shows a step of at least `n`.
+    fn wait_step(&self, n: usize) {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if step(&s).is_some_and(|k| k >= n) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "no step {n}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    /// Waits for the shell to record the exit; returns (status, stty -a).
+    fn wait_exit(&self) -> (String, String) {
+        let start = Instant::now();
+        loop {
+            let stty = std::fs::read_to_string(self.dir.join("stty.txt")).unwrap_or_default();
+            if !stty.is_empty() {
+                let exit = std::fs::read_to_string(self.dir.join("exit.txt")).unwrap_or_default();
+                return (exit.trim().to_string(), stty);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "headsup did not exit; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+fn step(screen: &str) -> Option<usize> {
+    for (i, _) in screen.match_indices("step ") {
+        let rest = &screen[i + 5..];
+        let v: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if !v.is_empty() && rest[v.len()..].starts_with('/') {
+            return v.parse().ok();
+        }
+    }
+    None
+}
+
+fn kill(sig: &str, pid: u32) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+}
+
+fn stopped_step(run: &Path) -> Option<u64> {
+    let (lines, _) = read_metrics(&run.join("metrics.jsonl")).ok()?;
+    lines
+        .iter()
+        .rev()
+        .find(|v| v["event"] == "stopped")
+        .and_then(|v| v["step"].as_u64())
+}
+
+fn checkpoint_step(run: &Path) -> u64 {
+    let ck = latest_checkpoint(run).expect("a checkpoint");
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ck.join("trainer_state.json")).unwrap())
+            .unwrap();
+    st["step"].as_u64().unwrap()
+}
+
+#[test]
+fn term_hup_int_save_and_restore_the_terminal() {
+    if !have_tmux() {
+        return;
+    }
+    for sig in ["TERM", "HUP", "INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let s = Session::start(sig, dir.path(), &format!("--out {} {TINY}", run.display()));
+        s.wait_step(3);
+        kill(sig, s.pid(&run));
+        let (exit, stty) = s.wait_exit();
+        assert_eq!(exit, "0", "SIG{sig}: exit status");
+        let words: Vec<&str> = stty.split_whitespace().collect();
+        assert!(
+            words.contains(&"icanon") && words.contains(&"echo"),
+            "SIG{sig}: terminal not restored: {stty}"
+        );
+        let stopped = stopped_step(&run).expect("a stopped event in metrics.jsonl");
+        assert_eq!(
+            checkpoint_step(&run),
+            stopped,
+            "SIG{sig}: the checkpoint is of the step it stopped at"
+        );
+        eprintln!("SIG{sig}: exit 0, cooked mode, checkpoint at step {stopped}");
+    }
+}
+
+#[test]
+fn closing_the_terminal_saves_a_checkpoint() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let s = Session::start(
+        "close",
+        dir.path(),
+        &format!("--out {} {TINY}", run.display()),
+    );
+    s.wait_step(3);
+    let pid = s.pid(&run);
+    // As a dropped SSH connection: the terminal goes away under the program.
+    s.tmux(&["kill-server"]);
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "headsup still running after its terminal closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopped = stopped_step(&run).expect("a stopped event in metrics.jsonl");
+    assert_eq!(checkpoint_step(&run), stopped);
+    eprintln!("terminal closed: stopped and saved at step {stopped}");
+}
+
+#[test]
+fn sigkill_at_random_moments_then_resume() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut last = 0;
+    for i in 0..6 {
+        let args = if i == 0 {
+            format!("--out {} {TINY}", run.display())
+        } else {
+            format!("--resume {}", run.display())
+        };
+        let s = Session::start(&format!("kill{i}"), dir.path(), &args);
+        s.wait_step(last as usize + 8);
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..400)));
+        kill("KILL", s.pid(&run));
+        drop(s);
+        let ck = latest_checkpoint(&run).expect("a latest checkpoint after the kill");
+        assert!(!ck
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".tmp"));
+        let model = headsup::train::trainer::load_cpu_model(&ck);
+        assert!(
+            model.is_ok(),
+            "kill {i}: latest checkpoint does not load: {:?}",
+            model.err()
+        );
+        let now = checkpoint_step(&run);
+        assert!(now >= last, "checkpoints went backwards: {last} -> {now}");
+        read_metrics(&run.join("metrics.jsonl")).expect("metrics.jsonl reads");
+        eprintln!("kill {i}: latest checkpoint step {now} loads");
+        last = now;
+    }
+    assert!(last > 0);
+}
