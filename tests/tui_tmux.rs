@@ -151,6 +151,35 @@ fn workbench_in_tmux() {
     let gen = t.wait_for("a generation to finish", 60, |s| s.contains("tok/s]"));
     assert!(gen.contains("> abcdefgh|"), "{gen}");
 
+    // Resizing at random between 20x10 and 200x60, 200 times: it keeps
+    // drawing, shows "terminal too small" below 60x16, and comes back.
+    let mut r: u64 = 0x5eed;
+    for i in 0..200 {
+        r = r
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let w = 20 + (r >> 33) % 181;
+        let h = 10 + (r >> 17) % 51;
+        t.cmd(&[
+            "resize-window",
+            "-t",
+            "e2e",
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+        ]);
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    t.cmd(&["resize-window", "-t", "e2e", "-x", "40", "-y", "12"]);
+    t.wait_for("the too-small message", 20, |s| s.contains("too small"));
+    t.cmd(&["resize-window", "-t", "e2e", "-x", "120", "-y", "40"]);
+    t.wait_for("the layout to come back", 20, |s| {
+        s.contains("4 playground") && !s.contains("too small")
+    });
+
     // q asks first, y stops (saving a checkpoint) and exits.
     t.keys(&["Escape", "q"]);
     t.wait_for("the quit question", 20, |s| s.contains("quit?"));
