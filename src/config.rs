@@ -348,7 +348,9 @@ impl Config {
         let text = toml::to_string(&doc).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let parsed = Self::from_toml_str(&text).map_err(|message| ConfigError::Override {
             arg: sets.join(" "),
-            message,
+            // Line numbers refer to the re-serialized config, not to anything
+            // the user wrote: drop them.
+            message: strip_line_numbers(&message),
         })?;
         *self = parsed;
         Ok(())
@@ -466,4 +468,23 @@ fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
         (Some(k), _) => format!("key `{k}` (line {line_no}): {msg}"),
         _ => format!("line {line_no}: {msg}"),
     }
+}
+
+/// Removes ` (line N)` from a message.
+fn strip_line_numbers(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(" (line ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 7..];
+        match after.find(')') {
+            Some(j) if after[..j].chars().all(|c| c.is_ascii_digit()) => rest = &after[j + 1..],
+            _ => {
+                out.push_str(" (line ");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
