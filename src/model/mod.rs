@@ -135,13 +135,17 @@ pub struct ForwardOut<D: Storage<f32>, T> {
 }
 
 impl<D: Device<f32>> Gpt<D> {
-    /// GPT-2 initialisation from `seed` (host RNG, so CPU and GPU start alike):
-    /// weights N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), biases 0, LN gains 1.
+    /// Initialisation from `seed` (host RNG, so CPU and GPU start alike), as
+    /// the PyTorch reference (`ref_gpt.py`) does it: every weight matrix and
+    /// embedding N(0, 0.02), biases 0, LayerNorm gains 1. (GPT-2 and nanoGPT
+    /// also shrink the residual projections to 0.02/sqrt(2L); on the
+    /// tinyshakespeare baby config, seed 1337, that ended at val loss 1.896
+    /// against 1.874 without it, so headsup follows the reference.)
     pub fn new(dev: &D, cfg: GptConfig, seed: u64) -> Self {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let c = cfg.n_embd;
         let std = 0.02f32;
-        let proj_std = 0.02 / (2.0 * cfg.n_layer as f32).sqrt();
+        let proj_std = std;
         let mut normal2 = |rows: usize, cols: usize, s: f32| -> T2<D> {
             let n = Normal::new(0.0f32, s).expect("std is positive");
             let v: Vec<f32> = (0..rows * cols).map(|_| n.sample(&mut rng)).collect();
