@@ -47,20 +47,8 @@ pub fn si(n: f64) -> String {
     }
 }
 
-/// Seconds as "1h02m", "3m12s", "45s".
-pub fn duration(secs: f64) -> String {
-    if !secs.is_finite() || secs < 0.0 {
-        return "-".into();
-    }
-    let s = secs.round() as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
+/// Seconds as "1h02m", "3m12s", "45s" (the headless lines' format).
+pub use crate::train::headless::fmt_duration as duration;
 
 #[cfg(test)]
 mod tests {
