@@ -53,6 +53,9 @@ pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     let mut max_iters = prepared.config.train.max_iters;
     let mut result = Ok(());
+    // The step of the last checkpoint reported written: the stop line only
+    // claims a checkpoint when one was written for the step it stopped at.
+    let mut saved_step = None;
     for ev in handle.events.iter() {
         let line = match &ev {
             Event::Started(info) => {
@@ -74,6 +77,7 @@ pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
             Event::Step(s) => Some(step_line(s, max_iters)),
             Event::Eval(e) => Some(eval_line(e)),
             Event::Checkpoint { step, path } => {
+                saved_step = Some(*step);
                 Some(format!("checkpoint step {step}: {}", path.display()))
             }
             Event::Paused {
@@ -90,7 +94,13 @@ pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
             }
             Event::Stopped { step } => {
                 if result.is_ok() {
-                    let _ = writeln!(out, "stopped at step {step} (checkpoint saved)");
+                    if saved_step == Some(*step) {
+                        let _ = writeln!(out, "stopped at step {step} (checkpoint saved)");
+                    } else {
+                        result = Err(anyhow::anyhow!(
+                            "stopped at step {step}, but its checkpoint could not be saved (see above); the latest complete checkpoint is an earlier one"
+                        ));
+                    }
                 }
                 break;
             }
