@@ -211,7 +211,10 @@ fn guess_source(p: &Path) -> crate::config::SourceKind {
 }
 
 fn prepare(exp: &ExperimentArgs) -> Result<train::Prepared> {
-    let cfg = load_experiment(exp)?;
+    prepare_config(load_experiment(exp)?, exp)
+}
+
+fn prepare_config(cfg: Config, exp: &ExperimentArgs) -> Result<train::Prepared> {
     train::prepare(
         cfg,
         &PrepareOptions {
@@ -248,7 +251,7 @@ fn run_tui(a: TuiArgs) -> Result<()> {
         crate::ui::ColorDepth::detect(),
     )?;
     crate::app::KeyMap::from_config(&cfg.ui.keys)?;
-    let p = prepare(&a.exp)?;
+    let p = prepare_config(cfg, &a.exp)?;
     if !std::io::stdout().is_terminal() {
         // Not a terminal: the plain progress lines instead of drawing.
         return train::headless::run_headless(&p);
