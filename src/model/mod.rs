@@ -396,15 +396,6 @@ impl<D: Storage<f32>> Gpt<D> {
     }
 }
 
-/// `x @ w + b` over the last axis, `x: (B,S,I)`, `w: (I,O)` (the plain path).
-pub fn linear<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
-    x: T3<D, T>,
-    w: &T2<D>,
-    b: &T1<D>,
-) -> T3<D, T> {
-    kernels::plain::linear(x, w, b)
-}
-
 fn ones1<D: Device<f32>>(dev: &D, n: usize) -> T1<D> {
     dev.tensor_from_vec(vec![1.0; n], (n,))
 }
