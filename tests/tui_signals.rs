@@ -8,7 +8,9 @@ use headsup::train::run_dir::{latest_checkpoint, read_metrics};
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+mod tmux_support;
 use std::time::{Duration, Instant};
+use tmux_support::{have_tmux, status_step as step, Tmux};
 
 const TINY: &str =
     "--set train.max_iters=1000000 --set train.log_interval=1 --set train.eval_interval=0 \
@@ -16,16 +18,8 @@ const TINY: &str =
     --set model.n_embd=16 --set model.n_head=2 --set model.block_size=16 --set train.batch_size=4 \
     --set data.synthetic_records=300";
 
-fn have_tmux() -> bool {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("note: tmux is not installed; skipping the workbench signal tests");
-        return false;
-    }
-    true
-}
-
 struct Session {
-    socket: String,
+    tmux: Tmux,
     dir: PathBuf,
 }
 
@@ -40,38 +34,13 @@ impl Session {
         );
         let _ = std::fs::remove_file(dir.join("exit.txt"));
         let _ = std::fs::remove_file(dir.join("stty.txt"));
-        let s = Session {
-            socket: format!("headsup-sig-{tag}-{}", std::process::id()),
+        Session {
+            tmux: Tmux::start(&format!("sig-{tag}"), "w", 100, 30, &shell),
             dir: dir.to_path_buf(),
-        };
-        let out = s.tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            "w",
-            "-x",
-            "100",
-            "-y",
-            "30",
-            &shell,
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        s
-    }
-    fn tmux(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux")
+        }
     }
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "w"]).stdout).into_owned()
+        self.tmux.screen()
     }
     /// The pid of the headsup process whose command line names `run`.
     fn pid(&self, run: &Path) -> u32 {
@@ -100,18 +69,9 @@ impl Session {
     }
     /// Waits until the status bar shows a step of at least `n`.
     fn wait_step(&self, n: usize) {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if step(&s).is_some_and(|k| k >= n) {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "no step {n}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.tmux.wait_for(&format!("step {n}"), 90, |s| {
+            step(s).is_some_and(|k| k >= n)
+        });
     }
     /// Waits for the shell to record the exit; returns (status, stty -a).
     fn wait_exit(&self) -> (String, String) {
@@ -130,27 +90,6 @@ impl Session {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
-    }
-}
-
-fn step(screen: &str) -> Option<usize> {
-    for (i, _) in screen.match_indices("step ") {
-        let rest = &screen[i + 5..];
-        let v: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-        if !v.is_empty() && rest[v.len()..].starts_with('/') {
-            return v.parse().ok();
-        }
-    }
-    None
 }
 
 fn kill(sig: &str, pid: u32) {
@@ -181,7 +120,7 @@ fn checkpoint_step(run: &Path) -> u64 {
 
 #[test]
 fn term_hup_int_save_and_restore_the_terminal() {
-    if !have_tmux() {
+    if !have_tmux("the workbench signal tests") {
         return;
     }
     for sig in ["TERM", "HUP", "INT"] {
@@ -209,7 +148,7 @@ fn term_hup_int_save_and_restore_the_terminal() {
 
 #[test]
 fn closing_the_terminal_saves_a_checkpoint() {
-    if !have_tmux() {
+    if !have_tmux("the workbench signal tests") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -222,7 +161,7 @@ fn closing_the_terminal_saves_a_checkpoint() {
     s.wait_step(3);
     let pid = s.pid(&run);
     // As a dropped SSH connection: the terminal goes away under the program.
-    s.tmux(&["kill-server"]);
+    s.tmux.kill_server();
     let start = Instant::now();
     while Path::new(&format!("/proc/{pid}")).exists() {
         assert!(
@@ -238,7 +177,7 @@ fn closing_the_terminal_saves_a_checkpoint() {
 
 #[test]
 fn sigkill_at_random_moments_then_resume() {
-    if !have_tmux() {
+    if !have_tmux("the workbench signal tests") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

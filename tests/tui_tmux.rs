@@ -3,81 +3,10 @@
 //! produces text, `q` then `y` exits cleanly, and the terminal is back in
 //! cooked mode. Skips with a note when tmux is not installed.
 
+mod tmux_support;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("running tmux")
-    }
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "e2e"]).stdout).into_owned()
-    }
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            self.cmd(&["send-keys", "-t", "e2e", k]);
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-    fn literal(&self, text: &str) {
-        self.cmd(&["send-keys", "-t", "e2e", "-l", text]);
-    }
-    /// Polls the screen until `pred` holds; panics with the screen after `secs`.
-    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
-    }
-}
-
-/// The number after the first `word ` that is followed by a number (and,
-/// with `slash`, by `/`): `step 120/1000` in the status bar, `loss 1.234`
-/// in the loss pane's header.
-fn number_after(screen: &str, word: &str, slash: bool) -> Option<String> {
-    for (i, _) in screen.match_indices(word) {
-        let rest = &screen[i + word.len()..];
-        let v: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
-        if !v.is_empty() && (!slash || rest[v.len()..].starts_with('/')) {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn step(screen: &str) -> Option<usize> {
-    number_after(screen, "step ", true)?.parse().ok()
-}
+use tmux_support::{have_tmux, number_after, status_step as step, Tmux};
 
 fn loss(screen: &str) -> Option<String> {
     number_after(screen, "loss ", false)
@@ -85,8 +14,7 @@ fn loss(screen: &str) -> Option<String> {
 
 #[test]
 fn workbench_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("note: tmux is not installed; skipping the end-to-end terminal test");
+    if !have_tmux("the end-to-end terminal test") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -101,25 +29,7 @@ fn workbench_in_tmux() {
         done = dir.path().join("exit.txt").display(),
         stty = stty.display()
     );
-    let t = Tmux {
-        socket: format!("headsup-e2e-{}", std::process::id()),
-    };
-    let out = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &shell,
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let t = Tmux::start("e2e", "e2e", 120, 40, &shell);
 
     // The four panes and the status bar.
     let first = t.wait_for("the four panes and a step", 90, |s| {
@@ -163,22 +73,14 @@ fn workbench_in_tmux() {
             .wrapping_add(1442695040888963407);
         let w = 20 + (r >> 33) % 181;
         let h = 10 + (r >> 17) % 51;
-        t.cmd(&[
-            "resize-window",
-            "-t",
-            "e2e",
-            "-x",
-            &w.to_string(),
-            "-y",
-            &h.to_string(),
-        ]);
+        t.resize(w, h);
         if i % 50 == 0 {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    t.cmd(&["resize-window", "-t", "e2e", "-x", "40", "-y", "12"]);
+    t.resize(40, 12);
     t.wait_for("the too-small message", 20, |s| s.contains("too small"));
-    t.cmd(&["resize-window", "-t", "e2e", "-x", "120", "-y", "40"]);
+    t.resize(120, 40);
     t.wait_for("the layout to come back", 20, |s| {
         s.contains("4 playground") && !s.contains("too small")
     });
