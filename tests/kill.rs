@@ -145,18 +145,7 @@ fn sigkill_anywhere_loses_nothing() {
 
     // A generate on the final latest checkpoint, as a user would run it.
     let latest = latest_checkpoint(&run).unwrap();
-    let out = run_cmd(&[
-        "generate",
-        "--checkpoint",
-        latest.to_str().unwrap(),
-        "--max-new-tokens",
-        "3",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_generates(&latest);
 
     eprintln!(
         "kill test: {} SIGKILLs, {mid_checkpoint} landed with a checkpoint being written, \

@@ -126,18 +126,7 @@ fn check_guard(lr: f64, what: &str) {
         assert!(data.iter().all(|x| x.is_finite()), "{name} is not finite");
     }
     // It still generates.
-    let out = common::run(&[
-        "generate",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--max-new-tokens",
-        "3",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_generates(&ck);
 }
 
 /// lr 1e30: the first update gives huge but finite weights, the next loss is

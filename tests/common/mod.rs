@@ -85,3 +85,14 @@ pub fn tiny_train_args(out: &Path, extra: &[&str]) -> Vec<String> {
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
+
+/// Asserts that `headsup generate` runs on checkpoint `ck`, as a user would.
+pub fn assert_generates(ck: &Path) {
+    let ck = ck.to_str().expect("UTF-8 path");
+    let out = run(&["generate", "--checkpoint", ck, "--max-new-tokens", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
