@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod fsutil;
+pub mod memory;
 pub mod model;
 pub mod sanitize;
 pub mod tokenizer;

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 fn main() {
+    headsup::memory::tune_allocator();
     if let Err(e) = headsup::cli::main() {
         // One line: the chain of causes joined, as anyhow's alternate form does.
         // Escaped: messages quote file names, keys and values from user data,

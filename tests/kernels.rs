@@ -164,6 +164,42 @@ fn linear_matches_plain() {
 }
 
 #[test]
+fn linear_residual_matches_plain() {
+    let d = dev(15);
+    let (b, s, c) = (2, 7, 24);
+    let x = randn3(&d, (b, s, c));
+    let wt = randn2(&d, (c, c));
+    let bias = randn1(&d, c);
+    let w = randn3(&d, (b, s, c));
+    // The residual is another tensor on the same tape (0.5 x), so the
+    // gradient of x collects both paths.
+    let run = |fused: bool| {
+        let xt = x.leaky_trace();
+        let res = xt.retaped::<OwnedTape<f32, Cpu>>() * 0.5f32;
+        let y = <Cpu as Kernels>::linear_residual(res, xt, &wt, &bias, fused);
+        (y.as_vec(), weighted3(y, &w))
+    };
+    let (yf, gf) = run(true);
+    let (yp, gp) = run(false);
+    close("linear_residual y", &yf, &yp);
+    close(
+        "linear_residual dx",
+        &gf.get(&x).as_vec(),
+        &gp.get(&x).as_vec(),
+    );
+    close(
+        "linear_residual dw",
+        &gf.get(&wt).as_vec(),
+        &gp.get(&wt).as_vec(),
+    );
+    close(
+        "linear_residual db",
+        &gf.get(&bias).as_vec(),
+        &gp.get(&bias).as_vec(),
+    );
+}
+
+#[test]
 fn add_positions_matches_plain() {
     let d = dev(14);
     let (b, s, c, npos) = (3, 6, 8, 10);

@@ -61,6 +61,17 @@ pub trait Kernels: Device<f32> {
         plain::linear(x, w, b)
     }
 
+    /// `res + x W + b`: a linear layer added onto the residual stream.
+    fn linear_residual<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        res: T3<Self, T>,
+        x: T3<Self, T>,
+        w: &T2<Self>,
+        b: &T1<Self>,
+        fused: bool,
+    ) -> T3<Self, T> {
+        res + Self::linear(x, w, b, fused)
+    }
+
     /// Token embeddings `(B*S, C)` plus the first `seq` rows of `wpe`,
     /// broadcast over the batch: `(B, S, C)`.
     fn add_positions<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
@@ -249,14 +260,23 @@ impl Kernels for Cpu {
         fused: bool,
     ) -> T3<Self, T> {
         if fused {
-            // One (B*S, I) x (I, O) gemm instead of B batched ones.
-            let (bsz, s, i) = *x.shape();
-            let o = w.shape().1;
-            let x2: T2<Self, T> = x.reshape_like(&(bsz * s, i));
-            let y: T3<Self, T> = x2.matmul(w.clone()).reshape_like(&(bsz, s, o));
-            super::fused::linear::bias_add(y, b)
+            super::fused::linear::linear(x, w, b)
         } else {
             plain::linear(x, w, b)
+        }
+    }
+
+    fn linear_residual<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        res: T3<Self, T>,
+        x: T3<Self, T>,
+        w: &T2<Self>,
+        b: &T1<Self>,
+        fused: bool,
+    ) -> T3<Self, T> {
+        if fused {
+            super::fused::linear::linear_residual(res, x, w, b)
+        } else {
+            res + plain::linear(x, w, b)
         }
     }
 

@@ -224,10 +224,10 @@ impl<D: Device<f32>> Gpt<D> {
             if let Some(p) = probs {
                 attention.push(p);
             }
-            x = x + D::linear(y, &blk.attn_proj_w, &blk.attn_proj_b, fused);
+            x = D::linear_residual(x, y, &blk.attn_proj_w, &blk.attn_proj_b, fused);
             let m = D::layer_norm(x.retaped::<T>(), &blk.ln_2_g, &blk.ln_2_b, LN_EPS, fused);
             let m = D::gelu(D::linear(m, &blk.c_fc_w, &blk.c_fc_b, fused), fused);
-            x = x + D::linear(m, &blk.mlp_proj_w, &blk.mlp_proj_b, fused);
+            x = D::linear_residual(x, m, &blk.mlp_proj_w, &blk.mlp_proj_b, fused);
         }
         let x = D::layer_norm(x, &self.ln_f_g, &self.ln_f_b, LN_EPS, fused);
         let x: T2<D, T> = x.reshape_like(&(batch * seq, c));

@@ -1,10 +1,28 @@
 //! Mean softmax cross-entropy of integer targets; the backward writes
 //! `(softmax - onehot) * dloss / N` without keeping the probabilities.
 
-use super::{fast_exp, host, ROW_CHUNK};
+use super::{fast_exp, host, simd_fn, ROW_CHUNK};
 use crate::model::T2;
 use dfdx::prelude::*;
 use rayon::prelude::*;
+
+simd_fn! {
+    /// `log Σ exp(row)`, stably.
+    fn log_sum_exp(row: &[f32]) -> f32 {
+        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let z: f32 = row.iter().map(|&x| fast_exp(x - m)).sum();
+        m + z.ln()
+    }
+}
+
+simd_fn! {
+    /// `d += scale * exp(x - lse)` (the softmax part of the gradient).
+    fn add_softmax(d: &mut [f32], x: &[f32], lse: f32, scale: f32) {
+        for (d, &x) in d.iter_mut().zip(x) {
+            *d += scale * fast_exp(x - lse);
+        }
+    }
+}
 
 pub fn cross_entropy<T: Tape<f32, Cpu>>(
     logits: T2<Cpu, T>,
@@ -27,9 +45,7 @@ pub fn cross_entropy<T: Tape<f32, Cpu>>(
         .map(|(lc, (xc, tc))| {
             let mut s = 0.0f64;
             for (r, row) in xc.chunks(v).enumerate() {
-                let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let z: f32 = row.iter().map(|&x| fast_exp(x - m)).sum();
-                let ls = m + z.ln();
+                let ls = log_sum_exp(row);
                 lc[r] = ls;
                 s += (ls - row[tc[r]]) as f64;
             }
@@ -49,10 +65,7 @@ pub fn cross_entropy<T: Tape<f32, Cpu>>(
                 .zip(lse.par_chunks(ROW_CHUNK).zip(tg.par_chunks(ROW_CHUNK)))
                 .for_each(|((dc, xc), (lc, tc))| {
                     for (r, (drow, xrow)) in dc.chunks_mut(v).zip(xc.chunks(v)).enumerate() {
-                        let ls = lc[r];
-                        for (d, &x) in drow.iter_mut().zip(xrow) {
-                            *d += scale * fast_exp(x - ls);
-                        }
+                        add_softmax(drow, xrow, lc[r], scale);
                         drow[tc[r]] -= scale;
                     }
                 });

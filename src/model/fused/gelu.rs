@@ -1,6 +1,6 @@
 //! tanh-approximated GELU (GPT-2's `gelu_new`), element-wise in parallel.
 
-use super::{fast_tanh, host, ELEM_CHUNK};
+use super::{fast_tanh, grad_io, host, simd_fn, ELEM_CHUNK};
 use crate::model::T3;
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -9,16 +9,32 @@ const KAPPA: f32 = 0.044715;
 /// sqrt(2 / pi)
 const BETA: f32 = 0.797_884_6;
 
-#[inline]
+#[inline(always)]
 fn f(x: f32) -> f32 {
     0.5 * x * (1.0 + fast_tanh(BETA * (x + KAPPA * x * x * x)))
 }
 
-#[inline]
+#[inline(always)]
 fn df(x: f32) -> f32 {
     let x2 = x * x;
     let t = fast_tanh(BETA * (x + KAPPA * x2 * x));
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * BETA * (1.0 + 3.0 * KAPPA * x2)
+}
+
+simd_fn! {
+    fn forward_chunk(x: &[f32], y: &mut [f32]) {
+        for (yi, &xi) in y.iter_mut().zip(x) {
+            *yi = f(xi);
+        }
+    }
+}
+
+simd_fn! {
+    fn backward_chunk(x: &[f32], dy: &[f32], dx: &mut [f32]) {
+        for ((d, &xi), &g) in dx.iter_mut().zip(x).zip(dy) {
+            *d += g * df(xi);
+        }
+    }
 }
 
 pub fn gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>) -> T3<Cpu, T> {
@@ -28,24 +44,15 @@ pub fn gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>) -> T3<Cpu, T> {
     let mut y = vec![0.0f32; xv.len()];
     y.par_chunks_mut(ELEM_CHUNK)
         .zip(xv.par_chunks(ELEM_CHUNK))
-        .for_each(|(yc, xc)| {
-            for (yi, &xi) in yc.iter_mut().zip(xc) {
-                *yi = f(xi);
-            }
-        });
+        .for_each(|(yc, xc)| forward_chunk(xc, yc));
     let out = x.device().tensor_from_vec(y, shape);
     if T::OWNS_TAPE {
         let out_c = out.clone();
         tape.add_backward_op(move |grads| {
-            let dy: Vec<f32> = grads.get_or_alloc_mut(&out_c)?.to_vec();
-            let dx: &mut Vec<f32> = grads.get_or_alloc_mut(&x)?;
+            let (dx, dy) = grad_io(grads, &x, &out_c)?;
             dx.par_chunks_mut(ELEM_CHUNK)
                 .zip(xv.par_chunks(ELEM_CHUNK).zip(dy.par_chunks(ELEM_CHUNK)))
-                .for_each(|(dxc, (xc, dyc))| {
-                    for ((d, &xi), &g) in dxc.iter_mut().zip(xc).zip(dyc) {
-                        *d += g * df(xi);
-                    }
-                });
+                .for_each(|(dxc, (xc, dyc))| backward_chunk(xc, dyc, dxc));
             Ok(())
         });
     }

@@ -1,9 +1,71 @@
 //! LayerNorm over the last axis with gain and bias; rows in parallel.
 
-use super::{host, ROW_CHUNK};
+use super::{grad_io, host, simd_fn, ROW_CHUNK};
 use crate::model::{T1, T3};
 use dfdx::prelude::*;
 use rayon::prelude::*;
+
+simd_fn! {
+    /// Rows of `xc` (width `g.len()`): `y = xhat * g + b`, keeping `xhat` and `1/std`.
+    fn forward_rows(
+        xc: &[f32],
+        yc: &mut [f32],
+        hc: &mut [f32],
+        rc: &mut [f32],
+        gv: &[f32],
+        bv: &[f32],
+        eps: f32,
+    ) {
+        let c = gv.len();
+        for (r, xr) in xc.chunks_exact(c).enumerate() {
+            let mean = xr.iter().sum::<f32>() / c as f32;
+            let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+            let rs = 1.0 / (var + eps).sqrt();
+            rc[r] = rs;
+            let hr = &mut hc[r * c..(r + 1) * c];
+            let yr = &mut yc[r * c..(r + 1) * c];
+            for j in 0..c {
+                let h = (xr[j] - mean) * rs;
+                hr[j] = h;
+                yr[j] = h * gv[j] + bv[j];
+            }
+        }
+    }
+}
+
+simd_fn! {
+    /// Backward over rows: accumulates `dx`, and the gain/bias partials `dg`, `db`.
+    fn backward_rows(
+        dxc: &mut [f32],
+        dyc: &[f32],
+        hc: &[f32],
+        rc: &[f32],
+        gv: &[f32],
+        dg: &mut [f32],
+        db: &mut [f32],
+    ) {
+        let c = gv.len();
+        for (r, &rs) in rc.iter().enumerate() {
+            let dyr = &dyc[r * c..(r + 1) * c];
+            let hr = &hc[r * c..(r + 1) * c];
+            let mut m1 = 0.0f32;
+            let mut m2 = 0.0f32;
+            for j in 0..c {
+                let dh = dyr[j] * gv[j];
+                m1 += dh;
+                m2 += dh * hr[j];
+                dg[j] += dyr[j] * hr[j];
+                db[j] += dyr[j];
+            }
+            m1 /= c as f32;
+            m2 /= c as f32;
+            let dxr = &mut dxc[r * c..(r + 1) * c];
+            for j in 0..c {
+                dxr[j] += rs * (dyr[j] * gv[j] - m1 - hr[j] * m2);
+            }
+        }
+    }
+}
 
 pub fn layer_norm<T: Tape<f32, Cpu>>(
     x: T3<Cpu, T>,
@@ -31,28 +93,13 @@ pub fn layer_norm<T: Tape<f32, Cpu>>(
             rstd.par_chunks_mut(ROW_CHUNK)
                 .zip(xv.par_chunks(c * ROW_CHUNK)),
         )
-        .for_each(|((yc, hc), (rc, xc))| {
-            for (r, xr) in xc.chunks(c).enumerate() {
-                let mean = xr.iter().sum::<f32>() / c as f32;
-                let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
-                let rs = 1.0 / (var + eps).sqrt();
-                rc[r] = rs;
-                let hr = &mut hc[r * c..(r + 1) * c];
-                let yr = &mut yc[r * c..(r + 1) * c];
-                for j in 0..c {
-                    let h = (xr[j] - mean) * rs;
-                    hr[j] = h;
-                    yr[j] = h * gv[j] + bv[j];
-                }
-            }
-        });
+        .for_each(|((yc, hc), (rc, xc))| forward_rows(xc, yc, hc, rc, &gv, &bv, eps));
     let out = x.device().tensor_from_vec(y, shape);
     if T::OWNS_TAPE {
         let (out_c, g, b) = (out.clone(), g.clone(), b.clone());
         tape.add_backward_op(move |grads| {
-            let dy: Vec<f32> = grads.get_or_alloc_mut(&out_c)?.to_vec();
             // Partial gain/bias gradients per fixed chunk of rows, summed in order.
-            let dx: &mut Vec<f32> = grads.get_or_alloc_mut(&x)?;
+            let (dx, dy) = grad_io(grads, &x, &out_c)?;
             let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
                 .par_chunks_mut(c * ROW_CHUNK)
                 .zip(dy.par_chunks(c * ROW_CHUNK))
@@ -63,25 +110,7 @@ pub fn layer_norm<T: Tape<f32, Cpu>>(
                 .map(|((dxc, dyc), (hc, rc))| {
                     let mut dg = vec![0.0f32; c];
                     let mut db = vec![0.0f32; c];
-                    for (r, &rs) in rc.iter().enumerate() {
-                        let dyr = &dyc[r * c..(r + 1) * c];
-                        let hr = &hc[r * c..(r + 1) * c];
-                        let mut m1 = 0.0f32;
-                        let mut m2 = 0.0f32;
-                        for j in 0..c {
-                            let dh = dyr[j] * gv[j];
-                            m1 += dh;
-                            m2 += dh * hr[j];
-                            dg[j] += dyr[j] * hr[j];
-                            db[j] += dyr[j];
-                        }
-                        m1 /= c as f32;
-                        m2 /= c as f32;
-                        let dxr = &mut dxc[r * c..(r + 1) * c];
-                        for j in 0..c {
-                            dxr[j] += rs * (dyr[j] * gv[j] - m1 - hr[j] * m2);
-                        }
-                    }
+                    backward_rows(dxc, dyc, hc, rc, &gv, &mut dg, &mut db);
                     (dg, db)
                 })
                 .collect();

@@ -1,20 +1,40 @@
-//! Broadcast additions done in one pass: the bias of a linear layer over
-//! `(B, S, O)`, and the position embeddings over the batch.
+//! Linear layers as one fused op (`res + x W + b`: bias and residual written
+//! first, the product accumulated onto them by one `(B*S, I) x (I, O)`
+//! [`sgemm`], and a backward that accumulates `dx`, `dW`, `db` and the
+//! residual's gradient straight into the gradient buffers), the plain bias
+//! broadcast, and the position embeddings broadcast over the batch.
 
-use super::{host, ELEM_CHUNK, ROW_CHUNK};
+use super::matmul::sgemm;
+use super::{grad_io, host, simd_fn, ELEM_CHUNK, ROW_CHUNK};
 use crate::model::{T1, T2, T3};
 use dfdx::prelude::*;
 use rayon::prelude::*;
+
+simd_fn! {
+    /// `d += s`, element-wise.
+    fn add_slice(d: &mut [f32], s: &[f32]) {
+        for (a, b) in d.iter_mut().zip(s) {
+            *a += b;
+        }
+    }
+}
+
+simd_fn! {
+    /// Adds `row` to every `row.len()`-wide row of `ch`.
+    fn add_to_rows(ch: &mut [f32], row: &[f32]) {
+        for r in ch.chunks_exact_mut(row.len()) {
+            for (a, b) in r.iter_mut().zip(row) {
+                *a += b;
+            }
+        }
+    }
+}
 
 /// Adds `dy` into `dx` in parallel.
 fn add_into(dx: &mut [f32], dy: &[f32]) {
     dx.par_chunks_mut(ELEM_CHUNK)
         .zip(dy.par_chunks(ELEM_CHUNK))
-        .for_each(|(d, s)| {
-            for (a, b) in d.iter_mut().zip(s) {
-                *a += b;
-            }
-        });
+        .for_each(|(d, s)| add_slice(d, s));
 }
 
 /// Sums `rows` of width `c` in fixed chunks, chunk partials added in order.
@@ -23,45 +43,94 @@ fn column_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
         .par_chunks(c * ROW_CHUNK * 4)
         .map(|ch| {
             let mut s = vec![0.0f32; c];
-            for row in ch.chunks(c) {
-                for (a, b) in s.iter_mut().zip(row) {
-                    *a += b;
-                }
-            }
+            add_to_rows_transposed(ch, &mut s);
             s
         })
         .collect();
     for p in &partial {
-        for (a, b) in acc.iter_mut().zip(p) {
-            *a += b;
+        add_slice(acc, p);
+    }
+}
+
+simd_fn! {
+    /// Adds every `s.len()`-wide row of `ch` into `s`, in row order.
+    fn add_to_rows_transposed(ch: &[f32], s: &mut [f32]) {
+        for row in ch.chunks_exact(s.len()) {
+            for (a, b) in s.iter_mut().zip(row) {
+                *a += b;
+            }
         }
     }
 }
 
-/// `x + b` with `b: (O,)` broadcast over the rows of `x: (B, S, O)`.
-pub fn bias_add<T: Tape<f32, Cpu>>(x: T3<Cpu, T>, b: &T1<Cpu>) -> T3<Cpu, T> {
-    let (x, mut tape) = x.split_tape();
-    let shape = *x.shape();
-    let o = shape.2;
-    assert_eq!(b.shape().0, o, "bias size");
-    let mut y = host(&x);
-    let bv = host(b);
-    y.par_chunks_mut(o * ROW_CHUNK).for_each(|ch| {
-        for row in ch.chunks_mut(o) {
-            for (a, bb) in row.iter_mut().zip(&bv) {
-                *a += bb;
-            }
+/// `x W + b` with `x: (B, S, I)`, `W: (I, O)` (GPT-2's Conv1D layout), `b: (O,)`.
+pub fn linear<T: Tape<f32, Cpu> + Merge<T>>(x: T3<Cpu, T>, w: &T2<Cpu>, b: &T1<Cpu>) -> T3<Cpu, T> {
+    linear_impl(None, x, w, b)
+}
+
+/// `res + x W + b`: a linear layer added onto the residual stream `res: (B, S, O)`.
+pub fn linear_residual<T: Tape<f32, Cpu> + Merge<T>>(
+    res: T3<Cpu, T>,
+    x: T3<Cpu, T>,
+    w: &T2<Cpu>,
+    b: &T1<Cpu>,
+) -> T3<Cpu, T> {
+    linear_impl(Some(res), x, w, b)
+}
+
+fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
+    res: Option<T3<Cpu, T>>,
+    x: T3<Cpu, T>,
+    w: &T2<Cpu>,
+    b: &T1<Cpu>,
+) -> T3<Cpu, T> {
+    let (x, tape) = x.split_tape();
+    let (res, mut tape) = match res {
+        Some(r) => {
+            let (r, rt) = r.split_tape();
+            (Some(r), rt.merge(tape))
         }
-    });
-    let out = x.device().tensor_from_vec(y, shape);
+        None => (None, tape),
+    };
+    let (bsz, s, i) = *x.shape();
+    let (wi, o) = *w.shape();
+    assert_eq!(wi, i, "linear: weight rows must equal the input width");
+    assert_eq!(
+        b.shape().0,
+        o,
+        "linear: bias size must equal the output width"
+    );
+    let m = bsz * s;
+    let xv = host(&x);
+    let wv = host(w);
+    let bv = host(b);
+    let mut y = match &res {
+        Some(r) => {
+            assert_eq!(*r.shape(), (bsz, s, o), "linear: residual shape");
+            host(r)
+        }
+        None => vec![0.0f32; m * o],
+    };
+    y.par_chunks_mut(o * ROW_CHUNK)
+        .for_each(|ch| add_to_rows(ch, &bv));
+    let threads = rayon::current_num_threads();
+    sgemm(m, o, i, 1.0, &xv, i, 1, &wv, o, 1, &mut y, o, true, threads);
+    let out = x.device().tensor_from_vec(y, (bsz, s, o));
     if T::OWNS_TAPE {
-        let (out_c, b) = (out.clone(), b.clone());
+        let (out_c, w, b) = (out.clone(), w.clone(), b.clone());
         tape.add_backward_op(move |grads| {
-            let dy: Vec<f32> = grads.get_or_alloc_mut(&out_c)?.to_vec();
-            let dx: &mut Vec<f32> = grads.get_or_alloc_mut(&x)?;
-            add_into(dx, &dy);
-            let db: &mut Vec<f32> = grads.get_or_alloc_mut(&b)?;
-            column_sums(&dy, o, db);
+            // dx += dy Wᵀ
+            let (dx, dy) = grad_io(grads, &x, &out_c)?;
+            sgemm(m, i, o, 1.0, dy, o, 1, &wv, 1, o, dx, i, true, threads);
+            // dW += xᵀ dy
+            let (dw, dy) = grad_io(grads, &w, &out_c)?;
+            sgemm(i, o, m, 1.0, &xv, 1, i, dy, o, 1, dw, o, true, threads);
+            let (db, dy) = grad_io(grads, &b, &out_c)?;
+            column_sums(dy, o, db);
+            if let Some(r) = &res {
+                let (dr, dy) = grad_io(grads, r, &out_c)?;
+                add_into(dr, dy);
+            }
             Ok(())
         });
     }

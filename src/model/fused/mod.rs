@@ -16,6 +16,7 @@ pub mod embedding;
 pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
+pub mod matmul;
 
 use dfdx::prelude::*;
 
@@ -32,51 +33,92 @@ pub fn host<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
     v
 }
 
-/// Dot product with eight independent accumulators (vectorises without
-/// fast-math; the summation order is fixed).
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; 8];
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
+/// The gradient of `out` (to read) and of `x` (to accumulate into), borrowed
+/// together without copying `out`'s gradient (dfdx 0.13 keeps its own
+/// two-buffer borrow crate-private). Both buffers are allocated first, so
+/// neither moves while the two borrows live.
+pub(crate) fn grad_io<'g, S1: Shape, S2: Shape>(
+    grads: &'g mut Gradients<f32, Cpu>,
+    x: &Tensor<S1, f32, Cpu>,
+    out: &Tensor<S2, f32, Cpu>,
+) -> Result<(&'g mut [f32], &'g [f32]), CpuError> {
+    grads.try_alloc_for(out)?;
+    grads.try_alloc_for(x)?;
+    let dy = grads.get_or_alloc_mut(out)?;
+    let (ptr, len) = (dy.as_ptr(), dy.len());
+    let dx = grads.get_or_alloc_mut(x)?;
+    assert!(
+        dx.as_ptr() != ptr,
+        "grad_io: a tensor cannot be its own input"
+    );
+    // SAFETY: `x` and `out` are different tensors, so their gradients are
+    // different heap buffers; both exist already (no insertion, hence no
+    // reallocation, happens while they are borrowed), and `grads` stays
+    // mutably borrowed for 'g, so nothing can free or resize `out`'s buffer.
+    let dy = unsafe { std::slice::from_raw_parts(ptr, len) };
+    Ok((dx.as_mut_slice(), dy))
+}
+
+/// Defines `fn $name(args) -> ret` twice: as written, and compiled for
+/// AVX2 + FMA (x86-64), choosing the second at run time where the CPU has it.
+/// The body must not call `mul_add` (so both versions round alike) and must
+/// only call `#[inline(always)]` helpers (so they are compiled into the
+/// AVX2 version too). Rayon closures do not inherit target features: use
+/// this for the per-chunk loops, not around `par_*` calls.
+macro_rules! simd_fn {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if $crate::model::fused::has_avx2() {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
         }
-    }
-    let mut s = 0.0;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        s += x * y;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
+    };
 }
+pub(crate) use simd_fn;
 
-/// `y += a * x`.
+/// Whether this CPU has AVX2 and FMA (std caches the answer).
 #[inline]
-pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
-/// `exp(x)` for f32 without a libm call, branch-free so loops over it
-/// vectorise: range reduction by ln 2 and a degree-6 polynomial (Cephes
-/// `expf`), within about 2 ulp of `f32::exp` on [-87, 88]; 0 below that
-/// (so `exp(-inf) = 0`, as the causal mask needs).
+/// `exp(x)` for f32 without a libm call, branch-free and conversion-free so
+/// loops over it vectorise: range reduction by ln 2 and a degree-6 polynomial
+/// (Cephes `expf`), within about 2 ulp of `f32::exp` on [-87, 88]; 0 below
+/// that (so `exp(-inf) = 0`, as the causal mask needs); NaN stays NaN.
 #[inline(always)]
 pub(crate) fn fast_exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to the nearest integer, which then sits
+    // in the low mantissa bits (no float-to-int conversion, which Rust
+    // saturates lane by lane and so keeps out of SIMD registers).
+    const MAGIC: f32 = 12_582_912.0;
     let under = x < -87.0;
     let x = x.clamp(-87.0, 88.0);
-    // floor without a libm call (no SSE4.1 `roundps` in the base target):
-    // truncate, then step down where truncation rounded a negative value up.
-    let v = x * LOG2E + 0.5;
-    let t = v as i32;
-    let n = (t - (v < t as f32) as i32) as f32;
+    let big = x * LOG2E + MAGIC;
+    let n = big - MAGIC;
+    let ni = (big.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
     let r = x - n * LN2_HI - n * LN2_LO;
     let r2 = r * r;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
@@ -84,7 +126,7 @@ pub(crate) fn fast_exp(x: f32) -> f32 {
         * r
         + 0.5;
     let e = p * r2 + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
     if under {
         0.0
     } else {
@@ -115,6 +157,8 @@ mod tests {
             x += 0.0137;
         }
         assert_eq!(fast_exp(f32::NEG_INFINITY), 0.0);
+        assert!(fast_exp(f32::NAN).is_nan() && fast_tanh(f32::NAN).is_nan());
+        assert!((fast_exp(88.0) - 88.0f32.exp()).abs() <= 4e-7 * 88.0f32.exp());
         assert_eq!(fast_exp(-100.0), 0.0);
     }
 }
