@@ -200,6 +200,28 @@ fn linear_residual_matches_plain() {
 }
 
 #[test]
+fn lm_head_matches_plain() {
+    let d = dev(16);
+    let (n, c, v) = (37, 24, 29);
+    let x = randn2(&d, (n, c));
+    let wte = randn2(&d, (v, c));
+    let w = randn2(&d, (n, v));
+    let run = |fused: bool| {
+        let y = <Cpu as Kernels>::lm_head(x.leaky_trace(), &wte, fused);
+        (y.as_vec(), (y * w.clone()).sum().backward())
+    };
+    let (yf, gf) = run(true);
+    let (yp, gp) = run(false);
+    close("lm_head y", &yf, &yp);
+    close("lm_head dx", &gf.get(&x).as_vec(), &gp.get(&x).as_vec());
+    close(
+        "lm_head dwte",
+        &gf.get(&wte).as_vec(),
+        &gp.get(&wte).as_vec(),
+    );
+}
+
+#[test]
 fn add_positions_matches_plain() {
     let d = dev(14);
     let (b, s, c, npos) = (3, 6, 8, 10);

@@ -101,6 +101,16 @@ pub trait Kernels: Device<f32> {
         t.as_vec()
     }
 
+    /// The tied LM head: `x (N, C)` times `wteᵀ` gives `(N, V)` logits.
+    fn lm_head<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        x: T2<Self, T>,
+        wte: &T2<Self>,
+        fused: bool,
+    ) -> T2<Self, T> {
+        let _ = fused;
+        plain::lm_head(x, wte)
+    }
+
     /// Mean softmax cross-entropy of integer `targets` under `(N, V)` logits.
     fn cross_entropy<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
         logits: T2<Self, T>,
@@ -190,6 +200,13 @@ pub mod plain {
             .slice((0..seq, ..))
             .broadcast_like::<_, Axis<0>>(&(batch, seq, c));
         tok.reshape_like(&(batch, seq, c)) + pos
+    }
+
+    pub fn lm_head<D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+        x: T2<D, T>,
+        wte: &T2<D>,
+    ) -> T2<D, T> {
+        x.matmul(wte.clone().retaped::<T>().permute::<_, Axes2<1, 0>>())
     }
 
     pub fn cross_entropy<D: Device<f32>, T: Tape<f32, D>>(
@@ -307,6 +324,18 @@ impl Kernels for Cpu {
 
     fn param_to_host<S: Shape>(t: &Tensor<S, f32, Self>) -> Vec<f32> {
         super::fused::host(t)
+    }
+
+    fn lm_head<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        x: T2<Self, T>,
+        wte: &T2<Self>,
+        fused: bool,
+    ) -> T2<Self, T> {
+        if fused {
+            super::fused::linear::lm_head(x, wte)
+        } else {
+            plain::lm_head(x, wte)
+        }
     }
 
     fn cross_entropy<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(

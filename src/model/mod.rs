@@ -231,7 +231,7 @@ impl<D: Device<f32>> Gpt<D> {
         }
         let x = D::layer_norm(x, &self.ln_f_g, &self.ln_f_b, LN_EPS, fused);
         let x: T2<D, T> = x.reshape_like(&(batch * seq, c));
-        let logits = x.matmul(self.wte.clone().retaped::<T>().permute::<_, Axes2<1, 0>>());
+        let logits = D::lm_head(x, &self.wte, fused);
         ForwardOut { logits, attention }
     }
 

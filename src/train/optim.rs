@@ -97,13 +97,42 @@ impl StepConsts {
     }
 }
 
-#[inline]
-fn adamw_slice(param: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &StepConsts) {
-    for (((p, &gj), mj), vj) in param.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *mj = k.beta1 * *mj + (1.0 - k.beta1) * gj;
-        *vj = k.beta2 * *vj + (1.0 - k.beta2) * gj * gj;
-        let denom = vj.sqrt() / k.bc2_sqrt + k.eps;
-        *p = *p * k.wd - k.step * *mj / denom;
+crate::model::fused::simd_fn! {
+    fn adamw_slice(param: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &StepConsts) {
+        for (((p, &gj), mj), vj) in param.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *mj = k.beta1 * *mj + (1.0 - k.beta1) * gj;
+            *vj = k.beta2 * *vj + (1.0 - k.beta2) * gj * gj;
+            let denom = vj.sqrt() / k.bc2_sqrt + k.eps;
+            *p = *p * k.wd - k.step * *mj / denom;
+        }
+    }
+}
+
+crate::model::fused::simd_fn! {
+    /// Σ x² in f64, with eight accumulators (a fixed order, so the result
+    /// does not depend on the machine or the thread count).
+    fn sum_squares(g: &[f32]) -> f64 {
+        let mut acc = [0.0f64; 8];
+        let mut chunks = g.chunks_exact(8);
+        for c in &mut chunks {
+            for k in 0..8 {
+                let x = c[k] as f64;
+                acc[k] += x * x;
+            }
+        }
+        let mut tail = 0.0f64;
+        for &x in chunks.remainder() {
+            tail += (x as f64) * (x as f64);
+        }
+        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    }
+}
+
+crate::model::fused::simd_fn! {
+    fn scale_slice(c: &mut [f32], coef: f32) {
+        for x in c.iter_mut() {
+            *x *= coef;
+        }
     }
 }
 
@@ -112,7 +141,7 @@ pub fn global_norm(grads: &[Vec<f32>]) -> f32 {
     use rayon::prelude::*;
     let sums: Vec<f64> = grads
         .par_iter()
-        .map(|g| g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
+        .map(|g| sum_squares(g))
         .collect();
     sums.iter().sum::<f64>().sqrt() as f32
 }
@@ -126,11 +155,7 @@ pub fn clip_global_norm(grads: &mut [Vec<f32>], max_norm: f32) -> f32 {
         if coef < 1.0 {
             use rayon::prelude::*;
             grads.par_iter_mut().for_each(|g| {
-                g.par_chunks_mut(CHUNK).for_each(|c| {
-                    for x in c.iter_mut() {
-                        *x *= coef;
-                    }
-                })
+                g.par_chunks_mut(CHUNK).for_each(|c| scale_slice(c, coef))
             });
         }
     }

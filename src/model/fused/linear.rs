@@ -137,6 +137,34 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
     out.put_tape(tape)
 }
 
+/// The tied LM head: `x (N, C) · wteᵀ` with `wte: (V, C)`, logits `(N, V)`.
+pub fn lm_head<T: Tape<f32, Cpu>>(x: T2<Cpu, T>, wte: &T2<Cpu>) -> T2<Cpu, T> {
+    let (x, mut tape) = x.split_tape();
+    let (n, c) = *x.shape();
+    let (v, wc) = *wte.shape();
+    assert_eq!(wc, c, "lm_head: embedding width must equal the input width");
+    let xv = host(&x);
+    let wv = host(wte);
+    let threads = rayon::current_num_threads();
+    let mut y = vec![0.0f32; n * v];
+    sgemm(
+        n, v, c, 1.0, &xv, c, 1, &wv, 1, c, &mut y, v, false, threads,
+    );
+    let out = x.device().tensor_from_vec(y, (n, v));
+    if T::OWNS_TAPE {
+        let (out_c, wte) = (out.clone(), wte.clone());
+        tape.add_backward_op(move |grads| {
+            // dx += dy wte ; dwte += dyᵀ x
+            let (dx, dy) = grad_io(grads, &x, &out_c)?;
+            sgemm(n, c, v, 1.0, dy, v, 1, &wv, c, 1, dx, c, true, threads);
+            let (dw, dy) = grad_io(grads, &wte, &out_c)?;
+            sgemm(v, c, n, 1.0, dy, 1, v, &xv, c, 1, dw, c, true, threads);
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}
+
 /// `tok (B*S, C)` reshaped to `(B, S, C)` plus rows `0..S` of `wpe` broadcast over the batch.
 pub fn add_positions<T: Tape<f32, Cpu>>(
     tok: T2<Cpu, T>,
