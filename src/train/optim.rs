@@ -139,10 +139,7 @@ crate::model::fused::simd_fn! {
 /// Global L2 norm of all gradients (per-tensor sums in parallel, added in order).
 pub fn global_norm(grads: &[Vec<f32>]) -> f32 {
     use rayon::prelude::*;
-    let sums: Vec<f64> = grads
-        .par_iter()
-        .map(|g| sum_squares(g))
-        .collect();
+    let sums: Vec<f64> = grads.par_iter().map(|g| sum_squares(g)).collect();
     sums.iter().sum::<f64>().sqrt() as f32
 }
 
@@ -154,9 +151,9 @@ pub fn clip_global_norm(grads: &mut [Vec<f32>], max_norm: f32) -> f32 {
         let coef = max_norm / (norm + 1e-6);
         if coef < 1.0 {
             use rayon::prelude::*;
-            grads.par_iter_mut().for_each(|g| {
-                g.par_chunks_mut(CHUNK).for_each(|c| scale_slice(c, coef))
-            });
+            grads
+                .par_iter_mut()
+                .for_each(|g| g.par_chunks_mut(CHUNK).for_each(|c| scale_slice(c, coef)));
         }
     }
     norm
