@@ -284,26 +284,7 @@ unsafe fn sgemm_st(
     unreachable!("sgemm_st runs only where has_avx2_fma() holds");
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn has_avx2_fma() -> bool {
-    false
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn has_avx2_fma() -> bool {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    static F: AtomicU8 = AtomicU8::new(0);
-    match F.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let v = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            F.store(if v { 1 } else { 2 }, Ordering::Relaxed);
-            v
-        }
-    }
-}
+use super::has_avx2 as has_avx2_fma;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {

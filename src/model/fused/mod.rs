@@ -88,12 +88,24 @@ macro_rules! simd_fn {
 }
 pub(crate) use simd_fn;
 
-/// Whether this CPU has AVX2 and FMA (std caches the answer).
+static PORTABLE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every fused kernel take its portable path (no AVX2/FMA code, the
+/// `gemm` crate for products) even where the CPU has AVX2, so tests and
+/// benchmarks can compare the two on one machine. Process-wide.
+pub fn set_portable_only(on: bool) {
+    PORTABLE_ONLY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the AVX2 + FMA paths run: the CPU has both (std caches the
+/// answer) and [`set_portable_only`] is off.
 #[inline]
 pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+        !PORTABLE_ONLY.load(std::sync::atomic::Ordering::Relaxed)
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

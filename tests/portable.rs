@@ -1,0 +1,80 @@
+//! The AVX2/FMA code paths of the fused kernels against their portable
+//! paths (plain Rust loops and the `gemm` crate), on one machine, and the
+//! parallel split of the products against one thread. One test function: the
+//! switch is process-wide, and this file is its own test process.
+
+use dfdx::prelude::*;
+use headsup::model::fused::set_portable_only;
+use headsup::model::{Gpt, GptConfig, ParamRef};
+
+fn model_grads(model: &Gpt<Cpu>) -> (f32, Vec<Vec<f32>>) {
+    let (b, s) = (4, 32);
+    let v = model.cfg.vocab_size;
+    let x: Vec<usize> = (0..b * s).map(|i| (i * 5 + 1) % v).collect();
+    let y: Vec<usize> = (0..b * s).map(|i| (i * 3 + 2) % v).collect();
+    let loss = model.loss_train(&x, &y, b, s, model.alloc_grads(), true);
+    let l = loss.as_vec()[0];
+    let grads = loss.backward();
+    let mut out = Vec::new();
+    model.visit(|_, p| {
+        out.push(match p {
+            ParamRef::One(t) => grads.get(t).as_vec(),
+            ParamRef::Two(t) => grads.get(t).as_vec(),
+        })
+    });
+    (l, out)
+}
+
+fn in_pool<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .expect("thread pool")
+        .install(f)
+}
+
+/// max|a - b| / max|b|.
+fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    num / b.iter().map(|y| y.abs()).fold(1e-6, f32::max)
+}
+
+#[test]
+fn simd_and_portable_paths_agree_and_threads_do_not_change_results() {
+    // Wide enough (rows 128, width 64) that the products split over threads.
+    let cfg = GptConfig {
+        vocab_size: 37,
+        n_positions: 32,
+        n_embd: 64,
+        n_layer: 2,
+        n_head: 4,
+    };
+    let model = Gpt::new(&Cpu::default(), cfg, 11);
+
+    set_portable_only(false);
+    let (l1, g1) = in_pool(1, || model_grads(&model));
+    let (l3, g3) = in_pool(3, || model_grads(&model));
+    assert_eq!(l1, l3, "loss depends on the thread count");
+    assert_eq!(g1, g3, "gradients depend on the thread count");
+
+    set_portable_only(true);
+    let (lp, gp) = in_pool(2, || model_grads(&model));
+    let (lp1, gp1) = in_pool(1, || model_grads(&model));
+    set_portable_only(false);
+    assert_eq!(lp, lp1, "portable loss depends on the thread count");
+    assert_eq!(gp, gp1, "portable gradients depend on the thread count");
+
+    let e = rel_err(&[l1], &[lp]);
+    assert!(e < 1e-5, "loss: SIMD {l1} vs portable {lp} (relative {e})");
+    for (i, (a, b)) in g1.iter().zip(&gp).enumerate() {
+        let e = rel_err(a, b);
+        assert!(
+            e < 1e-5,
+            "gradient {i}: SIMD vs portable relative error {e}"
+        );
+    }
+}
