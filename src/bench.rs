@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// Timed training steps on the plain (unfused) path; 0 skips it.
     #[arg(long, default_value_t = 10)]
     pub plain_steps: usize,
+    /// Timed training steps on the fused kernels' portable path (no AVX2/FMA
+    /// code, the `gemm` crate for products); 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    pub portable_steps: usize,
     /// Skip the generation measurements.
     #[arg(long)]
     pub no_generate: bool,
@@ -132,6 +136,14 @@ fn measure(
     } else {
         None
     };
+    let portable = if a.portable_steps > 0 {
+        crate::model::fused::set_portable_only(true);
+        let r = train_tps(&mut tr, true, a.portable_steps);
+        crate::model::fused::set_portable_only(false);
+        Some((r.0, r.1))
+    } else {
+        None
+    };
     drop(tr);
     let gen = if a.no_generate {
         serde_json::Value::Null
@@ -183,6 +195,8 @@ fn measure(
             "plain": plain.map(|p| p.0),
             "plain_median_step": plain.map(|p| p.1),
             "fused_over_plain": plain.map(|p| fused_tps / p.0.max(1e-9)),
+            "fused_portable": portable.map(|p| p.0),
+            "fused_portable_median_step": portable.map(|p| p.1),
         },
         "final_loss": fused_loss,
         "generation": gen,

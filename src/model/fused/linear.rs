@@ -104,15 +104,24 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
     let xv = host(&x);
     let wv = host(w);
     let bv = host(b);
+    // The product accumulates onto `res + b` (or `b`): rows of the bias,
+    // written without zero-filling first.
     let mut y = match &res {
         Some(r) => {
             assert_eq!(*r.shape(), (bsz, s, o), "linear: residual shape");
-            host(r)
+            let mut y = host(r);
+            y.par_chunks_mut(o * ROW_CHUNK)
+                .for_each(|ch| add_to_rows(ch, &bv));
+            y
         }
-        None => vec![0.0f32; m * o],
+        None => {
+            let mut y = Vec::with_capacity(m * o);
+            for _ in 0..m {
+                y.extend_from_slice(&bv);
+            }
+            y
+        }
     };
-    y.par_chunks_mut(o * ROW_CHUNK)
-        .for_each(|ch| add_to_rows(ch, &bv));
     let threads = rayon::current_num_threads();
     sgemm(m, o, i, 1.0, &xv, i, 1, &wv, o, 1, &mut y, o, true, threads);
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
