@@ -6,7 +6,7 @@
 //! back as a `(B, H, S, S)` tensor when asked).
 
 use super::matmul::sgemm;
-use super::{fast_exp, grad_io, host, simd_fn};
+use super::{dot8, fast_exp, grad_io, host, max8, simd_fn, sum8};
 use crate::model::{T3, T4};
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -58,21 +58,16 @@ fn blocks(s: usize) -> impl Iterator<Item = (usize, usize)> {
 simd_fn! {
     /// Row `i` of the scores (`s` wide), in place: softmax over `0..=i`, zeros after.
     fn causal_softmax(row: &mut [f32], i: usize) {
-        {
-            let (live, masked) = row.split_at_mut(i + 1);
-            let m = live.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            let mut z = 0.0f32;
-            for r in live.iter_mut() {
-                let e = fast_exp(*r - m);
-                *r = e;
-                z += e;
-            }
-            let inv = 1.0 / z;
-            for r in live.iter_mut() {
-                *r *= inv;
-            }
-            masked.fill(0.0);
+        let (live, masked) = row.split_at_mut(i + 1);
+        let m = max8(live);
+        for r in live.iter_mut() {
+            *r = fast_exp(*r - m);
         }
+        let inv = 1.0 / sum8(live);
+        for r in live.iter_mut() {
+            *r *= inv;
+        }
+        masked.fill(0.0);
     }
 }
 
@@ -82,10 +77,7 @@ simd_fn! {
     fn softmax_backward(p: &[f32], dp: &mut [f32], s: usize, w: usize, scale: f32) {
         for (prow, drow) in p.chunks_exact(s).zip(dp.chunks_exact_mut(s)) {
             let (prow, drow) = (&prow[..w], &mut drow[..w]);
-            let mut sum = 0.0f32;
-            for (a, b) in prow.iter().zip(drow.iter()) {
-                sum += a * b;
-            }
+            let sum = dot8(prow, drow);
             for (d, &pv) in drow.iter_mut().zip(prow) {
                 *d = pv * (*d - sum) * scale;
             }

@@ -1,7 +1,7 @@
 //! Mean softmax cross-entropy of integer targets; the backward writes
 //! `(softmax - onehot) * dloss / N` without keeping the probabilities.
 
-use super::{fast_exp, host, simd_fn, ROW_CHUNK};
+use super::{fast_exp, host, max8, simd_fn, sum_exp8, ROW_CHUNK};
 use crate::model::T2;
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -9,9 +9,8 @@ use rayon::prelude::*;
 simd_fn! {
     /// `log Σ exp(row)`, stably.
     fn log_sum_exp(row: &[f32]) -> f32 {
-        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let z: f32 = row.iter().map(|&x| fast_exp(x - m)).sum();
-        m + z.ln()
+        let m = max8(row);
+        m + sum_exp8(row, m).ln()
     }
 }
 

@@ -1,6 +1,6 @@
 //! LayerNorm over the last axis with gain and bias; rows in parallel.
 
-use super::{grad_io, host, simd_fn, ROW_CHUNK};
+use super::{dot3_8, dot8, grad_io, host, simd_fn, sq_dev8, sum8, ROW_CHUNK};
 use crate::model::{T1, T3};
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -18,8 +18,8 @@ simd_fn! {
     ) {
         let c = gv.len();
         for (r, xr) in xc.chunks_exact(c).enumerate() {
-            let mean = xr.iter().sum::<f32>() / c as f32;
-            let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / c as f32;
+            let mean = sum8(xr) / c as f32;
+            let var = sq_dev8(xr, mean) / c as f32;
             let rs = 1.0 / (var + eps).sqrt();
             rc[r] = rs;
             let hr = &mut hc[r * c..(r + 1) * c];
@@ -48,17 +48,12 @@ simd_fn! {
         for (r, &rs) in rc.iter().enumerate() {
             let dyr = &dyc[r * c..(r + 1) * c];
             let hr = &hc[r * c..(r + 1) * c];
-            let mut m1 = 0.0f32;
-            let mut m2 = 0.0f32;
             for j in 0..c {
-                let dh = dyr[j] * gv[j];
-                m1 += dh;
-                m2 += dh * hr[j];
                 dg[j] += dyr[j] * hr[j];
                 db[j] += dyr[j];
             }
-            m1 /= c as f32;
-            m2 /= c as f32;
+            let m1 = dot8(dyr, gv) / c as f32;
+            let m2 = dot3_8(dyr, gv, hr) / c as f32;
             let dxr = &mut dxc[r * c..(r + 1) * c];
             for j in 0..c {
                 dxr[j] += rs * (dyr[j] * gv[j] - m1 - hr[j] * m2);

@@ -113,6 +113,81 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// Reductions with eight independent accumulators, combined in a fixed order:
+/// they vectorise (a single running sum is a dependency chain the compiler
+/// may not reorder), and the result does not depend on the machine or the
+/// number of threads. `$f(a, b, ...)` gives each element's term.
+macro_rules! reduce8 {
+    ($n:expr, $init:expr, $op:expr, |$j:ident| $term:expr) => {{
+        let n = $n;
+        let op = $op;
+        let mut acc = [$init; 8];
+        let full = n / 8 * 8;
+        let mut base = 0;
+        while base < full {
+            for k in 0..8 {
+                let $j = base + k;
+                acc[k] = op(acc[k], $term);
+            }
+            base += 8;
+        }
+        let mut tail = $init;
+        for $j in full..n {
+            tail = op(tail, $term);
+        }
+        op(
+            op(
+                op(op(acc[0], acc[4]), op(acc[1], acc[5])),
+                op(op(acc[2], acc[6]), op(acc[3], acc[7])),
+            ),
+            tail,
+        )
+    }};
+}
+
+/// Σ x.
+#[inline(always)]
+pub(crate) fn sum8(x: &[f32]) -> f32 {
+    reduce8!(x.len(), 0.0f32, |a: f32, b: f32| a + b, |j| x[j])
+}
+
+/// Σ a b.
+#[inline(always)]
+pub(crate) fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    reduce8!(n, 0.0f32, |p: f32, q: f32| p + q, |j| a[j] * b[j])
+}
+
+/// Σ a b c.
+#[inline(always)]
+pub(crate) fn dot3_8(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    reduce8!(n, 0.0f32, |p: f32, q: f32| p + q, |j| a[j] * b[j] * c[j])
+}
+
+/// Σ (x - m)².
+#[inline(always)]
+pub(crate) fn sq_dev8(x: &[f32], m: f32) -> f32 {
+    reduce8!(x.len(), 0.0f32, |p: f32, q: f32| p + q, |j| (x[j] - m)
+        * (x[j] - m))
+}
+
+/// max x (NEG_INFINITY when empty; NaNs ignored, as `f32::max` does).
+#[inline(always)]
+pub(crate) fn max8(x: &[f32]) -> f32 {
+    reduce8!(x.len(), f32::NEG_INFINITY, f32::max, |j| x[j])
+}
+
+/// Σ exp(x - m).
+#[inline(always)]
+pub(crate) fn sum_exp8(x: &[f32], m: f32) -> f32 {
+    reduce8!(x.len(), 0.0f32, |p: f32, q: f32| p + q, |j| fast_exp(
+        x[j] - m
+    ))
+}
+
 /// `exp(x)` for f32 without a libm call, branch-free and conversion-free so
 /// loops over it vectorise: range reduction by ln 2 and a degree-6 polynomial
 /// (Cephes `expf`), within about 2 ulp of `f32::exp` on [-87, 88]; 0 below
@@ -157,6 +232,40 @@ pub(crate) fn fast_tanh(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eight_lane_reductions_match_f64_sums() {
+        for n in [0usize, 1, 7, 8, 9, 63, 64, 130] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 17) as f32 - 8.0) * 0.3).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 11 % 13) as f32 - 6.0) * 0.7).collect();
+            let c: Vec<f32> = (0..n).map(|i| 1.0 + (i % 5) as f32).collect();
+            let f = |v: f64, w: f64| {
+                assert!((v - w).abs() <= 1e-5 * (1.0 + w.abs()), "n={n}: {v} vs {w}")
+            };
+            f(sum8(&a) as f64, a.iter().map(|&x| x as f64).sum());
+            f(
+                dot8(&a, &b) as f64,
+                a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum(),
+            );
+            f(
+                dot3_8(&a, &b, &c) as f64,
+                (0..n)
+                    .map(|j| a[j] as f64 * b[j] as f64 * c[j] as f64)
+                    .sum(),
+            );
+            f(
+                sq_dev8(&a, 0.25) as f64,
+                a.iter().map(|&x| (x as f64 - 0.25).powi(2)).sum(),
+            );
+            f(
+                sum_exp8(&a, 1.0) as f64,
+                a.iter().map(|&x| (x as f64 - 1.0).exp()).sum(),
+            );
+            let m = a.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max8(&a), m, "n={n}");
+        }
+        assert_eq!(max8(&[1.0, f32::NAN, 3.0]), 3.0);
+    }
 
     #[test]
     fn fast_exp_and_tanh_are_accurate() {
