@@ -7,10 +7,11 @@ set -euo pipefail
 ROUNDS=${1:-3}
 STEPS=${2:-30}
 ITERS=${3:-60}
-DATA=${DATA:-/work/shared/data/tinyshakespeare.txt}
-REF=${REF:-/work/shared/bench/ref_gpt.py}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DATA=${DATA:-$ROOT/../shared/data/tinyshakespeare.txt}
+REF=${REF:-$ROOT/../shared/bench/ref_gpt.py}
 PY=${PY:-/tmp/torchenv/bin/python}
-BIN=${BIN:-target/release/headsup}
+BIN=${BIN:-$ROOT/target/release/headsup}
 for r in $(seq "$ROUNDS"); do
   for t in 1 2; do
     /usr/bin/time -f 'rss_kb %M' -o /tmp/hs_rss "$BIN" bench --config shakespeare-char --data "$DATA" \
