@@ -3,7 +3,10 @@
 
 use dfdx::prelude::*;
 use headsup::model::kernels::plain;
-use headsup::model::{Gpt, GptConfig, Kernels, ParamRef, T1, T2, T3};
+use headsup::model::{Gpt, GptConfig, Kernels, T1, T2, T3};
+
+mod model_support;
+use model_support::model_grads;
 
 /// max|a - b| / max(max|b|, 1e-6).
 fn rel_err(a: &[f32], b: &[f32]) -> f32 {
@@ -237,24 +240,6 @@ fn add_positions_matches_plain() {
     close("pos dwpe", &gf.get(&wpe).as_vec(), &gp.get(&wpe).as_vec());
 }
 
-fn model_grads(model: &Gpt<Cpu>, fused: bool) -> (f32, Vec<Vec<f32>>) {
-    let (b, s) = (3, 12);
-    let v = model.cfg.vocab_size;
-    let x: Vec<usize> = (0..b * s).map(|i| (i * 5 + 1) % v).collect();
-    let y: Vec<usize> = (0..b * s).map(|i| (i * 3 + 2) % v).collect();
-    let loss = model.loss_train(&x, &y, b, s, model.alloc_grads(), fused);
-    let l = loss.as_vec()[0];
-    let grads = loss.backward();
-    let mut out = Vec::new();
-    model.visit(|_, p| {
-        out.push(match p {
-            ParamRef::One(t) => grads.get(t).as_vec(),
-            ParamRef::Two(t) => grads.get(t).as_vec(),
-        })
-    });
-    (l, out)
-}
-
 #[test]
 fn whole_model_fused_matches_plain() {
     let cfg = GptConfig {
@@ -265,8 +250,8 @@ fn whole_model_fused_matches_plain() {
         n_head: 4,
     };
     let model = Gpt::new(&Cpu::default(), cfg, 5);
-    let (lf, gf) = model_grads(&model, true);
-    let (lp, gp) = model_grads(&model, false);
+    let (lf, gf) = model_grads(&model, 3, 12, true);
+    let (lp, gp) = model_grads(&model, 3, 12, false);
     close("model loss", &[lf], &[lp]);
     for (i, (a, b)) in gf.iter().zip(&gp).enumerate() {
         close(&format!("model grad {i}"), a, b);
@@ -288,7 +273,7 @@ fn fused_gradients_do_not_depend_on_thread_count() {
             .num_threads(n)
             .build()
             .expect("thread pool")
-            .install(|| model_grads(&model, true))
+            .install(|| model_grads(&model, 3, 12, true))
     };
     let (l1, g1) = run(1);
     let (l3, g3) = run(3);

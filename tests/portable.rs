@@ -5,25 +5,10 @@
 
 use dfdx::prelude::*;
 use headsup::model::fused::set_portable_only;
-use headsup::model::{Gpt, GptConfig, ParamRef};
+use headsup::model::{Gpt, GptConfig};
 
-fn model_grads(model: &Gpt<Cpu>) -> (f32, Vec<Vec<f32>>) {
-    let (b, s) = (4, 32);
-    let v = model.cfg.vocab_size;
-    let x: Vec<usize> = (0..b * s).map(|i| (i * 5 + 1) % v).collect();
-    let y: Vec<usize> = (0..b * s).map(|i| (i * 3 + 2) % v).collect();
-    let loss = model.loss_train(&x, &y, b, s, model.alloc_grads(), true);
-    let l = loss.as_vec()[0];
-    let grads = loss.backward();
-    let mut out = Vec::new();
-    model.visit(|_, p| {
-        out.push(match p {
-            ParamRef::One(t) => grads.get(t).as_vec(),
-            ParamRef::Two(t) => grads.get(t).as_vec(),
-        })
-    });
-    (l, out)
-}
+mod model_support;
+use model_support::model_grads;
 
 fn in_pool<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
     rayon::ThreadPoolBuilder::new()
@@ -56,14 +41,14 @@ fn simd_and_portable_paths_agree_and_threads_do_not_change_results() {
     let model = Gpt::new(&Cpu::default(), cfg, 11);
 
     set_portable_only(false);
-    let (l1, g1) = in_pool(1, || model_grads(&model));
-    let (l3, g3) = in_pool(3, || model_grads(&model));
+    let (l1, g1) = in_pool(1, || model_grads(&model, 4, 32, true));
+    let (l3, g3) = in_pool(3, || model_grads(&model, 4, 32, true));
     assert_eq!(l1, l3, "loss depends on the thread count");
     assert_eq!(g1, g3, "gradients depend on the thread count");
 
     set_portable_only(true);
-    let (lp, gp) = in_pool(2, || model_grads(&model));
-    let (lp1, gp1) = in_pool(1, || model_grads(&model));
+    let (lp, gp) = in_pool(2, || model_grads(&model, 4, 32, true));
+    let (lp1, gp1) = in_pool(1, || model_grads(&model, 4, 32, true));
     set_portable_only(false);
     assert_eq!(lp, lp1, "portable loss depends on the thread count");
     assert_eq!(gp, gp1, "portable gradients depend on the thread count");

@@ -48,6 +48,31 @@ pub fn sgemm(
     accumulate: bool,
     threads: usize,
 ) {
+    let simd = has_avx2_fma();
+    sgemm_impl(
+        simd, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, threads,
+    );
+}
+
+/// [`sgemm`] on the AVX2 path when `simd`, else on the `gemm` crate.
+#[allow(clippy::too_many_arguments)]
+fn sgemm_impl(
+    simd: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    threads: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -73,10 +98,13 @@ pub fn sgemm(
         "sgemm: B slice too short"
     );
 
-    if !has_avx2_fma() {
-        portable(
-            m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, threads,
-        );
+    if !simd {
+        // SAFETY: the asserts above keep every index the strides reach in bounds.
+        unsafe {
+            gemm_crate(
+                m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, threads,
+            )
+        };
         return;
     }
 
@@ -171,8 +199,12 @@ pub fn sgemm(
 /// The `gemm` crate (dfdx's own matmul engine): the path without AVX2/FMA
 /// (and on other architectures, where it has its own SIMD kernels). Its
 /// parallel split is over rows/columns of C too.
+///
+/// # Safety
+/// m, n, k > 0 and every index the strides reach is in bounds (as checked by
+/// [`sgemm_impl`]).
 #[allow(clippy::too_many_arguments)]
-pub fn portable(
+unsafe fn gemm_crate(
     m: usize,
     n: usize,
     k: usize,
@@ -188,32 +220,12 @@ pub fn portable(
     accumulate: bool,
     threads: usize,
 ) {
-    if m == 0 || n == 0 || k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                c[i * c_rs..i * c_rs + n].fill(0.0);
-            }
-        }
-        return;
-    }
-    assert!(
-        max_index(m, c_rs, n, 1) < c.len(),
-        "sgemm: C slice too short"
-    );
-    assert!(
-        max_index(m, a_rs, k, a_cs) < a.len(),
-        "sgemm: A slice too short"
-    );
-    assert!(
-        max_index(k, b_rs, n, b_cs) < b.len(),
-        "sgemm: B slice too short"
-    );
     let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above keep every index the strides reach in bounds.
+    // SAFETY: the caller keeps every index the strides reach in bounds.
     unsafe {
         gemm::gemm(
             m,
@@ -740,7 +752,29 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
-    use super::{portable, sgemm};
+    use super::{sgemm, sgemm_impl};
+
+    #[allow(clippy::too_many_arguments)]
+    fn portable(
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        a: &[f32],
+        a_rs: usize,
+        a_cs: usize,
+        b: &[f32],
+        b_rs: usize,
+        b_cs: usize,
+        c: &mut [f32],
+        c_rs: usize,
+        accumulate: bool,
+        threads: usize,
+    ) {
+        sgemm_impl(
+            false, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, threads,
+        );
+    }
 
     type Gemm = fn(
         usize,
