@@ -5,7 +5,7 @@
 //! run in parallel. The probabilities are kept for the backward (and handed
 //! back as a `(B, H, S, S)` tensor when asked).
 
-use super::matmul::sgemm;
+use super::matmul::{sgemm, Mat};
 use super::{dot8, fast_exp, grad_io, host, max8, simd_fn, sum8};
 use crate::model::{T3, T4};
 use dfdx::prelude::*;
@@ -15,20 +15,6 @@ use rayon::prelude::*;
 /// masked upper triangle is mostly never computed (5/8 of the full products
 /// at S = 64 instead of all of them).
 const BLOCK: usize = 16;
-
-/// A strided matrix operand: element `(i, j)` at `data[i*rs + j*cs]`.
-#[derive(Clone, Copy)]
-struct Mat<'a> {
-    data: &'a [f32],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a> Mat<'a> {
-    fn new(data: &'a [f32], rs: usize, cs: usize) -> Self {
-        Mat { data, rs, cs }
-    }
-}
 
 /// `c (+)= alpha * a·b` on one thread (the callers run in parallel already).
 #[allow(clippy::too_many_arguments)]
@@ -43,9 +29,7 @@ fn mm(
     c_rs: usize,
     acc: bool,
 ) {
-    sgemm(
-        m, n, k, alpha, a.data, a.rs, a.cs, b.data, b.rs, b.cs, c, c_rs, acc, 1,
-    );
+    sgemm(m, n, k, alpha, a, b, c, c_rs, acc, 1);
 }
 
 /// The row blocks `(r0, r1)` of an `s`-long sequence.

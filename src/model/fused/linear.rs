@@ -4,7 +4,7 @@
 //! residual's gradient straight into the gradient buffers), the plain bias
 //! broadcast, and the position embeddings broadcast over the batch.
 
-use super::matmul::sgemm;
+use super::matmul::{sgemm, Mat};
 use super::{grad_io, host, simd_fn, ELEM_CHUNK, ROW_CHUNK};
 use crate::model::{T1, T2, T3};
 use dfdx::prelude::*;
@@ -123,17 +123,50 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
         }
     };
     let threads = rayon::current_num_threads();
-    sgemm(m, o, i, 1.0, &xv, i, 1, &wv, o, 1, &mut y, o, true, threads);
+    sgemm(
+        m,
+        o,
+        i,
+        1.0,
+        Mat::rows(&xv, i),
+        Mat::rows(&wv, o),
+        &mut y,
+        o,
+        true,
+        threads,
+    );
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     if T::OWNS_TAPE {
         let (out_c, w, b) = (out.clone(), w.clone(), b.clone());
         tape.add_backward_op(move |grads| {
             // dx += dy Wᵀ
             let (dx, dy) = grad_io(grads, &x, &out_c)?;
-            sgemm(m, i, o, 1.0, dy, o, 1, &wv, 1, o, dx, i, true, threads);
+            sgemm(
+                m,
+                i,
+                o,
+                1.0,
+                Mat::rows(dy, o),
+                Mat::t(&wv, o),
+                dx,
+                i,
+                true,
+                threads,
+            );
             // dW += xᵀ dy
             let (dw, dy) = grad_io(grads, &w, &out_c)?;
-            sgemm(i, o, m, 1.0, &xv, 1, i, dy, o, 1, dw, o, true, threads);
+            sgemm(
+                i,
+                o,
+                m,
+                1.0,
+                Mat::t(&xv, i),
+                Mat::rows(dy, o),
+                dw,
+                o,
+                true,
+                threads,
+            );
             let (db, dy) = grad_io(grads, &b, &out_c)?;
             column_sums(dy, o, db);
             if let Some(r) = &res {
@@ -157,7 +190,16 @@ pub fn lm_head<T: Tape<f32, Cpu>>(x: T2<Cpu, T>, wte: &T2<Cpu>) -> T2<Cpu, T> {
     let threads = rayon::current_num_threads();
     let mut y = vec![0.0f32; n * v];
     sgemm(
-        n, v, c, 1.0, &xv, c, 1, &wv, 1, c, &mut y, v, false, threads,
+        n,
+        v,
+        c,
+        1.0,
+        Mat::rows(&xv, c),
+        Mat::t(&wv, c),
+        &mut y,
+        v,
+        false,
+        threads,
     );
     let out = x.device().tensor_from_vec(y, (n, v));
     if T::OWNS_TAPE {
@@ -165,9 +207,31 @@ pub fn lm_head<T: Tape<f32, Cpu>>(x: T2<Cpu, T>, wte: &T2<Cpu>) -> T2<Cpu, T> {
         tape.add_backward_op(move |grads| {
             // dx += dy wte ; dwte += dyᵀ x
             let (dx, dy) = grad_io(grads, &x, &out_c)?;
-            sgemm(n, c, v, 1.0, dy, v, 1, &wv, c, 1, dx, c, true, threads);
+            sgemm(
+                n,
+                c,
+                v,
+                1.0,
+                Mat::rows(dy, v),
+                Mat::rows(&wv, c),
+                dx,
+                c,
+                true,
+                threads,
+            );
             let (dw, dy) = grad_io(grads, &wte, &out_c)?;
-            sgemm(v, c, n, 1.0, dy, 1, v, &xv, c, 1, dw, c, true, threads);
+            sgemm(
+                v,
+                c,
+                n,
+                1.0,
+                Mat::t(dy, v),
+                Mat::rows(&xv, c),
+                dw,
+                c,
+                true,
+                threads,
+            );
             Ok(())
         });
     }

@@ -17,6 +17,7 @@
 //! This does not depend on the tile position, so results are bit-identical
 //! for any thread count / work split.
 
+use super::has_avx2 as has_avx2_fma;
 use std::cell::RefCell;
 
 const MR: usize = 6;
@@ -24,6 +25,32 @@ const NR: usize = 16;
 const KC: usize = 256;
 const MC: usize = 72; // rows of A per packed block (multiple of MR); measured ~same as 120/240
 const NC: usize = 2048; // multiple of NR
+
+/// A strided matrix operand: element `(i, j)` at `data[i*rs + j*cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    pub fn new(data: &'a [f32], rs: usize, cs: usize) -> Self {
+        Mat { data, rs, cs }
+    }
+    /// Row-major rows `rs` apart.
+    pub fn rows(data: &'a [f32], rs: usize) -> Self {
+        Mat { data, rs, cs: 1 }
+    }
+    /// The transpose of row-major rows `rs` apart.
+    pub fn t(data: &'a [f32], rs: usize) -> Self {
+        Mat {
+            data,
+            rs: 1,
+            cs: rs,
+        }
+    }
+}
 
 /// C = (if accumulate { C } else { 0 }) + alpha * A·B, where A is m×k, B is k×n, C is m×n.
 /// Element (i,j) of X lives at x[i*x_rs + j*x_cs] (strides in elements).
@@ -37,21 +64,15 @@ pub fn sgemm(
     n: usize,
     k: usize,
     alpha: f32,
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
-    b: &[f32],
-    b_rs: usize,
-    b_cs: usize,
+    a: Mat,
+    b: Mat,
     c: &mut [f32],
     c_rs: usize,
     accumulate: bool,
     threads: usize,
 ) {
     let simd = has_avx2_fma();
-    sgemm_impl(
-        simd, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, threads,
-    );
+    sgemm_impl(simd, m, n, k, alpha, a, b, c, c_rs, accumulate, threads);
 }
 
 /// [`sgemm`] on the AVX2 path when `simd`, else on the `gemm` crate.
@@ -62,17 +83,15 @@ fn sgemm_impl(
     n: usize,
     k: usize,
     alpha: f32,
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
-    b: &[f32],
-    b_rs: usize,
-    b_cs: usize,
+    a: Mat,
+    b: Mat,
     c: &mut [f32],
     c_rs: usize,
     accumulate: bool,
     threads: usize,
 ) {
+    let (a, a_rs, a_cs) = (a.data, a.rs, a.cs);
+    let (b, b_rs, b_cs) = (b.data, b.rs, b.cs);
     if m == 0 || n == 0 {
         return;
     }
@@ -102,7 +121,16 @@ fn sgemm_impl(
         // SAFETY: the asserts above keep every index the strides reach in bounds.
         unsafe {
             gemm_crate(
-                m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, threads,
+                m,
+                n,
+                k,
+                alpha,
+                Mat::new(a, a_rs, a_cs),
+                Mat::new(b, b_rs, b_cs),
+                c,
+                c_rs,
+                accumulate,
+                threads,
             )
         };
         return;
@@ -209,12 +237,8 @@ unsafe fn gemm_crate(
     n: usize,
     k: usize,
     alpha: f32,
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
-    b: &[f32],
-    b_rs: usize,
-    b_cs: usize,
+    a: Mat,
+    b: Mat,
     c: &mut [f32],
     c_rs: usize,
     accumulate: bool,
@@ -235,12 +259,12 @@ unsafe fn gemm_crate(
             1,
             c_rs as isize,
             accumulate,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
             1.0,
             alpha,
             false,
@@ -295,8 +319,6 @@ unsafe fn sgemm_st(
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("sgemm_st runs only where has_avx2_fma() holds");
 }
-
-use super::has_avx2 as has_avx2_fma;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -752,7 +774,7 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
-    use super::{sgemm, sgemm_impl};
+    use super::{sgemm, sgemm_impl, Mat};
 
     #[allow(clippy::too_many_arguments)]
     fn portable(
@@ -760,38 +782,17 @@ mod tests {
         n: usize,
         k: usize,
         alpha: f32,
-        a: &[f32],
-        a_rs: usize,
-        a_cs: usize,
-        b: &[f32],
-        b_rs: usize,
-        b_cs: usize,
+        a: Mat,
+        b: Mat,
         c: &mut [f32],
         c_rs: usize,
-        accumulate: bool,
+        acc: bool,
         threads: usize,
     ) {
-        sgemm_impl(
-            false, m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, threads,
-        );
+        sgemm_impl(false, m, n, k, alpha, a, b, c, c_rs, acc, threads);
     }
 
-    type Gemm = fn(
-        usize,
-        usize,
-        usize,
-        f32,
-        &[f32],
-        usize,
-        usize,
-        &[f32],
-        usize,
-        usize,
-        &mut [f32],
-        usize,
-        bool,
-        usize,
-    );
+    type Gemm = fn(usize, usize, usize, f32, Mat, Mat, &mut [f32], usize, bool, usize);
 
     struct Lcg(u64);
     impl Lcg {
@@ -829,12 +830,9 @@ mod tests {
         let c_rs = n + 3;
         let c0 = rng.vec(m * c_rs + 1);
         let (mut c1, mut c2) = (c0.clone(), c0.clone());
-        f(
-            m, n, k, alpha, &a, a_rs, a_cs, &b, b_rs, b_cs, &mut c1, c_rs, acc, 1,
-        );
-        f(
-            m, n, k, alpha, &a, a_rs, a_cs, &b, b_rs, b_cs, &mut c2, c_rs, acc, 2,
-        );
+        let (am, bm) = (Mat::new(&a, a_rs, a_cs), Mat::new(&b, b_rs, b_cs));
+        f(m, n, k, alpha, am, bm, &mut c1, c_rs, acc, 1);
+        f(m, n, k, alpha, am, bm, &mut c2, c_rs, acc, 2);
         let what = format!("m{m} n{n} k{k} a{a_l:?} b{b_l:?} acc{acc} alpha{alpha}");
         assert!(
             c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
