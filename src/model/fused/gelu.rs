@@ -1,4 +1,7 @@
 //! tanh-approximated GELU (GPT-2's `gelu_new`), element-wise in parallel.
+//! When recording gradients, the forward also writes the derivative (it
+//! shares the one `tanh`), and keeps that instead of the input: the backward
+//! is then a plain product.
 
 use super::{fast_tanh, grad_io, host, simd_fn, ELEM_CHUNK};
 use crate::model::T3;
@@ -14,11 +17,14 @@ fn f(x: f32) -> f32 {
     0.5 * x * (1.0 + fast_tanh(BETA * (x + KAPPA * x * x * x)))
 }
 
+/// `(gelu(x), gelu'(x))`.
 #[inline(always)]
-fn df(x: f32) -> f32 {
+fn f_df(x: f32) -> (f32, f32) {
     let x2 = x * x;
     let t = fast_tanh(BETA * (x + KAPPA * x2 * x));
-    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * BETA * (1.0 + 3.0 * KAPPA * x2)
+    let y = 0.5 * x * (1.0 + t);
+    let d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * BETA * (1.0 + 3.0 * KAPPA * x2);
+    (y, d)
 }
 
 simd_fn! {
@@ -30,9 +36,17 @@ simd_fn! {
 }
 
 simd_fn! {
-    fn backward_chunk(x: &[f32], dy: &[f32], dx: &mut [f32]) {
-        for ((d, &xi), &g) in dx.iter_mut().zip(x).zip(dy) {
-            *d += g * df(xi);
+    fn forward_grad_chunk(x: &[f32], y: &mut [f32], dydx: &mut [f32]) {
+        for ((yi, di), &xi) in y.iter_mut().zip(dydx.iter_mut()).zip(x) {
+            (*yi, *di) = f_df(xi);
+        }
+    }
+}
+
+simd_fn! {
+    fn backward_chunk(dydx: &[f32], dy: &[f32], dx: &mut [f32]) {
+        for ((d, &k), &g) in dx.iter_mut().zip(dydx).zip(dy) {
+            *d += g * k;
         }
     }
 }
@@ -42,19 +56,26 @@ pub fn gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>) -> T3<Cpu, T> {
     let shape = *x.shape();
     let xv = host(&x);
     let mut y = vec![0.0f32; xv.len()];
-    y.par_chunks_mut(ELEM_CHUNK)
-        .zip(xv.par_chunks(ELEM_CHUNK))
-        .for_each(|(yc, xc)| forward_chunk(xc, yc));
-    let out = x.device().tensor_from_vec(y, shape);
-    if T::OWNS_TAPE {
-        let out_c = out.clone();
-        tape.add_backward_op(move |grads| {
-            let (dx, dy) = grad_io(grads, &x, &out_c)?;
-            dx.par_chunks_mut(ELEM_CHUNK)
-                .zip(xv.par_chunks(ELEM_CHUNK).zip(dy.par_chunks(ELEM_CHUNK)))
-                .for_each(|(dxc, (xc, dyc))| backward_chunk(xc, dyc, dxc));
-            Ok(())
-        });
+    if !T::OWNS_TAPE {
+        y.par_chunks_mut(ELEM_CHUNK)
+            .zip(xv.par_chunks(ELEM_CHUNK))
+            .for_each(|(yc, xc)| forward_chunk(xc, yc));
+        return x.device().tensor_from_vec(y, shape).put_tape(tape);
     }
+    let mut dydx = vec![0.0f32; xv.len()];
+    y.par_chunks_mut(ELEM_CHUNK)
+        .zip(dydx.par_chunks_mut(ELEM_CHUNK))
+        .zip(xv.par_chunks(ELEM_CHUNK))
+        .for_each(|((yc, dc), xc)| forward_grad_chunk(xc, yc, dc));
+    drop(xv);
+    let out = x.device().tensor_from_vec(y, shape);
+    let out_c = out.clone();
+    tape.add_backward_op(move |grads| {
+        let (dx, dy) = grad_io(grads, &x, &out_c)?;
+        dx.par_chunks_mut(ELEM_CHUNK)
+            .zip(dydx.par_chunks(ELEM_CHUNK).zip(dy.par_chunks(ELEM_CHUNK)))
+            .for_each(|(dxc, (kc, dyc))| backward_chunk(kc, dyc, dxc));
+        Ok(())
+    });
     out.put_tape(tape)
 }
