@@ -203,6 +203,32 @@ fn linear_residual_matches_plain() {
 }
 
 #[test]
+fn linear_gelu_matches_plain() {
+    let d = dev(17);
+    let (b, s, i, o) = (3, 9, 16, 40);
+    let x = randn3(&d, (b, s, i));
+    let wt = randn2(&d, (i, o));
+    let bias = randn1(&d, o);
+    let w = randn3(&d, (b, s, o));
+    let yf = <Cpu as Kernels>::linear_gelu(x.leaky_trace(), &wt, &bias, true);
+    let yp = plain::linear(x.leaky_trace(), &wt, &bias).fast_gelu();
+    close("linear_gelu y", &yf.as_vec(), &yp.as_vec());
+    let gf = weighted3(yf, &w);
+    let gp = weighted3(yp, &w);
+    close("linear_gelu dx", &gf.get(&x).as_vec(), &gp.get(&x).as_vec());
+    close(
+        "linear_gelu dw",
+        &gf.get(&wt).as_vec(),
+        &gp.get(&wt).as_vec(),
+    );
+    close(
+        "linear_gelu db",
+        &gf.get(&bias).as_vec(),
+        &gp.get(&bias).as_vec(),
+    );
+}
+
+#[test]
 fn lm_head_matches_plain() {
     let d = dev(16);
     let (n, c, v) = (37, 24, 29);

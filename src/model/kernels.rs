@@ -61,6 +61,16 @@ pub trait Kernels: Device<f32> {
         plain::linear(x, w, b)
     }
 
+    /// `gelu(x W + b)`: the MLP's first layer and its activation.
+    fn linear_gelu<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Self, T>,
+        w: &T2<Self>,
+        b: &T1<Self>,
+        fused: bool,
+    ) -> T3<Self, T> {
+        Self::gelu(Self::linear(x, w, b, fused), fused)
+    }
+
     /// `res + x W + b`: a linear layer added onto the residual stream.
     fn linear_residual<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
         res: T3<Self, T>,
@@ -280,6 +290,19 @@ impl Kernels for Cpu {
             super::fused::linear::linear(x, w, b)
         } else {
             plain::linear(x, w, b)
+        }
+    }
+
+    fn linear_gelu<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Self, T>,
+        w: &T2<Self>,
+        b: &T1<Self>,
+        fused: bool,
+    ) -> T3<Self, T> {
+        if fused {
+            super::fused::linear::linear_gelu(x, w, b)
+        } else {
+            plain::linear(x, w, b).fast_gelu()
         }
     }
 

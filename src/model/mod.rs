@@ -226,7 +226,7 @@ impl<D: Device<f32>> Gpt<D> {
             }
             x = D::linear_residual(x, y, &blk.attn_proj_w, &blk.attn_proj_b, fused);
             let m = D::layer_norm(x.retaped::<T>(), &blk.ln_2_g, &blk.ln_2_b, LN_EPS, fused);
-            let m = D::gelu(D::linear(m, &blk.c_fc_w, &blk.c_fc_b, fused), fused);
+            let m = D::linear_gelu(m, &blk.c_fc_w, &blk.c_fc_b, fused);
             x = D::linear_residual(x, m, &blk.mlp_proj_w, &blk.mlp_proj_b, fused);
         }
         let x = D::layer_norm(x, &self.ln_f_g, &self.ln_f_b, LN_EPS, fused);

@@ -28,7 +28,7 @@ fn f_df(x: f32) -> (f32, f32) {
 }
 
 simd_fn! {
-    fn forward_chunk(x: &[f32], y: &mut [f32]) {
+    pub(crate) fn forward_chunk(x: &[f32], y: &mut [f32]) {
         for (yi, &xi) in y.iter_mut().zip(x) {
             *yi = f(xi);
         }
@@ -36,7 +36,7 @@ simd_fn! {
 }
 
 simd_fn! {
-    fn forward_grad_chunk(x: &[f32], y: &mut [f32], dydx: &mut [f32]) {
+    pub(crate) fn forward_grad_chunk(x: &[f32], y: &mut [f32], dydx: &mut [f32]) {
         for ((yi, di), &xi) in y.iter_mut().zip(dydx.iter_mut()).zip(x) {
             (*yi, *di) = f_df(xi);
         }
@@ -47,6 +47,24 @@ simd_fn! {
     fn backward_chunk(dydx: &[f32], dy: &[f32], dx: &mut [f32]) {
         for ((d, &k), &g) in dx.iter_mut().zip(dydx).zip(dy) {
             *d += g * k;
+        }
+    }
+}
+
+simd_fn! {
+    /// Writes `gelu(x)` into `y` and overwrites `x` with `gelu'(x)`.
+    pub(crate) fn forward_grad_in_place(x: &mut [f32], y: &mut [f32]) {
+        for (xi, yi) in x.iter_mut().zip(y.iter_mut()) {
+            (*yi, *xi) = f_df(*xi);
+        }
+    }
+}
+
+simd_fn! {
+    /// `k *= g`: turns the kept derivative into the input's gradient, in place.
+    pub(crate) fn chain_in_place(k: &mut [f32], g: &[f32]) {
+        for (a, &b) in k.iter_mut().zip(g) {
+            *a *= b;
         }
     }
 }

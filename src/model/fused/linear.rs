@@ -179,6 +179,97 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
     out.put_tape(tape)
 }
 
+/// `gelu(x W + b)` (the MLP's first layer) as one op: the pre-activation
+/// never becomes a tensor (no copy of it, no gradient buffer for it); the
+/// forward keeps GELU's derivative, and the backward turns it into the
+/// pre-activation's gradient in place before the two products.
+pub fn linear_gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>, w: &T2<Cpu>, b: &T1<Cpu>) -> T3<Cpu, T> {
+    use super::gelu::{chain_in_place, forward_chunk, forward_grad_in_place};
+    let (x, mut tape) = x.split_tape();
+    let (bsz, s, i) = *x.shape();
+    let (wi, o) = *w.shape();
+    assert_eq!(wi, i, "linear: weight rows must equal the input width");
+    assert_eq!(
+        b.shape().0,
+        o,
+        "linear: bias size must equal the output width"
+    );
+    let m = bsz * s;
+    let xv = host(&x);
+    let wv = host(w);
+    let bv = host(b);
+    let mut pre = Vec::with_capacity(m * o);
+    for _ in 0..m {
+        pre.extend_from_slice(&bv);
+    }
+    let threads = rayon::current_num_threads();
+    sgemm(
+        m,
+        o,
+        i,
+        1.0,
+        Mat::rows(&xv, i),
+        Mat::rows(&wv, o),
+        &mut pre,
+        o,
+        true,
+        threads,
+    );
+    let mut y = vec![0.0f32; m * o];
+    if !T::OWNS_TAPE {
+        y.par_chunks_mut(ELEM_CHUNK)
+            .zip(pre.par_chunks(ELEM_CHUNK))
+            .for_each(|(yc, pc)| forward_chunk(pc, yc));
+        return x.device().tensor_from_vec(y, (bsz, s, o)).put_tape(tape);
+    }
+    // `pre` becomes GELU's derivative at the pre-activation.
+    y.par_chunks_mut(ELEM_CHUNK)
+        .zip(pre.par_chunks_mut(ELEM_CHUNK))
+        .for_each(|(yc, pc)| forward_grad_in_place(pc, yc));
+    let mut dydx = pre;
+    let out = x.device().tensor_from_vec(y, (bsz, s, o));
+    let (out_c, w, b) = (out.clone(), w.clone(), b.clone());
+    tape.add_backward_op(move |grads| {
+        {
+            let (dx, dy) = grad_io(grads, &x, &out_c)?;
+            dydx.par_chunks_mut(ELEM_CHUNK)
+                .zip(dy.par_chunks(ELEM_CHUNK))
+                .for_each(|(kc, gc)| chain_in_place(kc, gc));
+            let dpre = &dydx;
+            // dx += dpre Wᵀ
+            sgemm(
+                m,
+                i,
+                o,
+                1.0,
+                Mat::rows(dpre, o),
+                Mat::t(&wv, o),
+                dx,
+                i,
+                true,
+                threads,
+            );
+        }
+        let dw: &mut [f32] = grads.get_or_alloc_mut(&w)?;
+        sgemm(
+            i,
+            o,
+            m,
+            1.0,
+            Mat::t(&xv, i),
+            Mat::rows(&dydx, o),
+            dw,
+            o,
+            true,
+            threads,
+        );
+        let db: &mut [f32] = grads.get_or_alloc_mut(&b)?;
+        column_sums(&dydx, o, db);
+        Ok(())
+    });
+    out.put_tape(tape)
+}
+
 /// The tied LM head: `x (N, C) · wteᵀ` with `wte: (V, C)`, logits `(N, V)`.
 pub fn lm_head<T: Tape<f32, Cpu>>(x: T2<Cpu, T>, wte: &T2<Cpu>) -> T2<Cpu, T> {
     let (x, mut tape) = x.split_tape();
