@@ -59,9 +59,12 @@ fn workbench_in_tmux() {
     t.wait_for("the prompt to be typed", 20, |s| s.contains("> abcdefgh|"));
     t.keys(&["Enter"]);
     // The answer streams in and ends with its token count and speed (the
-    // prompt line itself may have scrolled out of the pane by then).
+    // prompt line itself may have scrolled out of the pane by then). The
+    // summary wraps wherever the generated text ends, so it is looked for in
+    // the focused pane's text with the line breaks and spaces taken out.
     t.wait_for("a generation to finish", 60, |s| {
-        s.contains(" tokens, ") && s.contains("tok/s]")
+        let text = focused_pane_text(s);
+        text.contains("tokens,") && text.contains("tok/s]")
     });
 
     // Resizing at random between 20x10 and 200x60, 200 times: it keeps
@@ -118,4 +121,19 @@ fn workbench_in_tmux() {
 
 fn headsup_latest(run: &Path) -> Option<std::path::PathBuf> {
     headsup::train::run_dir::latest_checkpoint(run)
+}
+
+/// The text inside the focused (bold-bordered) pane, lines joined, spaces
+/// removed: what a wrapped line says regardless of where it wrapped.
+fn focused_pane_text(screen: &str) -> String {
+    screen
+        .lines()
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split('┃').collect();
+            (parts.len() >= 3).then(|| parts[parts.len() - 2].to_string())
+        })
+        .collect::<String>()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
 }
