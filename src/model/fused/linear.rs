@@ -63,6 +63,71 @@ simd_fn! {
     }
 }
 
+/// What the fused linear ops share: the shapes, host copies of `x`, `W` and
+/// `b`, and the three products.
+struct Affine {
+    /// Rows (`B*S`), input and output widths.
+    m: usize,
+    i: usize,
+    o: usize,
+    xv: Vec<f32>,
+    wv: Vec<f32>,
+    bv: Vec<f32>,
+    threads: usize,
+}
+
+impl Affine {
+    fn new(x: &T3<Cpu>, w: &T2<Cpu>, b: &T1<Cpu>) -> Self {
+        let (bsz, s, i) = *x.shape();
+        let (wi, o) = *w.shape();
+        assert_eq!(wi, i, "linear: weight rows must equal the input width");
+        assert_eq!(
+            b.shape().0,
+            o,
+            "linear: bias size must equal the output width"
+        );
+        Affine {
+            m: bsz * s,
+            i,
+            o,
+            xv: host(x),
+            wv: host(w),
+            bv: host(b),
+            threads: rayon::current_num_threads(),
+        }
+    }
+
+    /// `m` rows of the bias (written without zero-filling first).
+    fn bias_rows(&self) -> Vec<f32> {
+        let mut y = Vec::with_capacity(self.m * self.o);
+        for _ in 0..self.m {
+            y.extend_from_slice(&self.bv);
+        }
+        y
+    }
+
+    /// `y += x W`.
+    fn accumulate_product(&self, y: &mut [f32]) {
+        let (m, i, o) = (self.m, self.i, self.o);
+        let (x, w) = (Mat::rows(&self.xv, i), Mat::rows(&self.wv, o));
+        sgemm(m, o, i, 1.0, x, w, y, o, true, self.threads);
+    }
+
+    /// `dx += dy Wᵀ`.
+    fn input_grad(&self, dy: &[f32], dx: &mut [f32]) {
+        let (m, i, o) = (self.m, self.i, self.o);
+        let (dy, wt) = (Mat::rows(dy, o), Mat::t(&self.wv, o));
+        sgemm(m, i, o, 1.0, dy, wt, dx, i, true, self.threads);
+    }
+
+    /// `dW += xᵀ dy`.
+    fn weight_grad(&self, dy: &[f32], dw: &mut [f32]) {
+        let (m, i, o) = (self.m, self.i, self.o);
+        let (xt, dy) = (Mat::t(&self.xv, i), Mat::rows(dy, o));
+        sgemm(i, o, m, 1.0, xt, dy, dw, o, true, self.threads);
+    }
+}
+
 /// `x W + b` with `x: (B, S, I)`, `W: (I, O)` (GPT-2's Conv1D layout), `b: (O,)`.
 pub fn linear<T: Tape<f32, Cpu> + Merge<T>>(x: T3<Cpu, T>, w: &T2<Cpu>, b: &T1<Cpu>) -> T3<Cpu, T> {
     linear_impl(None, x, w, b)
@@ -92,81 +157,30 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
         }
         None => (None, tape),
     };
-    let (bsz, s, i) = *x.shape();
-    let (wi, o) = *w.shape();
-    assert_eq!(wi, i, "linear: weight rows must equal the input width");
-    assert_eq!(
-        b.shape().0,
-        o,
-        "linear: bias size must equal the output width"
-    );
-    let m = bsz * s;
-    let xv = host(&x);
-    let wv = host(w);
-    let bv = host(b);
-    // The product accumulates onto `res + b` (or `b`): rows of the bias,
-    // written without zero-filling first.
+    let (bsz, s, _) = *x.shape();
+    let aff = Affine::new(&x, w, b);
+    let (m, o) = (aff.m, aff.o);
+    // The product accumulates onto `res + b` (or `b`).
     let mut y = match &res {
         Some(r) => {
             assert_eq!(*r.shape(), (bsz, s, o), "linear: residual shape");
             let mut y = host(r);
             y.par_chunks_mut(o * ROW_CHUNK)
-                .for_each(|ch| add_to_rows(ch, &bv));
+                .for_each(|ch| add_to_rows(ch, &aff.bv));
             y
         }
-        None => {
-            let mut y = Vec::with_capacity(m * o);
-            for _ in 0..m {
-                y.extend_from_slice(&bv);
-            }
-            y
-        }
+        None => aff.bias_rows(),
     };
-    let threads = rayon::current_num_threads();
-    sgemm(
-        m,
-        o,
-        i,
-        1.0,
-        Mat::rows(&xv, i),
-        Mat::rows(&wv, o),
-        &mut y,
-        o,
-        true,
-        threads,
-    );
+    debug_assert_eq!(y.len(), m * o);
+    aff.accumulate_product(&mut y);
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     if T::OWNS_TAPE {
         let (out_c, w, b) = (out.clone(), w.clone(), b.clone());
         tape.add_backward_op(move |grads| {
-            // dx += dy Wᵀ
             let (dx, dy) = grad_io(grads, &x, &out_c)?;
-            sgemm(
-                m,
-                i,
-                o,
-                1.0,
-                Mat::rows(dy, o),
-                Mat::t(&wv, o),
-                dx,
-                i,
-                true,
-                threads,
-            );
-            // dW += xᵀ dy
+            aff.input_grad(dy, dx);
             let (dw, dy) = grad_io(grads, &w, &out_c)?;
-            sgemm(
-                i,
-                o,
-                m,
-                1.0,
-                Mat::t(&xv, i),
-                Mat::rows(dy, o),
-                dw,
-                o,
-                true,
-                threads,
-            );
+            aff.weight_grad(dy, dw);
             let (db, dy) = grad_io(grads, &b, &out_c)?;
             column_sums(dy, o, db);
             if let Some(r) = &res {
@@ -186,35 +200,11 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
 pub fn linear_gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>, w: &T2<Cpu>, b: &T1<Cpu>) -> T3<Cpu, T> {
     use super::gelu::{chain_in_place, forward_chunk, forward_grad_in_place};
     let (x, mut tape) = x.split_tape();
-    let (bsz, s, i) = *x.shape();
-    let (wi, o) = *w.shape();
-    assert_eq!(wi, i, "linear: weight rows must equal the input width");
-    assert_eq!(
-        b.shape().0,
-        o,
-        "linear: bias size must equal the output width"
-    );
-    let m = bsz * s;
-    let xv = host(&x);
-    let wv = host(w);
-    let bv = host(b);
-    let mut pre = Vec::with_capacity(m * o);
-    for _ in 0..m {
-        pre.extend_from_slice(&bv);
-    }
-    let threads = rayon::current_num_threads();
-    sgemm(
-        m,
-        o,
-        i,
-        1.0,
-        Mat::rows(&xv, i),
-        Mat::rows(&wv, o),
-        &mut pre,
-        o,
-        true,
-        threads,
-    );
+    let (bsz, s, _) = *x.shape();
+    let aff = Affine::new(&x, w, b);
+    let (m, o) = (aff.m, aff.o);
+    let mut pre = aff.bias_rows();
+    aff.accumulate_product(&mut pre);
     let mut y = vec![0.0f32; m * o];
     if !T::OWNS_TAPE {
         y.par_chunks_mut(ELEM_CHUNK)
@@ -226,45 +216,18 @@ pub fn linear_gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>, w: &T2<Cpu>, b: &T1<Cpu>) -
     y.par_chunks_mut(ELEM_CHUNK)
         .zip(pre.par_chunks_mut(ELEM_CHUNK))
         .for_each(|(yc, pc)| forward_grad_in_place(pc, yc));
-    let mut dydx = pre;
+    let mut dpre = pre;
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     let (out_c, w, b) = (out.clone(), w.clone(), b.clone());
     tape.add_backward_op(move |grads| {
-        {
-            let (dx, dy) = grad_io(grads, &x, &out_c)?;
-            dydx.par_chunks_mut(ELEM_CHUNK)
-                .zip(dy.par_chunks(ELEM_CHUNK))
-                .for_each(|(kc, gc)| chain_in_place(kc, gc));
-            let dpre = &dydx;
-            // dx += dpre Wᵀ
-            sgemm(
-                m,
-                i,
-                o,
-                1.0,
-                Mat::rows(dpre, o),
-                Mat::t(&wv, o),
-                dx,
-                i,
-                true,
-                threads,
-            );
-        }
-        let dw: &mut [f32] = grads.get_or_alloc_mut(&w)?;
-        sgemm(
-            i,
-            o,
-            m,
-            1.0,
-            Mat::t(&xv, i),
-            Mat::rows(&dydx, o),
-            dw,
-            o,
-            true,
-            threads,
-        );
-        let db: &mut [f32] = grads.get_or_alloc_mut(&b)?;
-        column_sums(&dydx, o, db);
+        let (dx, dy) = grad_io(grads, &x, &out_c)?;
+        // The kept derivative times dy: the pre-activation's gradient.
+        dpre.par_chunks_mut(ELEM_CHUNK)
+            .zip(dy.par_chunks(ELEM_CHUNK))
+            .for_each(|(kc, gc)| chain_in_place(kc, gc));
+        aff.input_grad(&dpre, dx);
+        aff.weight_grad(&dpre, grads.get_or_alloc_mut(&w)?);
+        column_sums(&dpre, o, grads.get_or_alloc_mut(&b)?);
         Ok(())
     });
     out.put_tape(tape)
