@@ -3,7 +3,9 @@
 //! are matrix products read straight out of the strided `qkv` rows
 //! ([`super::matmul::sgemm`]), with the mask and softmax in between; batches
 //! run in parallel. The probabilities are kept for the backward (and handed
-//! back as a `(B, H, S, S)` tensor when asked).
+//! back as a `(B, H, S, S)` tensor when asked). The products run on one
+//! thread each (`1` as `sgemm`'s last argument): the batch loop around them
+//! is the parallel one.
 
 use super::matmul::{sgemm, Mat};
 use super::{dot8, fast_exp, grad_io, host, max8, simd_fn, sum8};
@@ -15,22 +17,6 @@ use rayon::prelude::*;
 /// masked upper triangle is mostly never computed (5/8 of the full products
 /// at S = 64 instead of all of them).
 const BLOCK: usize = 16;
-
-/// `c (+)= alpha * a·b` on one thread (the callers run in parallel already).
-#[allow(clippy::too_many_arguments)]
-fn mm(
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: Mat,
-    b: Mat,
-    c: &mut [f32],
-    c_rs: usize,
-    acc: bool,
-) {
-    sgemm(m, n, k, alpha, a, b, c, c_rs, acc, 1);
-}
 
 /// The row blocks `(r0, r1)` of an `s`-long sequence.
 fn blocks(s: usize) -> impl Iterator<Item = (usize, usize)> {
@@ -98,13 +84,13 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
                     let pr = &mut p[r0 * s..r1 * s];
                     // P = Q Kᵀ * scale over keys 0..r1 (Kᵀ: (d, j) is k[j*c3 + d])
                     let qr = Mat::new(&q[r0 * c3..], c3, 1);
-                    mm(rows, r1, hd, scale, qr, Mat::new(k, 1, c3), pr, s, false);
+                    sgemm(rows, r1, hd, scale, qr, Mat::new(k, 1, c3), pr, s, false, 1);
                     for (i, row) in pr.chunks_exact_mut(s).enumerate() {
                         causal_softmax(row, r0 + i);
                     }
                     // Y_h = P V
                     let yr = &mut yb[r0 * c + h * hd..];
-                    mm(
+                    sgemm(
                         rows,
                         hd,
                         r1,
@@ -114,6 +100,7 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
                         yr,
                         c,
                         false,
+                        1,
                     );
                 }
             }
@@ -140,14 +127,14 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
                             let qr = Mat::new(&q[r0 * c3..], c3, 1);
                             // dV[0..r1] += Pᵀ dY
                             let dv = &mut db[2 * c + h * hd..];
-                            mm(r1, hd, rows, 1.0, Mat::new(pr, 1, s), dyr, dv, c3, true);
+                            sgemm(r1, hd, rows, 1.0, Mat::new(pr, 1, s), dyr, dv, c3, true, 1);
                             // dP = dY Vᵀ, then dS = softmax backward (scaled)
-                            mm(rows, r1, hd, 1.0, dyr, Mat::new(v, 1, c3), dsr, s, false);
+                            sgemm(rows, r1, hd, 1.0, dyr, Mat::new(v, 1, c3), dsr, s, false, 1);
                             softmax_backward(pr, dsr, s, r1, scale);
                             let dsr: &[f32] = dsr;
                             // dQ += dS K ; dK[0..r1] += dSᵀ Q
                             let dq = &mut db[r0 * c3 + h * hd..];
-                            mm(
+                            sgemm(
                                 rows,
                                 hd,
                                 r1,
@@ -157,9 +144,10 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
                                 dq,
                                 c3,
                                 true,
+                                1,
                             );
                             let dk = &mut db[c + h * hd..];
-                            mm(r1, hd, rows, 1.0, Mat::new(dsr, 1, s), qr, dk, c3, true);
+                            sgemm(r1, hd, rows, 1.0, Mat::new(dsr, 1, s), qr, dk, c3, true, 1);
                         }
                     }
                 });
