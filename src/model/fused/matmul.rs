@@ -6,9 +6,9 @@
 //! KC x NR panels, A into MR x KC panels, and a 6x16 microkernel with 12 ymm
 //! accumulators. When an operand is small and has a unit stride it is read
 //! in place instead of packed (only the ragged edge panel is packed, zero
-//! padded); edge tiles are written back with masked stores. About 1.45x the
-//! `gemm` crate (dfdx's matmul) on the baby config's shapes (80-88 against
-//! 55-60 GFLOP/s on one core; see docs/performance.md). Elsewhere the `gemm`
+//! padded); edge tiles are written back with masked stores. About 1.55x the
+//! `gemm` crate (dfdx's matmul) on the baby config's shapes (68-87 against
+//! 46-57 GFLOP/s on one core; `cargo bench --bench sgemm`). Elsewhere the `gemm`
 //! crate does the work.
 //!
 //! Numerics (AVX2 path): every C element is computed as, for each k-block of

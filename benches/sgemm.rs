@@ -1,0 +1,195 @@
+//! headsup's sgemm (`model::fused::matmul`) against the `gemm` crate (dfdx
+//! 0.13's matmul engine) on the baby config's shapes, 1 and 2 threads.
+//! Prints GFLOP/s per shape: the median and the best of the timed batches,
+//! each implementation timed back to back in every round.
+//!
+//! `cargo bench --bench sgemm [-- ROUNDS]` (default 5 rounds).
+
+use headsup::model::fused::matmul::{sgemm, Mat};
+use std::time::Instant;
+
+fn lcg_vec(seed: &mut u64, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// GFLOP/s of `f` over 5 batches of ~2 ms each, appended to `out`.
+fn time_it(mut f: impl FnMut(), flops: f64, out: &mut Vec<f64>) {
+    f();
+    f();
+    let t = Instant::now();
+    let mut iters = 0;
+    while t.elapsed().as_secs_f64() < 0.002 {
+        f();
+        iters += 1;
+    }
+    let iters = iters.max(1);
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        out.push(flops * iters as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+}
+
+/// (median, best).
+fn stats(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[v.len() - 1])
+}
+
+/// ((ours median, best), (gemm crate median, best)) for `m x k x n`,
+/// A and/or B transposed in memory.
+fn bench(
+    shape: (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+    threads: usize,
+    rounds: usize,
+) -> ((f64, f64), (f64, f64)) {
+    let (m, k, n) = shape;
+    let mut seed = 7u64;
+    let a = lcg_vec(&mut seed, m * k);
+    let b = lcg_vec(&mut seed, k * n);
+    let mut c = vec![0.0f32; m * n];
+    let am = if ta { Mat::t(&a, m) } else { Mat::rows(&a, k) };
+    let bm = if tb { Mat::t(&b, k) } else { Mat::rows(&b, n) };
+    let flops = 2.0 * (m * n * k) as f64;
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    let (mut ours, mut theirs) = (vec![], vec![]);
+    for _ in 0..rounds {
+        time_it(
+            || sgemm(m, n, k, 1.0, am, bm, &mut c, n, false, threads),
+            flops,
+            &mut ours,
+        );
+        time_it(
+            // SAFETY: a, b, c hold exactly the m x k, k x n, m x n elements the strides reach.
+            || unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    am.cs as isize,
+                    am.rs as isize,
+                    b.as_ptr(),
+                    bm.cs as isize,
+                    bm.rs as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
+            },
+            flops,
+            &mut theirs,
+        );
+    }
+    (stats(ours), stats(theirs))
+}
+
+/// A shape `m x k x n`, A transposed, B transposed, its label, threads.
+struct Case {
+    shape: (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+    name: &'static str,
+    threads: usize,
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(5);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(cores.max(2))
+        .build_global()
+        .ok();
+    println!(
+        "{:<14} {:>3} {:>3} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}",
+        "m x k x n", "tr", "thr", "ours med", "gemm med", "ratio", "ours max", "gemm max", "ratio"
+    );
+    let shapes = [
+        (768, 128, 384),
+        (768, 128, 512),
+        (768, 512, 128),
+        (128, 768, 384),
+        (768, 384, 128),
+        (128, 768, 512),
+        (64, 32, 64),
+        (64, 64, 32),
+    ];
+    let mut cases = Vec::new();
+    for &shape in &shapes {
+        for (ta, tb, name) in [
+            (false, false, "NN"),
+            (true, false, "TN"),
+            (false, true, "NT"),
+        ] {
+            cases.push(Case {
+                shape,
+                ta,
+                tb,
+                name,
+                threads: 1,
+            });
+        }
+    }
+    for shape in [(768, 128, 512), (768, 512, 128)] {
+        cases.push(Case {
+            shape,
+            ta: false,
+            tb: false,
+            name: "NN",
+            threads: 2,
+        });
+    }
+    let mut log_ratios = Vec::new();
+    for Case {
+        shape: s,
+        ta,
+        tb,
+        name,
+        threads,
+    } in cases
+    {
+        let ((om, ox), (gm, gx)) = bench(s, ta, tb, threads, rounds);
+        if threads == 1 {
+            log_ratios.push((om / gm).ln());
+        }
+        println!(
+            "{:<14} {:>3} {:>3} | {:>8.1} {:>8.1} {:>6.2} | {:>8.1} {:>8.1} {:>6.2}",
+            format!("{}x{}x{}", s.0, s.1, s.2),
+            name,
+            threads,
+            om,
+            gm,
+            om / gm,
+            ox,
+            gx,
+            ox / gx
+        );
+    }
+    let g = (log_ratios.iter().sum::<f64>() / log_ratios.len() as f64).exp();
+    println!("geometric mean of the 1-thread median ratios: {g:.2}");
+}
