@@ -90,8 +90,6 @@ fn sgemm_impl(
     accumulate: bool,
     threads: usize,
 ) {
-    let (a, a_rs, a_cs) = (a.data, a.rs, a.cs);
-    let (b, b_rs, b_cs) = (b.data, b.rs, b.cs);
     if m == 0 || n == 0 {
         return;
     }
@@ -109,51 +107,47 @@ fn sgemm_impl(
         return;
     }
     assert!(
-        max_index(m, a_rs, k, a_cs) < a.len(),
+        max_index(m, a.rs, k, a.cs) < a.data.len(),
         "sgemm: A slice too short"
     );
     assert!(
-        max_index(k, b_rs, n, b_cs) < b.len(),
+        max_index(k, b.rs, n, b.cs) < b.data.len(),
         "sgemm: B slice too short"
     );
 
     if !simd {
         // SAFETY: the asserts above keep every index the strides reach in bounds.
-        unsafe {
-            gemm_crate(
-                m,
-                n,
-                k,
-                alpha,
-                Mat::new(a, a_rs, a_cs),
-                Mat::new(b, b_rs, b_cs),
-                c,
-                c_rs,
-                accumulate,
-                threads,
-            )
-        };
+        unsafe { gemm_crate(m, n, k, alpha, a, b, c, c_rs, accumulate, threads) };
         return;
     }
 
-    let ap = Ptr(a.as_ptr() as *mut f32);
-    let bp = Ptr(b.as_ptr() as *mut f32);
-    let cp = Ptr(c.as_mut_ptr());
+    // SAFETY (for every use of `p` below): the asserts above keep every index
+    // the strides reach in bounds, and the parallel split hands each task
+    // disjoint rows or columns of C.
+    let p = Raw {
+        m,
+        n,
+        k,
+        alpha,
+        a: a.data.as_ptr(),
+        a_rs: a.rs,
+        a_cs: a.cs,
+        b: b.data.as_ptr(),
+        b_rs: b.rs,
+        b_cs: b.cs,
+        c: c.as_mut_ptr(),
+        c_rs,
+        accumulate,
+    };
 
-    let flops = m * n * k;
     // Below ~1 MFLOP the rayon fork/join cost outweighs the gain.
-    let threads = if flops < 512 * 1024 {
+    let threads = if m * n * k < 512 * 1024 {
         1
     } else {
         threads.max(1)
     };
-
     if threads <= 1 {
-        unsafe {
-            sgemm_st(
-                m, n, k, alpha, ap.0, a_rs, a_cs, bp.0, b_rs, b_cs, cp.0, c_rs, accumulate,
-            )
-        };
+        unsafe { sgemm_st(p) };
         return;
     }
 
@@ -161,64 +155,31 @@ fn sgemm_impl(
     let (mb, nb) = (m.div_ceil(MR), n.div_ceil(NR));
     // Splitting rows duplicates B packing, splitting columns duplicates A packing.
     let split_m = (m >= n && mb >= threads) || nb < threads;
-    let (blk, nblk) = if split_m {
-        (MR, m.div_ceil(MR))
-    } else {
-        (NR, n.div_ceil(NR))
-    };
+    let (blk, nblk, dim) = if split_m { (MR, mb, m) } else { (NR, nb, n) };
     let t = threads.min(nblk);
-    let mut ranges = Vec::with_capacity(t);
-    let dim = if split_m { m } else { n };
-    for ti in 0..t {
-        let s = (nblk * ti / t) * blk;
-        let e = ((nblk * (ti + 1) / t) * blk).min(dim);
-        if e > s {
-            ranges.push((s, e));
-        }
-    }
-    rayon::scope(|sc| {
+    let ranges: Vec<(usize, usize)> = (0..t)
+        .map(|ti| {
+            (
+                (nblk * ti / t) * blk,
+                ((nblk * (ti + 1) / t) * blk).min(dim),
+            )
+        })
+        .filter(|(s, e)| e > s)
+        .collect();
+    rayon::scope(move |sc| {
         let last = ranges.len() - 1;
         for (idx, &(s, e)) in ranges.iter().enumerate() {
-            let job = move || unsafe {
-                let (ap, bp, cp) = (ap, bp, cp);
+            let part = unsafe {
                 if split_m {
-                    sgemm_st(
-                        e - s,
-                        n,
-                        k,
-                        alpha,
-                        ap.0.add(s * a_rs),
-                        a_rs,
-                        a_cs,
-                        bp.0,
-                        b_rs,
-                        b_cs,
-                        cp.0.add(s * c_rs),
-                        c_rs,
-                        accumulate,
-                    );
+                    p.rows(s, e)
                 } else {
-                    sgemm_st(
-                        m,
-                        e - s,
-                        k,
-                        alpha,
-                        ap.0,
-                        a_rs,
-                        a_cs,
-                        bp.0.add(s * b_cs),
-                        b_rs,
-                        b_cs,
-                        cp.0.add(s),
-                        c_rs,
-                        accumulate,
-                    );
+                    p.cols(s, e)
                 }
             };
             if idx == last {
-                job();
+                unsafe { sgemm_st(part) };
             } else {
-                sc.spawn(move |_| job());
+                sc.spawn(move |_| unsafe { sgemm_st(part) });
             }
         }
     });
@@ -283,17 +244,10 @@ fn max_index(rows: usize, rs: usize, cols: usize, cs: usize) -> usize {
         .unwrap_or(usize::MAX)
 }
 
+/// One product on raw pointers, already checked by [`sgemm_impl`]:
+/// `C (+)= alpha A B` with the strides of [`Mat`], C's columns contiguous.
 #[derive(Clone, Copy)]
-struct Ptr(*mut f32);
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
-
-thread_local! {
-    static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-#[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_st(
+struct Raw {
     m: usize,
     n: usize,
     k: usize,
@@ -307,17 +261,60 @@ unsafe fn sgemm_st(
     c: *mut f32,
     c_rs: usize,
     accumulate: bool,
-) {
+}
+
+// SAFETY: a `Raw` is only sent to the rayon tasks of one `sgemm_impl` call,
+// which outlive none of the borrowed slices and write disjoint parts of C.
+unsafe impl Send for Raw {}
+
+impl Raw {
+    /// Rows `s..e` of C (and of A).
+    ///
+    /// # Safety
+    /// `s <= e <= m`.
+    unsafe fn rows(self, s: usize, e: usize) -> Raw {
+        Raw {
+            m: e - s,
+            a: self.a.add(s * self.a_rs),
+            c: self.c.add(s * self.c_rs),
+            ..self
+        }
+    }
+
+    /// Columns `s..e` of C (and of B).
+    ///
+    /// # Safety
+    /// `s <= e <= n`.
+    unsafe fn cols(self, s: usize, e: usize) -> Raw {
+        Raw {
+            n: e - s,
+            b: self.b.add(s * self.b_cs),
+            c: self.c.add(s),
+            ..self
+        }
+    }
+}
+
+thread_local! {
+    static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// One thread's share, with this thread's packing buffers.
+///
+/// # Safety
+/// `p` as made by [`sgemm_impl`] (in bounds), on a CPU with AVX2 and FMA.
+unsafe fn sgemm_st(p: Raw) {
     #[cfg(target_arch = "x86_64")]
     BUFS.with(|bufs| {
         let mut bufs = bufs.borrow_mut();
         let (pa, pb) = &mut *bufs;
-        avx2::gemm(
-            m, n, k, alpha, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, pa, pb,
-        );
+        avx2::gemm(p, pa, pb);
     });
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("sgemm_st runs only where has_avx2_fma() holds");
+    {
+        let _ = p;
+        unreachable!("sgemm_st runs only where has_avx2_fma() holds");
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -325,25 +322,23 @@ mod avx2 {
     use super::{MC, MR, NC, NR};
     use std::arch::x86_64::*;
 
-    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gemm(
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
-        a: *const f32,
-        a_rs: usize,
-        a_cs: usize,
-        b: *const f32,
-        b_rs: usize,
-        b_cs: usize,
-        c: *mut f32,
-        c_rs: usize,
-        accumulate: bool,
-        pa: &mut Vec<f32>,
-        pb: &mut Vec<f32>,
-    ) {
+    pub(super) unsafe fn gemm(p: super::Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
+        let super::Raw {
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            a_rs,
+            a_cs,
+            b,
+            b_rs,
+            b_cs,
+            c,
+            c_rs,
+            accumulate,
+        } = p;
         let kcb = super::KC;
         let kc_max = kcb.min(k);
         let mc_max = MC.min(m.div_ceil(MR) * MR);
