@@ -35,7 +35,7 @@ pub trait Kernels: Device<f32> {
         fused: bool,
     ) -> T3<Self, T> {
         let _ = fused;
-        x.fast_gelu()
+        plain::gelu(x)
     }
 
     /// Causal multi-head self-attention from the fused q/k/v projection
@@ -68,7 +68,8 @@ pub trait Kernels: Device<f32> {
         b: &T1<Self>,
         fused: bool,
     ) -> T3<Self, T> {
-        Self::gelu(Self::linear(x, w, b, fused), fused)
+        let _ = fused;
+        plain::linear_gelu(x, w, b)
     }
 
     /// `res + x W + b`: a linear layer added onto the residual stream.
@@ -79,7 +80,8 @@ pub trait Kernels: Device<f32> {
         b: &T1<Self>,
         fused: bool,
     ) -> T3<Self, T> {
-        res + Self::linear(x, w, b, fused)
+        let _ = fused;
+        plain::linear_residual(res, x, w, b)
     }
 
     /// Token embeddings `(B*S, C)` plus the first `seq` rows of `wpe`,
@@ -197,6 +199,27 @@ pub mod plain {
         x.matmul(w.clone()) + b.clone().broadcast_like::<_, Axes2<0, 1>>(&(bsz, s, o))
     }
 
+    pub fn gelu<D: Device<f32>, T: Tape<f32, D>>(x: T3<D, T>) -> T3<D, T> {
+        x.fast_gelu()
+    }
+
+    pub fn linear_gelu<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
+        x: T3<D, T>,
+        w: &T2<D>,
+        b: &T1<D>,
+    ) -> T3<D, T> {
+        gelu(linear(x, w, b))
+    }
+
+    pub fn linear_residual<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        res: T3<D, T>,
+        x: T3<D, T>,
+        w: &T2<D>,
+        b: &T1<D>,
+    ) -> T3<D, T> {
+        res + linear(x, w, b)
+    }
+
     pub fn add_positions<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
         tok: T2<D, T>,
         wpe: &T2<D>,
@@ -263,7 +286,7 @@ impl Kernels for Cpu {
         if fused {
             super::fused::gelu::gelu(x)
         } else {
-            x.fast_gelu()
+            plain::gelu(x)
         }
     }
 
@@ -302,7 +325,7 @@ impl Kernels for Cpu {
         if fused {
             super::fused::linear::linear_gelu(x, w, b)
         } else {
-            plain::linear(x, w, b).fast_gelu()
+            plain::linear_gelu(x, w, b)
         }
     }
 
@@ -316,7 +339,7 @@ impl Kernels for Cpu {
         if fused {
             super::fused::linear::linear_residual(res, x, w, b)
         } else {
-            res + plain::linear(x, w, b)
+            plain::linear_residual(res, x, w, b)
         }
     }
 

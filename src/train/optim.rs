@@ -112,19 +112,9 @@ crate::model::fused::simd_fn! {
     /// Σ x² in f64, with eight accumulators (a fixed order, so the result
     /// does not depend on the machine or the thread count).
     fn sum_squares(g: &[f32]) -> f64 {
-        let mut acc = [0.0f64; 8];
-        let mut chunks = g.chunks_exact(8);
-        for c in &mut chunks {
-            for k in 0..8 {
-                let x = c[k] as f64;
-                acc[k] += x * x;
-            }
-        }
-        let mut tail = 0.0f64;
-        for &x in chunks.remainder() {
-            tail += (x as f64) * (x as f64);
-        }
-        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+        crate::model::fused::reduce8!(g.len(), 0.0f64, |a: f64, b: f64| a + b, |j| {
+            (g[j] as f64) * (g[j] as f64)
+        })
     }
 }
 

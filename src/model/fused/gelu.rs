@@ -28,17 +28,9 @@ fn f_df(x: f32) -> (f32, f32) {
 }
 
 simd_fn! {
-    pub(crate) fn forward_chunk(x: &[f32], y: &mut [f32]) {
+    fn forward_chunk(x: &[f32], y: &mut [f32]) {
         for (yi, &xi) in y.iter_mut().zip(x) {
             *yi = f(xi);
-        }
-    }
-}
-
-simd_fn! {
-    pub(crate) fn forward_grad_chunk(x: &[f32], y: &mut [f32], dydx: &mut [f32]) {
-        for ((yi, di), &xi) in y.iter_mut().zip(dydx.iter_mut()).zip(x) {
-            (*yi, *di) = f_df(xi);
         }
     }
 }
@@ -53,7 +45,7 @@ simd_fn! {
 
 simd_fn! {
     /// Writes `gelu(x)` into `y` and overwrites `x` with `gelu'(x)`.
-    pub(crate) fn forward_grad_in_place(x: &mut [f32], y: &mut [f32]) {
+    fn forward_grad_in_place(x: &mut [f32], y: &mut [f32]) {
         for (xi, yi) in x.iter_mut().zip(y.iter_mut()) {
             (*yi, *xi) = f_df(*xi);
         }
@@ -69,31 +61,36 @@ simd_fn! {
     }
 }
 
+/// `gelu(x)`, and when `keep_derivative` also `gelu'(x)` (written over `x`).
+pub(crate) fn activate(mut x: Vec<f32>, keep_derivative: bool) -> (Vec<f32>, Option<Vec<f32>>) {
+    let mut y = vec![0.0f32; x.len()];
+    if keep_derivative {
+        y.par_chunks_mut(ELEM_CHUNK)
+            .zip(x.par_chunks_mut(ELEM_CHUNK))
+            .for_each(|(yc, xc)| forward_grad_in_place(xc, yc));
+        (y, Some(x))
+    } else {
+        y.par_chunks_mut(ELEM_CHUNK)
+            .zip(x.par_chunks(ELEM_CHUNK))
+            .for_each(|(yc, xc)| forward_chunk(xc, yc));
+        (y, None)
+    }
+}
+
 pub fn gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>) -> T3<Cpu, T> {
     let (x, mut tape) = x.split_tape();
     let shape = *x.shape();
-    let xv = host(&x);
-    let mut y = vec![0.0f32; xv.len()];
-    if !T::OWNS_TAPE {
-        y.par_chunks_mut(ELEM_CHUNK)
-            .zip(xv.par_chunks(ELEM_CHUNK))
-            .for_each(|(yc, xc)| forward_chunk(xc, yc));
-        return x.device().tensor_from_vec(y, shape).put_tape(tape);
-    }
-    let mut dydx = vec![0.0f32; xv.len()];
-    y.par_chunks_mut(ELEM_CHUNK)
-        .zip(dydx.par_chunks_mut(ELEM_CHUNK))
-        .zip(xv.par_chunks(ELEM_CHUNK))
-        .for_each(|((yc, dc), xc)| forward_grad_chunk(xc, yc, dc));
-    drop(xv);
+    let (y, dydx) = activate(host(&x), T::OWNS_TAPE);
     let out = x.device().tensor_from_vec(y, shape);
-    let out_c = out.clone();
-    tape.add_backward_op(move |grads| {
-        let (dx, dy) = grad_io(grads, &x, &out_c)?;
-        dx.par_chunks_mut(ELEM_CHUNK)
-            .zip(dydx.par_chunks(ELEM_CHUNK).zip(dy.par_chunks(ELEM_CHUNK)))
-            .for_each(|(dxc, (kc, dyc))| backward_chunk(kc, dyc, dxc));
-        Ok(())
-    });
+    if let Some(dydx) = dydx {
+        let out_c = out.clone();
+        tape.add_backward_op(move |grads| {
+            let (dx, dy) = grad_io(grads, &x, &out_c)?;
+            dx.par_chunks_mut(ELEM_CHUNK)
+                .zip(dydx.par_chunks(ELEM_CHUNK).zip(dy.par_chunks(ELEM_CHUNK)))
+                .for_each(|(dxc, (kc, dyc))| backward_chunk(kc, dyc, dxc));
+            Ok(())
+        });
+    }
     out.put_tape(tape)
 }

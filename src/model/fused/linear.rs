@@ -4,6 +4,7 @@
 //! residual's gradient straight into the gradient buffers), the plain bias
 //! broadcast, and the position embeddings broadcast over the batch.
 
+use super::gelu::{activate, chain_in_place};
 use super::matmul::{sgemm, Mat};
 use super::{grad_io, host, simd_fn, ELEM_CHUNK, ROW_CHUNK};
 use crate::model::{T1, T2, T3};
@@ -198,26 +199,18 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
 /// forward keeps GELU's derivative, and the backward turns it into the
 /// pre-activation's gradient in place before the two products.
 pub fn linear_gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>, w: &T2<Cpu>, b: &T1<Cpu>) -> T3<Cpu, T> {
-    use super::gelu::{chain_in_place, forward_chunk, forward_grad_in_place};
     let (x, mut tape) = x.split_tape();
     let (bsz, s, _) = *x.shape();
     let aff = Affine::new(&x, w, b);
-    let (m, o) = (aff.m, aff.o);
+    let o = aff.o;
     let mut pre = aff.bias_rows();
     aff.accumulate_product(&mut pre);
-    let mut y = vec![0.0f32; m * o];
-    if !T::OWNS_TAPE {
-        y.par_chunks_mut(ELEM_CHUNK)
-            .zip(pre.par_chunks(ELEM_CHUNK))
-            .for_each(|(yc, pc)| forward_chunk(pc, yc));
-        return x.device().tensor_from_vec(y, (bsz, s, o)).put_tape(tape);
-    }
-    // `pre` becomes GELU's derivative at the pre-activation.
-    y.par_chunks_mut(ELEM_CHUNK)
-        .zip(pre.par_chunks_mut(ELEM_CHUNK))
-        .for_each(|(yc, pc)| forward_grad_in_place(pc, yc));
-    let mut dpre = pre;
+    // With gradients, `pre` comes back as GELU's derivative at it.
+    let (y, dydx) = activate(pre, T::OWNS_TAPE);
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
+    let Some(mut dpre) = dydx else {
+        return out.put_tape(tape);
+    };
     let (out_c, w, b) = (out.clone(), w.clone(), b.clone());
     tape.add_backward_op(move |grads| {
         let (dx, dy) = grad_io(grads, &x, &out_c)?;

@@ -116,7 +116,8 @@ pub(crate) fn has_avx2() -> bool {
 /// Reductions with eight independent accumulators, combined in a fixed order:
 /// they vectorise (a single running sum is a dependency chain the compiler
 /// may not reorder), and the result does not depend on the machine or the
-/// number of threads. `$f(a, b, ...)` gives each element's term.
+/// number of threads. `reduce8!(n, init, op, |j| term)` folds `term` for
+/// `j` in `0..n` with `op`.
 macro_rules! reduce8 {
     ($n:expr, $init:expr, $op:expr, |$j:ident| $term:expr) => {{
         let n = $n;
@@ -144,6 +145,8 @@ macro_rules! reduce8 {
         )
     }};
 }
+
+pub(crate) use reduce8;
 
 /// Σ x.
 #[inline(always)]
