@@ -3,7 +3,7 @@
 
 mod tui_support;
 
-use headsup::app::{Pane, RunState};
+use headsup::app::{InputMode, Pane, RunState};
 use headsup::data::{Dataset, Record};
 use headsup::train::*;
 use headsup::ui::{ColorDepth, Theme};
@@ -144,7 +144,11 @@ fn tiny_terminals_show_a_message_and_never_panic() {
         let w = rng.gen_range(1..=200);
         let h = rng.gen_range(1..=60);
         app.zoom = i % 3 == 0;
-        app.help = i % 7 == 0;
+        app.mode = if i % 7 == 0 {
+            InputMode::Help { editing: false }
+        } else {
+            InputMode::Normal
+        };
         app.attention.overview = i % 2 == 0;
         app.focus = Pane::ALL[i % 4];
         let buf = render(&app, w, h);
@@ -186,10 +190,7 @@ fn untrusted_text_is_escaped_everywhere() {
             text: format!("{NASTY}\nmore {NASTY}"),
         }],
     );
-    let mut app = app_with(
-        ds,
-        Theme::builtin("dark", ColorDepth::TrueColor).expect("theme"),
-    );
+    let mut app = app_with(ds);
     app.update_event(Event::Started(run_info()));
     app.update_event(Event::Attention(attention(
         &[NASTY, "\x1b", "\u{202E}", "ok"],

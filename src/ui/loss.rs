@@ -3,6 +3,7 @@
 
 use super::pane_block;
 use super::text::si;
+use super::Theme;
 use crate::app::series::ema;
 use crate::app::{App, Pane};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -85,8 +86,7 @@ fn fmt_loss(v: f64) -> String {
     }
 }
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let l = &app.loss;
     let mut flags = Vec::new();
     if l.smooth {
@@ -104,7 +104,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         Span::raw("loss "),
         Span::styled(flags.join(" · "), t.muted()),
     ]);
-    let block = pane_block(app, Pane::Loss, title);
+    let block = pane_block(app, t, Pane::Loss, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.height == 0 || inner.width == 0 {
