@@ -20,6 +20,9 @@ pub struct LossView {
     /// Show only the most recent `recent_steps` steps.
     pub recent: bool,
     pub recent_steps: usize,
+    /// The small chart below shows the gradient norm instead of the learning
+    /// rate (when the pane is too narrow for both side by side).
+    pub show_grad: bool,
     pub best_val: Option<f32>,
     /// The latest finite gradient norm.
     pub last_grad_norm: Option<f32>,
@@ -40,6 +43,7 @@ impl Default for LossView {
             log_scale: false,
             recent: false,
             recent_steps: 500,
+            show_grad: false,
             best_val: None,
             last_grad_norm: None,
             grad_clip: None,

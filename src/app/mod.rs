@@ -492,6 +492,7 @@ impl App {
             Action::SmoothLess => self.loss.smooth_less(),
             Action::LogScale => self.loss.log_scale = !self.loss.log_scale,
             Action::Window => self.loss.recent = !self.loss.recent,
+            Action::GradNorm => self.loss.show_grad = !self.loss.show_grad,
             Action::LayerPrev => self.attention.step_layer(-1),
             Action::LayerNext => self.attention.step_layer(1),
             Action::HeadPrev => self.attention.step_head(-1),
