@@ -256,7 +256,7 @@ fn run_tui(a: TuiArgs) -> Result<()> {
         // Not a terminal: the plain progress lines instead of drawing.
         return train::headless::run_headless(&p);
     }
-    crate::app::run_workbench_or_headless(p, a.theme)
+    crate::tui::spawn_and_run(p, a.theme)
 }
 
 fn run_generate(a: &GenerateArgs) -> Result<()> {

@@ -12,4 +12,5 @@ pub mod model;
 pub mod sanitize;
 pub mod tokenizer;
 pub mod train;
+pub mod tui;
 pub mod ui;
