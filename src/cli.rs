@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::model::infer::HostModel;
-use crate::model::sample::generate;
+use crate::model::sample::generate_within;
 use crate::sanitize::escape_keep_newlines;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::train::{self, PrepareOptions, SampleSettings};
@@ -125,6 +125,33 @@ pub struct EvalArgs {
     /// Batches of validation windows to average over.
     #[arg(long, default_value_t = 50)]
     pub batches: usize,
+    /// Instead of validation loss: complete each prompt of this JSONL file of
+    /// {"prompt": ..., "reference": ...} and score the completions (BLEU-4,
+    /// ROUGE-1/2/L, token F1, exact match) and the references' perplexity.
+    #[arg(long)]
+    pub references: Option<PathBuf>,
+    /// With --references: print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// With --references: also write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// With --references: tokens to generate at most per prompt.
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+    /// With --references: 0 is greedy; above 0 samples (seeded).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Example i samples with seed + i.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// A completion ends before this text ("" for never); always at <|endoftext|>.
+    #[arg(long, default_value = "\n")]
+    pub stop: String,
 }
 
 /// Loads the config an experiment names, with `--data`, `--set`, `--device`
@@ -260,17 +287,12 @@ fn run_tui(a: TuiArgs) -> Result<()> {
 }
 
 fn run_generate(a: &GenerateArgs) -> Result<()> {
-    let model = train::trainer::load_cpu_model(&a.checkpoint)?;
-    let tok = Tokenizer::load(&a.checkpoint.join("tokenizer.json"))?;
-    if tok.vocab_size() != model.cfg.vocab_size {
-        bail!(
-            "checkpoint {}: tokenizer.json has {} tokens but config.json says vocab_size {}; they do not belong together",
-            a.checkpoint.display(),
-            tok.vocab_size(),
-            model.cfg.vocab_size
-        );
+    let p = crate::model::pretrained::open(&a.checkpoint)?;
+    if let Some(note) = &p.padding_note {
+        let _ = writeln!(std::io::stderr(), "{}", crate::sanitize::escape(note));
     }
-    let host = HostModel::from_model(&model);
+    let tok = &p.tokenizer;
+    let host = HostModel::from_model(&p.model);
     let settings = SampleSettings {
         temperature: a.temperature,
         top_k: a.top_k,
@@ -286,17 +308,27 @@ fn run_generate(a: &GenerateArgs) -> Result<()> {
     let mut out = std::io::stdout();
     let _ = write!(out, "{}", escape_keep_newlines(&a.prompt));
     let mut dec = StreamDecoder::new();
-    generate(&host, &prompt, &settings, !a.no_cache, |id, _| {
-        let piece = dec.push(&tok, id as u32);
-        let _ = write!(out, "{}", escape_keep_newlines(&piece));
-        let _ = out.flush();
-        true
-    });
+    generate_within(
+        &host,
+        p.id_limit,
+        &prompt,
+        &settings,
+        !a.no_cache,
+        |id, _| {
+            let piece = dec.push(tok, id as u32);
+            let _ = write!(out, "{}", escape_keep_newlines(&piece));
+            let _ = out.flush();
+            true
+        },
+    );
     let _ = writeln!(out);
     Ok(())
 }
 
 fn run_eval(a: &EvalArgs) -> Result<()> {
+    if let Some(refs) = &a.references {
+        return run_eval_references(a, refs);
+    }
     let model = train::trainer::load_cpu_model(&a.checkpoint)?;
     let mut exp = a.exp.clone();
     if exp.config.is_none() {
@@ -316,7 +348,7 @@ fn run_eval(a: &EvalArgs) -> Result<()> {
         }
     }
     let cfg = load_experiment(&exp)?;
-    let tok = Tokenizer::load(&a.checkpoint.join("tokenizer.json"))?;
+    let tok = Tokenizer::load_dir(&a.checkpoint)?;
     let ds = crate::data::Dataset::load(&cfg.data, cfg.seed)?;
     let split = crate::data::TokenSplit::new(tok.encode(&ds.corpus()), cfg.data.train_fraction);
     let block = model.cfg.n_positions;
@@ -356,5 +388,39 @@ fn run_eval(a: &EvalArgs) -> Result<()> {
         loss.exp(),
         correct as f64 / total as f64
     );
+    Ok(())
+}
+
+/// `eval --references`: completions scored against references.
+fn run_eval_references(a: &EvalArgs, refs: &Path) -> Result<()> {
+    let examples = crate::eval::read_references(refs)?;
+    let p = crate::model::pretrained::open(&a.checkpoint)?;
+    let decoding = crate::eval::Decoding {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        seed: a.seed,
+        max_new_tokens: a.max_new_tokens,
+        stop: a.stop.replace("\\n", "\n"),
+    };
+    let report = crate::eval::evaluate(&p, &a.checkpoint, refs, &examples, decoding);
+    let json = report.to_json();
+    if let Some(path) = &a.report {
+        crate::fsutil::atomic_write(path, json.as_bytes()).with_context(|| {
+            format!(
+                "report {}: cannot write it; check the directory",
+                path.display()
+            )
+        })?;
+    }
+    let mut out = std::io::stdout();
+    if a.json {
+        let _ = writeln!(out, "{json}");
+    } else {
+        let cols = crossterm::terminal::size()
+            .map(|s| s.0 as usize)
+            .unwrap_or(100);
+        let _ = write!(out, "{}", report.table(cols));
+    }
     Ok(())
 }

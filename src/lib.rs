@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod fsutil;
 pub mod memory;
 pub mod model;
