@@ -4,9 +4,11 @@
 pub mod app;
 pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod experiment;
 pub mod fsutil;
 pub mod memory;
 pub mod model;
