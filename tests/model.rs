@@ -14,6 +14,7 @@ fn tiny() -> GptConfig {
         n_embd: 8,
         n_layer: 2,
         n_head: 2,
+        layer_norm_epsilon: 1e-5,
     }
 }
 
