@@ -1,6 +1,11 @@
 //! headsup: a terminal workbench for training and inspecting small GPT-style
 //! language models. The binary (`src/main.rs`) and the tests use this library.
 
+// Every unsafe operation sits in an `unsafe` block, even inside an `unsafe fn`,
+// and every such block says why it is sound.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod app;
 pub mod bench;
 pub mod cli;
