@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod memory;
 pub mod model;
 pub mod sanitize;
+pub mod serve;
 pub mod tokenizer;
 pub mod train;
 pub mod ui;
