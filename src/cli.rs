@@ -48,6 +48,15 @@ pub enum Cmd {
     Eval(EvalArgs),
     /// Throughput and memory benchmark; prints JSON.
     Bench(crate::bench::BenchArgs),
+    /// List runs: state (live, finished, stopped, crashed), step, best val loss, last activity.
+    Runs(RunsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Also list the runs in this directory (or this run); repeatable.
+    #[arg(long)]
+    pub dir: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -237,6 +246,7 @@ pub fn main() -> Result<()> {
         Some(Cmd::Generate(a)) => run_generate(&a),
         Some(Cmd::Eval(a)) => run_eval(&a),
         Some(Cmd::Bench(a)) => crate::bench::run(&a),
+        Some(Cmd::Runs(a)) => crate::runs::run(&a.dir),
     }
 }
 
