@@ -5,7 +5,9 @@
 
 pub mod hf;
 pub mod history;
+pub mod local;
 pub mod metrics;
+pub mod replay;
 
 pub use history::{EvalPoint, History, StepPoint};
 pub use metrics::{Ending, MetricsFollower, RunLog};
