@@ -32,6 +32,15 @@ pub enum Cmd {
     Eval(EvalArgs),
     /// Throughput and memory benchmark; prints JSON.
     Bench(BenchArgs),
+    /// List runs: state (live, finished, stopped, crashed), step, best val loss, last activity.
+    Runs(RunsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Also list the runs in this directory (or this run); repeatable.
+    #[arg(long)]
+    pub dir: Vec<PathBuf>,
 }
 
 /// The experiment: a config and the overrides on top of it.
