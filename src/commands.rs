@@ -10,8 +10,8 @@ use crate::sanitize::escape_keep_newlines;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::train;
 use anyhow::{bail, Context, Result};
-use std::path::Path;
 use std::io::Write;
+use std::path::Path;
 
 /// `headsup generate`: the prompt, then the tokens as they come.
 pub fn run_generate(a: &GenerateArgs) -> Result<()> {

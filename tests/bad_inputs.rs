@@ -601,7 +601,10 @@ fn tokenizer_files() {
     });
     c.add(
         "tokenizer larger than the checkpoint's vocabulary",
-        (gen(&other_tok), s(&["ck_other_tokenizer", "vocab_size", "no embedding"])),
+        (
+            gen(&other_tok),
+            s(&["ck_other_tokenizer", "vocab_size", "no embedding"]),
+        ),
         Error,
     );
     check("tokenizer files", c);
