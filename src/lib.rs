@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod data;
+pub mod errors;
 pub mod experiment;
 pub mod fsutil;
 pub mod memory;
