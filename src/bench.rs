@@ -151,6 +151,7 @@ fn measure(a: &BenchOptions, p: &Prepared, threads: usize) -> anyhow::Result<ser
             n_embd: cfg.model.n_embd,
             n_layer: cfg.model.n_layer,
             n_head: cfg.model.n_head,
+            layer_norm_epsilon: cfg.model.layer_norm_epsilon,
         };
         let host = HostModel::from_model(&Gpt::new(&dev, gcfg, cfg.seed));
         let c64 = gen_secs_per_token(&host, 64, true);

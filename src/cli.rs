@@ -32,6 +32,15 @@ pub enum Cmd {
     Eval(EvalArgs),
     /// Throughput and memory benchmark; prints JSON.
     Bench(BenchArgs),
+    /// List runs: state (live, finished, stopped, crashed), step, best val loss, last activity.
+    Runs(RunsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Also list the runs in this directory (or this run); repeatable.
+    #[arg(long)]
+    pub dir: Vec<PathBuf>,
 }
 
 /// The experiment: a config and the overrides on top of it.
@@ -152,6 +161,33 @@ pub struct EvalArgs {
     /// Batches of validation windows to average over.
     #[arg(long, default_value_t = 50)]
     pub batches: usize,
+    /// Instead of validation loss: complete each prompt of this JSONL file of
+    /// {"prompt": ..., "reference": ...} and score the completions (BLEU-4,
+    /// ROUGE-1/2/L, token F1, exact match) and the references' perplexity.
+    #[arg(long)]
+    pub references: Option<PathBuf>,
+    /// With --references: print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// With --references: also write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// With --references: tokens to generate at most per prompt.
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+    /// With --references: 0 is greedy; above 0 samples (seeded).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Example i samples with seed + i.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// A completion ends before this text ("" for never); always at <|endoftext|>.
+    #[arg(long, default_value = "\n")]
+    pub stop: String,
 }
 
 #[derive(Debug, Args, Clone)]

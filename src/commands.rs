@@ -1,29 +1,26 @@
 //! The one-shot subcommands that use a checkpoint: `generate` (stream text
-//! from it) and `eval` (validation loss, perplexity, next-token accuracy).
+//! from it) and `eval` (validation loss, perplexity, next-token accuracy; or,
+//! with `--references`, completions scored with BLEU, ROUGE, F1 and exact match).
 
 use crate::cli::{EvalArgs, GenerateArgs};
 use crate::experiment::load_experiment;
 use crate::model::infer::HostModel;
-use crate::model::sample::generate;
+use crate::model::sample::generate_within;
 use crate::sanitize::escape_keep_newlines;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::train;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::io::Write;
+use std::path::Path;
 
 /// `headsup generate`: the prompt, then the tokens as they come.
 pub fn run_generate(a: &GenerateArgs) -> Result<()> {
-    let model = train::load_cpu_model(&a.checkpoint)?;
-    let tok = Tokenizer::load(&a.checkpoint.join("tokenizer.json"))?;
-    if tok.vocab_size() != model.cfg.vocab_size {
-        bail!(
-            "checkpoint {}: tokenizer.json has {} tokens but config.json says vocab_size {}; they do not belong together",
-            a.checkpoint.display(),
-            tok.vocab_size(),
-            model.cfg.vocab_size
-        );
+    let p = crate::model::pretrained::open(&a.checkpoint)?;
+    if let Some(note) = &p.padding_note {
+        let _ = writeln!(std::io::stderr(), "{}", crate::sanitize::escape(note));
     }
-    let host = HostModel::from_model(&model);
+    let tok = &p.tokenizer;
+    let host = HostModel::from_model(&p.model);
     let settings = a.settings();
     let prompt: Vec<usize> = tok
         .encode(&a.prompt)
@@ -33,18 +30,28 @@ pub fn run_generate(a: &GenerateArgs) -> Result<()> {
     let mut out = std::io::stdout();
     let _ = write!(out, "{}", escape_keep_newlines(&a.prompt));
     let mut dec = StreamDecoder::new();
-    generate(&host, &prompt, &settings, !a.no_cache, |id, _| {
-        let piece = dec.push(&tok, id as u32);
-        let _ = write!(out, "{}", escape_keep_newlines(&piece));
-        let _ = out.flush();
-        true
-    });
+    generate_within(
+        &host,
+        p.id_limit,
+        &prompt,
+        &settings,
+        !a.no_cache,
+        |id, _| {
+            let piece = dec.push(tok, id as u32);
+            let _ = write!(out, "{}", escape_keep_newlines(&piece));
+            let _ = out.flush();
+            true
+        },
+    );
     let _ = writeln!(out);
     Ok(())
 }
 
 /// `headsup eval`: one JSON line.
 pub fn run_eval(a: &EvalArgs) -> Result<()> {
+    if let Some(refs) = &a.references {
+        return run_eval_references(a, refs);
+    }
     let model = train::load_cpu_model(&a.checkpoint)?;
     let mut exp = a.exp.experiment();
     if exp.config.is_none() {
@@ -64,7 +71,7 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
         }
     }
     let cfg = load_experiment(&exp)?;
-    let tok = Tokenizer::load(&a.checkpoint.join("tokenizer.json"))?;
+    let tok = Tokenizer::load_dir(&a.checkpoint)?;
     let ds = crate::data::Dataset::load(&cfg.data, cfg.seed)?;
     let split = crate::data::TokenSplit::new(tok.encode(&ds.corpus()), cfg.data.train_fraction);
     let block = model.cfg.n_positions;
@@ -104,5 +111,39 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
         loss.exp(),
         correct as f64 / total as f64
     );
+    Ok(())
+}
+
+/// `eval --references`: completions scored against references.
+fn run_eval_references(a: &EvalArgs, refs: &Path) -> Result<()> {
+    let examples = crate::eval::read_references(refs)?;
+    let p = crate::model::pretrained::open(&a.checkpoint)?;
+    let decoding = crate::eval::Decoding {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        seed: a.seed,
+        max_new_tokens: a.max_new_tokens,
+        stop: a.stop.replace("\\n", "\n"),
+    };
+    let report = crate::eval::evaluate(&p, &a.checkpoint, refs, &examples, decoding);
+    let json = report.to_json();
+    if let Some(path) = &a.report {
+        crate::fsutil::atomic_write(path, json.as_bytes()).with_context(|| {
+            format!(
+                "report {}: cannot write it; check the directory",
+                path.display()
+            )
+        })?;
+    }
+    let mut out = std::io::stdout();
+    if a.json {
+        let _ = writeln!(out, "{json}");
+    } else {
+        let cols = crossterm::terminal::size()
+            .map(|s| s.0 as usize)
+            .unwrap_or(100);
+        let _ = write!(out, "{}", report.table(cols));
+    }
     Ok(())
 }

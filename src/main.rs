@@ -35,6 +35,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Some(Cmd::Generate(a)) => headsup::commands::run_generate(&a),
         Some(Cmd::Eval(a)) => headsup::commands::run_eval(&a),
+        Some(Cmd::Runs(a)) => headsup::runs::run(&a.dir),
         Some(Cmd::Bench(a)) => {
             headsup::bench::run(load_experiment(&a.exp.experiment())?, &a.options())
         }
@@ -58,5 +59,5 @@ fn run_tui(a: TuiArgs) -> Result<()> {
         // Not a terminal: the plain progress lines instead of drawing.
         return train::headless::run_headless(&p);
     }
-    headsup::app::run_workbench_or_headless(p, a.theme)
+    headsup::tui::spawn_and_run(p, a.theme)
 }

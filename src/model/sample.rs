@@ -74,8 +74,22 @@ pub fn generate(
     prompt: &[usize],
     s: &SampleSettings,
     use_cache: bool,
+    on_token: impl FnMut(usize, f32) -> bool,
+) {
+    generate_within(model, model.cfg.vocab_size, prompt, s, use_cache, on_token)
+}
+
+/// [`generate`] that never samples an id at or past `id_limit`: a model
+/// whose vocabulary is padded past its tokenizer's gets those logits masked.
+pub fn generate_within(
+    model: &HostModel,
+    id_limit: usize,
+    prompt: &[usize],
+    s: &SampleSettings,
+    use_cache: bool,
     mut on_token: impl FnMut(usize, f32) -> bool,
 ) {
+    let limit = id_limit.clamp(1, model.cfg.vocab_size.max(1));
     let ctx_max = model.cfg.n_positions;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s.seed);
     let mut context: Vec<usize> = if prompt.is_empty() {
@@ -95,7 +109,7 @@ pub fn generate(
     };
     refill(&mut cache, &context, &mut logits, ctx_max);
     for _ in 0..s.max_new_tokens {
-        let (id, p) = sample_logits(&logits, s, &mut rng);
+        let (id, p) = sample_logits(&logits[..limit.min(logits.len())], s, &mut rng);
         context.push(id);
         if !on_token(id, p) {
             break;

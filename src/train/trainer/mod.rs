@@ -83,6 +83,7 @@ pub(crate) fn gpt_config(cfg: &Config, vocab: usize) -> GptConfig {
         n_embd: cfg.model.n_embd,
         n_layer: cfg.model.n_layer,
         n_head: cfg.model.n_head,
+        layer_norm_epsilon: cfg.model.layer_norm_epsilon,
     }
 }
 
