@@ -47,7 +47,7 @@ impl Disk {
             eprintln!("io_faults: a real tmpfs ({opts}) at {}", dir.display());
         } else {
             assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
+                !common::required::in_ci(),
                 "CI=true: cannot mount a tmpfs (needs root or CAP_SYS_ADMIN; `mount -t tmpfs` failed); the fault-injecting hook stands in only outside CI"
             );
             eprintln!(
