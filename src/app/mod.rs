@@ -265,6 +265,18 @@ impl App {
             }
             // The `Paused` event that follows carries the reason.
             Event::NonFinite { .. } => {}
+            Event::CheckpointFailed {
+                step,
+                path,
+                error,
+                latest,
+                last,
+                next_try,
+            } => {
+                self.message = Some(crate::train::checkpoint_failed_line(
+                    step, &path, &error, latest, last, next_try,
+                ));
+            }
             Event::Paused { step, reason } => {
                 self.step = step;
                 self.state = RunState::Paused(reason);
