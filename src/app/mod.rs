@@ -165,6 +165,13 @@ pub struct App {
     pub should_quit: bool,
     /// The latest log line (checkpoint saved, export written...).
     pub message: Option<String>,
+    /// A checkpoint that could not be written: shown in the status bar until
+    /// a later checkpoint succeeds (never scrolled away by other messages).
+    pub checkpoint_warning: Option<String>,
+    /// The final checkpoint (end, stop, signal) could not be written: the
+    /// steps since the latest complete one are lost; the workbench exits
+    /// non-zero with this line.
+    pub final_checkpoint_lost: Option<String>,
     pub browser: Browser,
     pub loss: LossView,
     pub attention: AttentionView,
@@ -197,6 +204,8 @@ impl App {
             mode: InputMode::Normal,
             should_quit: false,
             message: None,
+            checkpoint_warning: None,
+            final_checkpoint_lost: None,
             browser: Browser::default(),
             loss: LossView::with_grad_clip(init.grad_clip),
             attention: AttentionView::default(),
@@ -258,6 +267,9 @@ impl App {
                 tokens_per_sec,
             } => self.playground.on_done(id, tokens, tokens_per_sec),
             Event::Checkpoint { step, path } => {
+                if self.final_checkpoint_lost.is_none() {
+                    self.checkpoint_warning = None;
+                }
                 self.message = Some(format!(
                     "checkpoint saved at step {step}: {}",
                     path.display()
@@ -273,9 +285,14 @@ impl App {
                 last,
                 next_try,
             } => {
-                self.message = Some(crate::train::checkpoint_failed_line(
+                let line = crate::train::checkpoint_failed_line(
                     step, &path, &error, latest, last, next_try,
-                ));
+                );
+                self.message = Some(line.clone());
+                self.checkpoint_warning = Some(line.clone());
+                if last {
+                    self.final_checkpoint_lost = Some(line);
+                }
             }
             Event::Paused { step, reason } => {
                 self.step = step;
