@@ -14,6 +14,7 @@
 
 pub mod attention;
 pub mod browser;
+pub mod heads;
 pub mod keymap;
 pub mod loss;
 pub mod playground;
@@ -497,7 +498,14 @@ impl App {
             Action::LayerNext => self.attention.step_layer(1),
             Action::HeadPrev => self.attention.step_head(-1),
             Action::HeadNext => self.attention.step_head(1),
-            Action::Overview => self.attention.overview = !self.attention.overview,
+            Action::Overview => self.attention.toggle_overview(),
+            Action::Fit => self.attention.fit = !self.attention.fit,
+            Action::HeadsTable => self.attention.toggle_table(),
+            Action::SortNext => {
+                if self.attention.table {
+                    self.attention.sort_next()
+                }
+            }
             Action::Probe => {
                 let text = self
                     .selected_record()
@@ -509,11 +517,13 @@ impl App {
                 });
                 out.push(Effect::Send(Command::Probe { text }));
             }
-            Action::Input => {
-                if self.focus == Pane::Playground {
-                    self.mode = InputMode::Edit;
+            Action::Input => match self.focus {
+                Pane::Playground => self.mode = InputMode::Edit,
+                Pane::Attention => {
+                    self.attention.open();
                 }
-            }
+                _ => {}
+            },
         }
         out
     }
