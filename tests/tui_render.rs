@@ -233,7 +233,10 @@ fn record_text_shows_tokens_in_alternating_colours() {
     let (row, col) = s
         .lines()
         .enumerate()
-        .find_map(|(y, l)| l.find("the quick").map(|b| (y, l[..b].chars().count())))
+        .find_map(|(y, l)| {
+            l.find("the quick brown fox jumps")
+                .map(|b| (y, l[..b].chars().count()))
+        })
         .expect("record text on screen");
     let bg = |dx: usize| buf[(col as u16 + dx as u16, row as u16)].bg;
     assert_eq!(bg(0), theme.token(0).bg.expect("bg"));
@@ -301,4 +304,46 @@ fn loss_pane_shows_the_gradient_norm_and_clip_threshold() {
     // 80x24: the header still shows the norm.
     let s = text(&render_with(&app, &theme, 80, 24));
     assert!(s.contains("grad 3.50"), "{s}");
+}
+
+#[test]
+fn record_list_shows_each_records_text() {
+    let app = app();
+    let s = text(&render(&app, 200, 60));
+    // Cut to the list's width (33 columns at 200x60).
+    assert!(s.contains("   0 alpha.txt the quick brown f3.1k B"), "{s}");
+    assert!(s.contains("   1 beta.txt abcabcabc inductiorecord"), "{s}");
+    assert!(s.contains("   4 synthetic-1 record number 1the"), "{s}");
+    // Wide characters are measured by display width.
+    let wide = s.lines().find(|l| l.contains("gamma.txt")).expect("gamma");
+    assert!(wide.contains("gamma.txt 床"), "{wide}");
+    let s80 = text(&render(&app, 80, 24));
+    assert!(s80.contains("   1 beta.txt abc"), "{s80}");
+}
+
+#[test]
+fn raw_train_curve_stays_visible_under_the_ema() {
+    let mut app = busy_app();
+    assert!(app.loss.smooth);
+    app.update(headsup::app::Action::FocusLoss);
+    app.update(headsup::app::Action::Zoom);
+    let theme = theme();
+    let buf = render_with(&app, &theme, 120, 40);
+    let count = |c: ratatui::style::Color| {
+        (0..40u16)
+            .flat_map(|y| (0..120u16).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let cell = &buf[(x, y)];
+                cell.fg == c
+                    && cell
+                        .symbol()
+                        .chars()
+                        .all(|ch| ('\u{2801}'..='\u{28ff}').contains(&ch))
+            })
+            .count()
+    };
+    let raw = count(theme.loss_train());
+    let ema = count(theme.loss_smooth());
+    assert!(raw >= 20 && ema >= 20, "raw {raw} cells, ema {ema} cells");
+    assert_ne!(theme.loss_train(), theme.border(false).fg.expect("border"));
 }
