@@ -347,3 +347,57 @@ fn raw_train_curve_stays_visible_under_the_ema() {
     assert!(raw >= 20 && ema >= 20, "raw {raw} cells, ema {ema} cells");
     assert_ne!(theme.loss_train(), theme.border(false).fg.expect("border"));
 }
+
+#[test]
+fn generated_tokens_are_coloured_by_probability_and_probe_the_attention() {
+    let mut app = busy_app();
+    app.handle_key(ch('4'));
+    app.handle_key(ch('i'));
+    type_str(&mut app, "ab|");
+    let effects = app.handle_key(key(crossterm::event::KeyCode::Enter));
+    let [headsup::app::Effect::Send(Command::Generate(req))] = effects.as_slice() else {
+        panic!("{effects:?}");
+    };
+    let id = req.id;
+    for (text, prob) in [("SURE", 0.9f32), ("MAYBE", 0.3), ("ODD", 0.02)] {
+        app.update_event(Event::Token {
+            id,
+            text: text.into(),
+            prob,
+        });
+    }
+    app.update_event(Event::GenerationDone {
+        id,
+        tokens: 3,
+        tokens_per_sec: 50.0,
+    });
+    for depth in [
+        ColorDepth::TrueColor,
+        ColorDepth::Ansi256,
+        ColorDepth::Ansi16,
+    ] {
+        let theme = Theme::builtin("dark", depth).expect("theme");
+        for (w, h) in [(80, 24), (200, 60)] {
+            let buf = render_with(&app, &theme, w, h);
+            let s = text(&buf);
+            let (y, line) = s
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.contains("SUREMAYBEODD"))
+                .unwrap_or_else(|| panic!("{depth:?} {w}x{h}: transcript\n{s}"));
+            let x = |needle: &str| line[..line.find(needle).expect("token")].chars().count() as u16;
+            let fg = |needle: &str| buf[(x(needle), y as u16)].fg;
+            assert_eq!(fg("SURE"), theme.ok().fg.expect("ok"), "{depth:?}");
+            assert_eq!(fg("MAYBE"), theme.warn().fg.expect("warn"), "{depth:?}");
+            assert_eq!(fg("ODD"), theme.error().fg.expect("error"), "{depth:?}");
+        }
+    }
+    // Leaving the input line, p probes the prompt and its answer.
+    app.handle_key(key(crossterm::event::KeyCode::Esc));
+    assert_eq!(
+        app.handle_key(ch('p')),
+        vec![headsup::app::Effect::Send(Command::Probe {
+            text: Some("ab|SUREMAYBEODD".into())
+        })]
+    );
+}

@@ -142,7 +142,7 @@ impl Action {
         (
             Action::Probe,
             "probe",
-            "attention: probe the selected record's text",
+            "attention: probe the selected record (playground: last prompt + answer)",
         ),
         (
             Action::Input,

@@ -252,7 +252,7 @@ impl App {
             }
             Event::Eval(e) => self.loss.on_eval(&e),
             Event::Attention(map) => self.attention.on_map(map),
-            Event::Token { id, text, .. } => self.playground.on_token(id, &text),
+            Event::Token { id, text, prob } => self.playground.on_token(id, &text, prob),
             Event::GenerationDone {
                 id,
                 tokens,
@@ -507,12 +507,24 @@ impl App {
                 }
             }
             Action::Probe => {
-                let text = self
-                    .selected_record()
-                    .map(|r| crate::sanitize::truncate_to_width(&r.text, 4096))
+                // From the playground: its last prompt and answer; elsewhere
+                // the selected record.
+                let (text, what) = if self.focus == Pane::Playground {
+                    (
+                        self.playground.last_exchange(),
+                        "the last prompt and answer",
+                    )
+                } else {
+                    (
+                        self.selected_record().map(|r| r.text.clone()),
+                        "the selected record",
+                    )
+                };
+                let text = text
+                    .map(|t| crate::sanitize::truncate_to_width(&t, 4096))
                     .filter(|t| !t.is_empty());
                 self.message = Some(match &text {
-                    Some(_) => "probing attention on the selected record…".into(),
+                    Some(_) => format!("probing attention on {what}…"),
                     None => "probing attention…".into(),
                 });
                 out.push(Effect::Send(Command::Probe { text }));
