@@ -126,6 +126,62 @@ fn trained_copy_head_is_found_and_its_stripe_shows() {
             s.entropy
         );
     }
+    // Every score against a plain reimplementation on this real probe.
+    for s in scores {
+        let w = |q: usize, k: usize| map.weight(s.layer, s.head, q, k) as f64;
+        let entropy = (0..n)
+            .map(|q| {
+                -(0..=q)
+                    .map(|k| w(q, k))
+                    .filter(|&p| p > 0.0)
+                    .map(|p| p * p.ln())
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            / n as f64;
+        let prev = (1..n).map(|q| w(q, q - 1)).sum::<f64>() / (n - 1) as f64;
+        let first = (1..n).map(|q| w(q, 0)).sum::<f64>() / (n - 1) as f64;
+        let mut ind = Vec::new();
+        for q in 0..n {
+            let keys: std::collections::BTreeSet<usize> = (0..q)
+                .filter(|&j| map.tokens[j] == map.tokens[q])
+                .map(|j| j + 1)
+                .collect();
+            if !keys.is_empty() {
+                ind.push(keys.iter().map(|&k| w(q, k)).sum::<f64>());
+            }
+        }
+        let ind = ind.iter().sum::<f64>() / ind.len() as f64;
+        for (name, got, want) in [
+            ("entropy", s.entropy, entropy),
+            ("prev", s.prev_token, prev),
+            ("first", s.sink, first),
+            ("induction", s.induction, ind),
+        ] {
+            assert!(
+                (got as f64 - want).abs() < 1e-5,
+                "head {}.{} {name}: {got} vs plain {want}",
+                s.layer + 1,
+                s.head + 1
+            );
+        }
+    }
+    // Rollout of the one layer: rows of 0.5 * mean + 0.5 * I, renormalised.
+    let r = headsup::app::heads::rollout(&map, 0);
+    for q in [0, 17, 63] {
+        let mean = |k: usize| {
+            (0..map.n_head)
+                .map(|h| map.weight(0, h, q, k) as f64)
+                .sum::<f64>()
+                / map.n_head as f64
+        };
+        let total: f64 = (0..n).map(|k| mean(k) + if k == q { 1.0 } else { 0.0 }).sum();
+        for k in 0..n {
+            let want = (mean(k) + if k == q { 1.0 } else { 0.0 }) / total;
+            assert!((r[q * n + k] as f64 - want).abs() < 1e-5, "rollout {q},{k}");
+        }
+    }
+
     let top = scores[order[0]];
     let top_plain = plain[top.layer][top.head];
     assert!(
