@@ -175,7 +175,9 @@ fn trained_copy_head_is_found_and_its_stripe_shows() {
                 .sum::<f64>()
                 / map.n_head as f64
         };
-        let total: f64 = (0..n).map(|k| mean(k) + if k == q { 1.0 } else { 0.0 }).sum();
+        let total: f64 = (0..n)
+            .map(|k| mean(k) + if k == q { 1.0 } else { 0.0 })
+            .sum();
         for k in 0..n {
             let want = (mean(k) + if k == q { 1.0 } else { 0.0 }) / total;
             assert!((r[q * n + k] as f64 - want).abs() < 1e-5, "rollout {q},{k}");

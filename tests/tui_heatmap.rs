@@ -343,3 +343,57 @@ fn every_view_renders_at_every_depth_and_size() {
         }
     }
 }
+
+/// A one-head map over "a b c a b c" that is `w` induction head and `1 - w`
+/// attention to itself.
+fn forming(step: usize, w: f32) -> AttentionMap {
+    let n = 6;
+    let mut m = vec![0.0f32; n * n];
+    for q in 0..n {
+        m[q * n + q] += 1.0 - w;
+        m[q * n + if q >= 3 { q - 2 } else { q }] += w;
+    }
+    AttentionMap {
+        step,
+        tokens: ["a", "b", "c", "a", "b", "c"].map(String::from).to_vec(),
+        n_layer: 1,
+        n_head: 1,
+        probs: vec![vec![m]],
+    }
+}
+
+#[test]
+fn scrub_back_through_kept_probes_and_see_a_head_form() {
+    let mut app = busy_app();
+    app.update(Action::FocusAttention);
+    for (i, w) in [0.0f32, 0.25, 0.5, 0.75, 1.0].into_iter().enumerate() {
+        app.update_event(Event::Attention(forming(100 * (i + 1), w)));
+    }
+    // busy_app's probe plus five.
+    assert_eq!(app.attention.history.len(), 6);
+    app.update(Action::Older);
+    app.update(Action::Older);
+    let s = text(&render(&app, 200, 60));
+    assert!(s.contains("step 300") && s.contains("probe 4/6"), "{s}");
+    assert_eq!(app.attention.map.as_ref().map(|m| m.step), Some(300));
+    // Dequantised within half a byte step: 0.5 on the induction key.
+    assert!((app.attention.weight(3, 1) - 0.5).abs() <= 0.51 / 255.0);
+    // A new probe while scrubbing is kept but does not move the view.
+    app.update_event(Event::Attention(forming(600, 1.0)));
+    assert_eq!(app.attention.map.as_ref().map(|m| m.step), Some(300));
+    assert_eq!(app.attention.viewing, Some(3));
+    // The table's sparkline shows the copy score rising over the probes.
+    app.update(Action::HeadsTable);
+    let s = text(&render(&app, 200, 60));
+    let row = s.lines().find(|l| l.contains("  1.1 ")).expect("head row");
+    assert!(row.contains(" ▁▃▅▆██"), "{row}");
+    app.update(Action::HeadsTable);
+    // Back to the newest: live again.
+    for _ in 0..5 {
+        app.update(Action::Newer);
+    }
+    assert_eq!(app.attention.viewing, None);
+    assert_eq!(app.attention.map.as_ref().map(|m| m.step), Some(600));
+    let s = text(&render(&app, 200, 60));
+    assert!(s.contains("step 600") && !s.contains("probe "), "{s}");
+}

@@ -5,6 +5,7 @@
 //! the heads table (scores per head, its sort column and selected row).
 
 use super::heads::{self, HeadScore, HeadSel, ScoreColumn};
+use super::history::ProbeHistory;
 use crate::train::AttentionMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,12 @@ pub struct AttentionView {
     pub scores: Vec<HeadScore>,
     /// The matrix of the current selection (`n x n`, row-major).
     pub shown: Vec<f32>,
+    /// The last probes, for scrubbing back through training.
+    pub history: ProbeHistory,
+    /// The kept probe shown while scrubbing (None: the newest).
+    pub viewing: Option<usize>,
+    /// The newest probe, put aside while an older one is shown.
+    live: Option<AttentionMap>,
 }
 
 impl Default for AttentionView {
@@ -46,21 +53,74 @@ impl Default for AttentionView {
             table_row: 0,
             scores: Vec::new(),
             shown: Vec::new(),
+            history: ProbeHistory::default(),
+            viewing: None,
+            live: None,
         }
     }
 }
 
 impl AttentionView {
-    /// Takes a new probe, keeping layer, head and cursor in range, and scores
-    /// its heads.
+    /// Takes a new probe: scores its heads and keeps it in the history; shows
+    /// it unless an older probe is being looked at.
     pub fn on_map(&mut self, map: AttentionMap) {
+        let scores = heads::score_heads(&map);
+        let dropped = self.history.push(&map, scores.clone());
+        match self.viewing {
+            None => self.show(map, scores),
+            Some(i) => {
+                self.viewing = Some(i.saturating_sub(dropped));
+                self.live = Some(map);
+            }
+        }
+    }
+
+    /// Shows `map`, keeping layer, head and cursor in range.
+    fn show(&mut self, map: AttentionMap, scores: Vec<HeadScore>) {
         self.layer = self.layer.min(map.n_layer.saturating_sub(1));
         self.head = self.head.min(HeadSel::count(map.n_head).saturating_sub(1));
         self.cursor = self.cursor.min(map.len().saturating_sub(1));
-        self.scores = heads::score_heads(&map);
+        self.scores = scores;
         self.table_row = self.table_row.min(self.scores.len().saturating_sub(1));
         self.map = Some(map);
         self.refresh();
+    }
+
+    /// Older (negative) or newer probes: shows the kept probe `delta` away
+    /// (those kept with scores only are skipped); back at the newest, live
+    /// updates resume.
+    pub fn scrub(&mut self, delta: isize) {
+        let len = self.history.len();
+        if len == 0 {
+            return;
+        }
+        let mut i = self.viewing.unwrap_or(len - 1) as isize;
+        loop {
+            i += delta.signum();
+            if i < 0 {
+                return;
+            }
+            if i as usize >= len - 1 {
+                // The newest.
+                if self.viewing.take().is_some() {
+                    let scores = self.history.probes.back().map(|p| p.scores.clone());
+                    if let (Some(map), Some(scores)) = (self.live.take(), scores) {
+                        self.show(map, scores);
+                    }
+                }
+                return;
+            }
+            let p = &self.history.probes[i as usize];
+            if let Some(map) = p.to_map() {
+                let scores = p.scores.clone();
+                if self.viewing.is_none() {
+                    self.live = self.map.take();
+                }
+                self.viewing = Some(i as usize);
+                self.show(map, scores);
+                return;
+            }
+        }
     }
 
     /// What the heatmap shows.

@@ -15,6 +15,7 @@
 pub mod attention;
 pub mod browser;
 pub mod heads;
+pub mod history;
 pub mod keymap;
 pub mod loss;
 pub mod playground;
@@ -499,6 +500,8 @@ impl App {
             Action::HeadPrev => self.attention.step_head(-1),
             Action::HeadNext => self.attention.step_head(1),
             Action::Overview => self.attention.toggle_overview(),
+            Action::Older => self.attention.scrub(-1),
+            Action::Newer => self.attention.scrub(1),
             Action::Fit => self.attention.fit = !self.attention.fit,
             Action::HeadsTable => self.attention.toggle_table(),
             Action::SortNext => {

@@ -1,12 +1,15 @@
 //! The attention pane: which matrix (layer, head or aggregate, step) is
 //! shown; the heatmap (the whole matrix fitted, or a window around the
 //! cursor), the all-heads tiles, or the heads table (scores per head,
-//! sortable); and the top keys of the query under the cursor.
+//! sortable, each head's score over the kept probes as a sparkline); the
+//! probe shown when scrubbing back through training; and the top keys of the
+//! query under the cursor.
 
 use super::heatmap::{FitHeatmap, HeadTiles, Heatmap, Matrix};
 use super::Theme;
 use super::{line_cut, pane_block};
 use crate::app::heads::{HeadSel, ScoreColumn};
+use crate::app::history::sparkline;
 use crate::app::{App, AttentionView, Pane};
 use crate::sanitize::escape;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -54,7 +57,14 @@ fn title(a: &AttentionView, t: &Theme) -> Line<'static> {
             m.step
         )
     };
-    Line::from(vec![Span::raw("attention "), Span::styled(what, t.muted())])
+    let mut spans = vec![Span::raw("attention "), Span::styled(what, t.muted())];
+    if let Some(i) = a.viewing {
+        spans.push(Span::styled(
+            format!(" · probe {}/{}", i + 1, a.history.len()),
+            t.warn(),
+        ));
+    }
+    Line::from(spans)
 }
 
 pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
@@ -170,6 +180,9 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     }
 }
 
+/// Probes drawn in the table's sparklines.
+const SPARK_LEN: usize = 16;
+
 fn fmt_score(v: f32) -> String {
     if v.is_finite() {
         format!("{v:.2}")
@@ -189,14 +202,32 @@ fn draw_table(a: &AttentionView, t: &Theme, frame: &mut Frame, area: Rect) {
         let mark = if c == a.sort { "▼" } else { " " };
         format!("{:>width$}{mark}", c.name())
     };
+    // The sparkline shows the sort column (copy when sorted by head) over
+    // the kept probes, on one scale for the whole table.
+    let spark_col = if a.sort == ScoreColumn::Head {
+        ScoreColumn::Induction
+    } else {
+        a.sort
+    };
+    let series = |layer: usize, head: usize| {
+        let v = a.history.series(layer, head, spark_col);
+        v[v.len().saturating_sub(SPARK_LEN)..].to_vec()
+    };
+    let hi = a
+        .scores
+        .iter()
+        .flat_map(|s| series(s.layer, s.head))
+        .filter(|v| v.is_finite())
+        .fold(1e-6f32, f32::max);
     let mut lines = vec![Line::from(line_cut(
         &format!(
-            "{} {} {} {} {}",
+            "{} {} {} {} {}  {} over time",
             head(ScoreColumn::Head, 5),
             head(ScoreColumn::Entropy, 7),
             head(ScoreColumn::PrevToken, 5),
             head(ScoreColumn::Sink, 5),
             head(ScoreColumn::Induction, 5),
+            spark_col.name(),
         ),
         w,
         t.muted(),
@@ -207,12 +238,13 @@ fn draw_table(a: &AttentionView, t: &Theme, frame: &mut Frame, area: Rect) {
     for (i, &si) in order.iter().enumerate().skip(first).take(rows) {
         let s = &a.scores[si];
         let text = format!(
-            "{:>5}  {:>7}  {:>5}  {:>5}  {:>5} ",
+            "{:>5}  {:>7}  {:>5}  {:>5}  {:>5}  {}",
             format!("{}.{}", s.layer + 1, s.head + 1),
             fmt_score(s.entropy),
             fmt_score(s.prev_token),
             fmt_score(s.sink),
             fmt_score(s.induction),
+            sparkline(&series(s.layer, s.head), 0.0, hi),
         );
         let style = if i == a.table_row {
             t.selection()
@@ -222,7 +254,7 @@ fn draw_table(a: &AttentionView, t: &Theme, frame: &mut Frame, area: Rect) {
         lines.push(Line::from(line_cut(&text, w, style)));
     }
     frame.render_widget(Paragraph::new(lines), area);
-    let help = "↑↓ select · Enter opens · o sorts · t closes";
+    let help = "↑↓ select · Enter opens · o sorts · { } older/newer probe · t closes";
     frame.render_widget(
         Paragraph::new(line_cut(help, w, t.muted())),
         Rect::new(area.x, area.bottom() - 1, area.width, 1),
