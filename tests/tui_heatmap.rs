@@ -140,7 +140,7 @@ fn stripe(n: usize, offset: usize) -> AttentionMap {
 #[test]
 fn fit_view_max_pools_so_a_sharp_stripe_survives() {
     // 64 tokens in 20 lines x 30 columns: 40 pixel rows, 29 columns after the
-    // gutter: blocks of 3x3 (22 pixels), max-pooled.
+    // gutter: 29 pixels square, blocks of 2 or 3 cells, max-pooled.
     let n = 64;
     let map = stripe(n, 9);
     let theme = Theme::builtin("dark", ColorDepth::TrueColor).expect("theme");
@@ -155,12 +155,22 @@ fn fit_view_max_pools_so_a_sharp_stripe_survives() {
         theme: &theme,
     };
     let g = fit.geometry(area);
-    assert_eq!((g.block, g.zoom, g.pixels), (3, 1, 22), "{g:?}");
+    assert_eq!((g.block, g.zoom, g.pixels), (3, 1, 29), "{g:?}");
+    // The blocks cover every row once.
+    let covered: Vec<usize> = (0..g.pixels).flat_map(|p| g.cells(p, n)).collect();
+    assert_eq!(covered, (0..n).collect::<Vec<_>>());
+    for q in 0..n {
+        assert!(g.cells(g.pixel_of(q), n).contains(&q), "row {q}");
+    }
     fit.render(area, &mut buf);
     let hot = theme.heat(1.0);
-    // Every pixel row from q >= 9 has its brightest pixel where the stripe
-    // is, (q - 9) / 3; an average over 3x3 would have dimmed it to 1/9 or less.
-    for py in 3..g.pixels {
+    // Every pixel row of queries >= 9 is hot exactly where its queries'
+    // keys (q - 9) are; an average over the block would have dimmed them.
+    for py in 0..g.pixels {
+        let qs = g.cells(py, n);
+        if qs.start < 9 {
+            continue;
+        }
         let line = (py / 2) as u16;
         let c = |px: usize| {
             let cell = &buf[(g.grid.x + px as u16, g.grid.y + line)];
@@ -171,24 +181,19 @@ fn fit_view_max_pools_so_a_sharp_stripe_survives() {
             }
         };
         let hits: Vec<usize> = (0..g.pixels).filter(|&px| c(px) == hot).collect();
-        // Rows py*3..py*3+3 attend to keys q-9: blocks (3py-9)/3 .. (3py-7)/3.
-        let want: Vec<usize> = (py * 3 - 9..=py * 3 - 7)
-            .filter(|q| *q < n)
-            .map(|k| k / 3)
+        let want: Vec<usize> = qs
+            .map(|q| g.pixel_of(q - 9))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
         assert_eq!(hits, want, "pixel row {py}");
     }
     // The cursor row is marked in the gutter; the legend names the pooling.
-    assert_eq!(
-        buf[(0, g.grid.y + 1)].symbol(),
-        "▸",
-        "query 10 -> pixel 3, line 1"
-    );
+    let line = (g.pixel_of(10) / 2) as u16;
+    assert_eq!(buf[(0, g.grid.y + line)].symbol(), "▸", "query 10");
     let legend: String = (0..30).map(|x| buf[(x, 20)].symbol()).collect();
     assert!(
-        legend.starts_with('0') && legend.contains("1 64×64 max 3×3"),
+        legend.starts_with('0') && legend.contains("1 64×64→29 max"),
         "{legend}"
     );
     // Small matrices are zoomed instead: 4 tokens in 20 columns, 40 rows -> 4x.

@@ -9,7 +9,7 @@ use super::heatmap::{FitHeatmap, HeadTiles, Heatmap, Matrix};
 use super::Theme;
 use super::{line_cut, pane_block};
 use crate::app::heads::{HeadSel, ScoreColumn};
-use crate::app::history::sparkline;
+use crate::app::history::{self, sparkline};
 use crate::app::{App, AttentionView, Pane};
 use crate::sanitize::escape;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -180,8 +180,8 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     }
 }
 
-/// Probes drawn in the table's sparklines.
-const SPARK_LEN: usize = 16;
+/// The column where the table's sparklines start.
+const SPARK_AT: usize = 38;
 
 fn fmt_score(v: f32) -> String {
     if v.is_finite() {
@@ -209,9 +209,10 @@ fn draw_table(a: &AttentionView, t: &Theme, frame: &mut Frame, area: Rect) {
     } else {
         a.sort
     };
+    let spark_len = w.saturating_sub(SPARK_AT).clamp(4, history::MAX_PROBES);
     let series = |layer: usize, head: usize| {
         let v = a.history.series(layer, head, spark_col);
-        v[v.len().saturating_sub(SPARK_LEN)..].to_vec()
+        v[v.len().saturating_sub(spark_len)..].to_vec()
     };
     let hi = a
         .scores

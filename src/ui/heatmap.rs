@@ -222,17 +222,22 @@ impl Widget for Heatmap<'_> {
 }
 
 /// How a fitted matrix maps onto pixels (half-block cells: a terminal line
-/// holds two pixel rows, a column one pixel).
+/// holds two pixel rows, a column one pixel). Pixels are square (cells keep
+/// their shape); a matrix larger than the room is cut into blocks of
+/// `block - 1` or `block` cells, each drawn as the max of its block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FitGeometry {
     /// The cells drawn.
     pub grid: Rect,
-    /// Matrix cells per pixel along each axis (1 when the matrix fits).
+    /// The most matrix cells a pixel covers along each axis (1 when the
+    /// matrix fits).
     pub block: usize,
     /// Pixels per matrix cell along each axis (1 when the matrix is pooled).
     pub zoom: usize,
     /// Pixels across and down (the same: cells stay square).
     pub pixels: usize,
+    /// The matrix size.
+    pub n: usize,
 }
 
 impl FitGeometry {
@@ -243,40 +248,38 @@ impl FitGeometry {
         if n == 0 || room == 0 {
             return FitGeometry::default();
         }
-        let (block, zoom) = if n <= room {
-            (1, room / n)
+        let (block, zoom, pixels) = if n <= room {
+            let zoom = room / n;
+            (1, zoom, n * zoom)
         } else {
-            (n.div_ceil(room), 1)
-        };
-        let pixels = if zoom > 1 {
-            n * zoom
-        } else {
-            n.div_ceil(block)
+            (n.div_ceil(room), 1, room)
         };
         FitGeometry {
             grid: Rect::new(area.x, area.y, pixels as u16, pixels.div_ceil(2) as u16),
             block,
             zoom,
             pixels,
+            n,
         }
     }
 
     /// The matrix rows (or columns) pixel `p` covers.
     pub fn cells(&self, p: usize, n: usize) -> std::ops::Range<usize> {
-        if self.zoom > 1 {
-            let i = p / self.zoom;
-            i..(i + 1).min(n)
+        if self.block <= 1 {
+            let i = p / self.zoom.max(1);
+            i.min(n)..(i + 1).min(n)
         } else {
-            (p * self.block).min(n)..((p + 1) * self.block).min(n)
+            let at = |p: usize| (p * n).div_ceil(self.pixels).min(n);
+            at(p)..at(p + 1)
         }
     }
 
-    /// The pixel row of matrix row `q`.
+    /// The pixel row (or column) of matrix row `q`.
     pub fn pixel_of(&self, q: usize) -> usize {
-        if self.zoom > 1 {
+        if self.block <= 1 {
             q * self.zoom
         } else {
-            q / self.block.max(1)
+            q * self.pixels / self.n.max(1)
         }
     }
 }
@@ -380,7 +383,7 @@ impl Widget for FitHeatmap<'_> {
         }
         x += steps;
         let pooling = if g.block > 1 {
-            format!(" max {0}×{0}", g.block)
+            format!("→{} max", g.pixels)
         } else {
             String::new()
         };
