@@ -109,7 +109,8 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         // Index and title, then as much of the record's text as fits.
         let label =
             crate::sanitize::truncate_to_width(&format!("{:>4} {} ", idx, escape(&rec.title)), w);
-        let room = w.saturating_sub(crate::sanitize::width(&label));
+        // One column left blank before the stats and text beside the list.
+        let room = w.saturating_sub(crate::sanitize::width(&label) + 1);
         let preview = crate::sanitize::truncate_to_width(
             &escape(crate::app::prefix_at_char_boundary(
                 &rec.text,
