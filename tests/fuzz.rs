@@ -290,6 +290,7 @@ fn valid_checkpoint() -> &'static (Vec<u8>, Vec<u8>) {
             n_embd: 8,
             n_layer: 1,
             n_head: 2,
+            layer_norm_epsilon: 1e-5,
         };
         let m = Gpt::new(&Cpu::default(), cfg, 3);
         save_model(&m, dir.path()).unwrap();

@@ -265,6 +265,8 @@ impl App {
                     path.display()
                 ));
             }
+            // The `Paused` event that follows carries the reason.
+            Event::NonFinite { .. } => {}
             Event::Paused { step, reason } => {
                 self.step = step;
                 self.state = RunState::Paused(reason);

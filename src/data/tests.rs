@@ -1,3 +1,7 @@
+//! Unit tests of the dataset readers (text, directories, JSONL, JSON, CSV,
+//! synthetic tasks), their one-line errors, splits and statistics, and the
+//! shared real corpora in `../shared/data`.
+
 use super::*;
 use crate::config::{DataConfig, SourceKind, SyntheticTask};
 use std::path::{Path, PathBuf};
@@ -30,17 +34,11 @@ fn err_of(r: Result<Dataset, DataError>) -> String {
     }
 }
 
-fn shared_data(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipping: {} is absent (no ../shared/data)", p.display());
-        None
-    }
-}
+// The same file as tests/common/required.rs (one helper for every test).
+#[allow(clippy::duplicate_mod)]
+#[path = "../../tests/common/required.rs"]
+mod required;
+use required::shared_data;
 
 #[test]
 fn text_windows_reproduce_the_file() {
@@ -455,7 +453,7 @@ fn token_split_fractions() {
 
 #[test]
 fn tang300_nested_json() {
-    let Some(p) = shared_data("tang300.json") else {
+    let Some(p) = shared_data("tang300.json", "tang300_nested_json") else {
         return;
     };
     let mut c = cfg(SourceKind::Json, &p);
@@ -473,7 +471,7 @@ fn tang300_nested_json() {
 
 #[test]
 fn poet_tang_array_json() {
-    let Some(p) = shared_data("poet.tang.0.json") else {
+    let Some(p) = shared_data("poet.tang.0.json", "poet_tang_array_json") else {
         return;
     };
     let mut c = cfg(SourceKind::Json, &p);
@@ -488,7 +486,7 @@ fn poet_tang_array_json() {
 
 #[test]
 fn tinyshakespeare_text_roundtrip() {
-    let Some(p) = shared_data("tinyshakespeare.txt") else {
+    let Some(p) = shared_data("tinyshakespeare.txt", "tinyshakespeare_text_roundtrip") else {
         return;
     };
     let ds = Dataset::load(&cfg(SourceKind::Text, &p), 0).unwrap();
