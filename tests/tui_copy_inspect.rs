@@ -81,7 +81,7 @@ fn copy_score(tokens: &[String], m: &[f32]) -> f64 {
 fn trained_copy_head_is_found_and_its_stripe_shows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ckpt = train_copy(&dir.path().join("run"));
-    let model = headsup::train::trainer::load_cpu_model(&ckpt).expect("checkpoint loads");
+    let model = headsup::train::load_cpu_model(&ckpt).expect("checkpoint loads");
     let host = HostModel::from_model(&model);
     let tok = Tokenizer::load(&ckpt.join("tokenizer.json")).expect("tokenizer");
     // Copy records the model has not trained on (another seed).
