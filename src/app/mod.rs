@@ -14,6 +14,8 @@
 
 pub mod attention;
 pub mod browser;
+pub mod heads;
+pub mod history;
 pub mod keymap;
 pub mod loss;
 pub mod playground;
@@ -260,7 +262,7 @@ impl App {
             }
             Event::Eval(e) => self.loss.on_eval(&e),
             Event::Attention(map) => self.attention.on_map(map),
-            Event::Token { id, text, .. } => self.playground.on_token(id, &text),
+            Event::Token { id, text, prob } => self.playground.on_token(id, &text, prob),
             Event::GenerationDone {
                 id,
                 tokens,
@@ -528,23 +530,46 @@ impl App {
             Action::LayerNext => self.attention.step_layer(1),
             Action::HeadPrev => self.attention.step_head(-1),
             Action::HeadNext => self.attention.step_head(1),
-            Action::Overview => self.attention.overview = !self.attention.overview,
+            Action::Overview => self.attention.toggle_overview(),
+            Action::Older => self.attention.scrub(-1),
+            Action::Newer => self.attention.scrub(1),
+            Action::Fit => self.attention.fit = !self.attention.fit,
+            Action::HeadsTable => self.attention.toggle_table(),
+            Action::SortNext => {
+                if self.attention.table {
+                    self.attention.sort_next()
+                }
+            }
             Action::Probe => {
-                let text = self
-                    .selected_record()
-                    .map(|r| crate::sanitize::truncate_to_width(&r.text, 4096))
+                // From the playground: its last prompt and answer; elsewhere
+                // the selected record.
+                let (text, what) = if self.focus == Pane::Playground {
+                    (
+                        self.playground.last_exchange(),
+                        "the last prompt and answer",
+                    )
+                } else {
+                    (
+                        self.selected_record().map(|r| r.text.clone()),
+                        "the selected record",
+                    )
+                };
+                let text = text
+                    .map(|t| crate::sanitize::truncate_to_width(&t, 4096))
                     .filter(|t| !t.is_empty());
                 self.message = Some(match &text {
-                    Some(_) => "probing attention on the selected record…".into(),
+                    Some(_) => format!("probing attention on {what}…"),
                     None => "probing attention…".into(),
                 });
                 out.push(Effect::Send(Command::Probe { text }));
             }
-            Action::Input => {
-                if self.focus == Pane::Playground {
-                    self.mode = InputMode::Edit;
+            Action::Input => match self.focus {
+                Pane::Playground => self.mode = InputMode::Edit,
+                Pane::Attention => {
+                    self.attention.open();
                 }
-            }
+                _ => {}
+            },
         }
         out
     }
