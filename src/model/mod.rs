@@ -404,3 +404,19 @@ fn ones1<D: Device<f32>>(dev: &D, n: usize) -> T1<D> {
 fn zeros1<D: Device<f32>>(dev: &D, n: usize) -> T1<D> {
     dev.tensor_from_vec(vec![0.0; n], (n,))
 }
+
+impl<D: Device<f32>> Gpt<D> {
+    /// Keeps the first `n` positions of the position table (nanoGPT's
+    /// `crop_block_size`): a checkpoint fine-tuned on shorter windows.
+    /// `n` at least the current `n_positions` changes nothing.
+    pub fn crop_positions(&mut self, n: usize) {
+        if n == 0 || n >= self.cfg.n_positions {
+            return;
+        }
+        let c = self.cfg.n_embd;
+        let mut rows = self.wpe.as_vec();
+        rows.truncate(n * c);
+        self.wpe = self.device().tensor_from_vec(rows, (n, c));
+        self.cfg.n_positions = n;
+    }
+}
