@@ -8,6 +8,7 @@
 //! needs no transpose and the checkpoint is written as is.
 
 pub mod checkpoint;
+pub mod dropout;
 pub mod fused;
 pub mod infer;
 pub mod kernels;
