@@ -9,7 +9,7 @@ STEPS=${2:-30}
 ITERS=${3:-60}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${DATA:-$ROOT/../shared/data/tinyshakespeare.txt}
-REF=${REF:-$ROOT/../shared/bench/ref_gpt.py}
+REF=${REF:-$ROOT/scripts/ref_gpt.py}
 PY=${PY:-/tmp/torchenv/bin/python}
 BIN=${BIN:-$ROOT/target/release/headsup}
 for r in $(seq "$ROUNDS"); do

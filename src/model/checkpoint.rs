@@ -65,7 +65,7 @@ fn gpt2() -> String {
     "gpt2".into()
 }
 fn eps() -> f64 {
-    1e-5
+    super::DEFAULT_LAYER_NORM_EPSILON
 }
 fn gelu_new() -> String {
     "gelu_new".into()
@@ -89,7 +89,7 @@ impl HfConfig {
             n_layer: cfg.n_layer,
             n_head: cfg.n_head,
             n_inner: None,
-            layer_norm_epsilon: super::LN_EPS,
+            layer_norm_epsilon: cfg.layer_norm_epsilon,
             activation_function: "gelu_new".into(),
             resid_pdrop: 0.0,
             embd_pdrop: 0.0,
@@ -106,6 +106,7 @@ impl HfConfig {
             n_embd: self.n_embd,
             n_layer: self.n_layer,
             n_head: self.n_head,
+            layer_norm_epsilon: self.layer_norm_epsilon,
         }
     }
 }
@@ -213,6 +214,15 @@ pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
     let hf: HfConfig = serde_json::from_value(value)
         .map_err(|e| bad(&p, format!("not a GPT-2 config.json: {e}")))?;
     let cfg = hf.to_gpt();
+    if !(cfg.layer_norm_epsilon.is_finite() && cfg.layer_norm_epsilon > 0.0) {
+        return Err(bad(
+            &p,
+            format!(
+                "layer_norm_epsilon must be a positive number, got {}; fix config.json (GPT-2 uses 1e-5)",
+                cfg.layer_norm_epsilon
+            ),
+        ));
+    }
     if cfg.n_head == 0
         || !cfg.n_embd.is_multiple_of(cfg.n_head)
         || cfg.n_layer == 0

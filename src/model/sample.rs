@@ -2,8 +2,21 @@
 //! KV cache, sliding the window when the context fills.
 
 use super::infer::{HostModel, KvCache};
-use crate::train::SampleSettings;
 use rand::{Rng, SeedableRng};
+
+/// How to pick tokens: the `[sample]` config section, the playground's
+/// `/temp` and friends, and `headsup generate`'s flags.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SampleSettings {
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// 0 means no top-k cut.
+    pub top_k: usize,
+    /// 1.0 means no nucleus cut.
+    pub top_p: f32,
+    pub max_new_tokens: usize,
+    pub seed: u64,
+}
 
 /// Picks the next token from `logits` under `s`. Temperature 0 is greedy.
 pub fn sample_logits(logits: &[f32], s: &SampleSettings, rng: &mut impl Rng) -> (usize, f32) {
