@@ -53,7 +53,9 @@ fn run_tui(a: TuiArgs) -> Result<()> {
         headsup::ui::ColorDepth::detect(),
     )?;
     headsup::app::KeyMap::from_config(&cfg.ui.keys)?;
-    let p = experiment::prepare_config(cfg, &a.run.prepare_options())?;
+    let mut run = a.run.prepare_options();
+    run.block_size_explicit = experiment::names_block_size(&a.exp.experiment());
+    let p = experiment::prepare_config(cfg, &run)?;
     if !std::io::stdout().is_terminal() {
         // Not a terminal: the plain progress lines instead of drawing.
         return train::headless::run_headless(&p);
