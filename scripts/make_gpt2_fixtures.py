@@ -4,6 +4,7 @@ transformers (and, with --small DIR, a GPT-2-small-shaped checkpoint).
 
     /tmp/torchenv/bin/python scripts/make_gpt2_fixtures.py            # tests/fixtures/gpt2_tiny*
     /tmp/torchenv/bin/python scripts/make_gpt2_fixtures.py --small /tmp/gpt2-small
+    /tmp/torchenv/bin/python scripts/make_gpt2_fixtures.py --finetune-base /tmp/gpt2-base
 
 tests/fixtures/gpt2_tiny/ is what an older hub GPT-2 directory looks like:
 config.json (GPT2LMHeadModel), model.safetensors with base-model tensor names
@@ -167,6 +168,9 @@ def main():
     ap.add_argument("--small", help="also write a GPT-2-small-shaped checkpoint (12L/12H/768, 1024 positions, "
                                     "vocab 50304 padded) with the tiny tokenizer into this directory, and its "
                                     "expected greedy ids beside it as expected.json")
+    ap.add_argument("--finetune-base", help="also write a small pretrained stand-in to fine-tune from "
+                                            "(2 layers, 4 heads, 64 wide, 256 positions, vocab 320 padded, "
+                                            "the tiny tokenizer) into this directory")
     args = ap.parse_args()
     torch.set_num_threads(2)
 
@@ -204,6 +208,18 @@ def main():
     with open(os.path.join(FIX, "gpt2_tiny_expected.json"), "w", encoding="utf-8") as f:
         json.dump(expected, f, ensure_ascii=False)
     print("wrote", out, "and gpt2_tiny_expected.json;", "greedy", expected["greedy_ids"])
+
+    if args.finetune_base:
+        d = args.finetune_base
+        os.makedirs(d, exist_ok=True)
+        for name in ("vocab.json", "merges.txt"):
+            with open(os.path.join(out, name), "rb") as src, open(os.path.join(d, name), "wb") as dst:
+                dst.write(src.read())
+        fcfg = GPT2Config(vocab_size=VOCAB, n_positions=256, n_embd=64, n_layer=2, n_head=4,
+                          initializer_range=0.02, bos_token_id=TOK_SIZE - 1, eos_token_id=TOK_SIZE - 1)
+        torch.manual_seed(2)
+        save_base_names(GPT2LMHeadModel(fcfg).eval(), d)
+        print("wrote", d)
 
     if args.small:
         d = args.small

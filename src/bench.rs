@@ -112,6 +112,7 @@ pub fn run(mut cfg: Config, a: &BenchOptions) -> anyhow::Result<()> {
         &PrepareOptions {
             out: Some(dir.clone()),
             resume: None,
+            block_size_explicit: false,
         },
     );
     let result = prepared.and_then(|p| pool.install(|| measure(a, &p, threads)));

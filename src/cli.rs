@@ -92,6 +92,7 @@ impl RunDirArgs {
         PrepareOptions {
             out: self.out.clone(),
             resume: self.resume.clone(),
+            block_size_explicit: false,
         }
     }
 }

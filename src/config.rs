@@ -119,6 +119,10 @@ pub struct ModelConfig {
     pub layer_norm_epsilon: f64,
     /// Use the fused CPU kernels (false: the plain dfdx reference path).
     pub fused: bool,
+    /// Dropout probability in training (embeddings, attention, residual
+    /// branches: GPT-2's embd_pdrop, attn_pdrop, resid_pdrop). Unset: 0 for
+    /// a new model, the checkpoint's three values under `train.init_from`.
+    pub dropout: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -145,6 +149,12 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Fine-tune from this checkpoint directory.
     pub init_from: Option<PathBuf>,
+    /// Micro-batches of `batch_size` whose gradients are averaged into one
+    /// optimizer step (the effective batch is their product).
+    pub grad_accum_steps: usize,
+    /// Parameter groups not trained: GPT-2 names without `transformer.`,
+    /// a group and everything under it (`wte`, `wpe`, `h.0`, `h.3.attn`, `ln_f`).
+    pub freeze: Vec<String>,
     /// Worker threads for the CPU kernels (0: all cores).
     pub threads: usize,
     /// Send attention probabilities of the probe every N steps (0: never).
@@ -220,6 +230,7 @@ impl Default for ModelConfig {
             block_size: 64,
             layer_norm_epsilon: 1e-5,
             fused: true,
+            dropout: None,
         }
     }
 }
@@ -243,6 +254,8 @@ impl Default for TrainConfig {
             checkpoint_interval: 500,
             keep_checkpoints: 2,
             init_from: None,
+            grad_accum_steps: 1,
+            freeze: Vec::new(),
             threads: 0,
             attention_interval: 25,
         }
@@ -447,6 +460,19 @@ impl Config {
         }
         if t.batch_size == 0 {
             return bad("train.batch_size must be at least 1".into());
+        }
+        if t.grad_accum_steps == 0 || t.grad_accum_steps > 1 << 16 {
+            return bad(format!(
+                "train.grad_accum_steps must be between 1 and 65536, got {}",
+                t.grad_accum_steps
+            ));
+        }
+        if let Some(p) = m.dropout {
+            if !(0.0..1.0).contains(&p) {
+                return bad(format!(
+                    "model.dropout must be at least 0 and below 1, got {p} (GPT-2 uses 0.1)"
+                ));
+            }
         }
         if t.batch_size as u128 * m.block_size as u128 > 1 << 30 {
             return bad(format!(

@@ -158,10 +158,35 @@ pub fn load_config(exp: &Experiment, run: &PrepareOptions) -> Result<Config> {
     Ok(cfg)
 }
 
+/// Whether the experiment names `model.block_size` itself: a `--set`, or the
+/// config file or built-in sample given with `--config` (not the default
+/// sample used when none is given).
+pub fn names_block_size(exp: &Experiment) -> bool {
+    let set = exp.sets.iter().any(|s| {
+        s.split_once('=')
+            .is_some_and(|(k, _)| k.trim() == "model.block_size")
+    });
+    let Some(c) = &exp.config else {
+        return set;
+    };
+    let text = match std::fs::read_to_string(c) {
+        Ok(t) => Some(t),
+        Err(_) => BUILTIN_SAMPLES
+            .iter()
+            .find(|s| s.0 == c)
+            .map(|s| s.1.to_string()),
+    };
+    set || text
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.get("model").and_then(|m| m.get("block_size")).is_some())
+}
+
 /// Loads the experiment (or the run to resume) and prepares it for training
 /// in the run directory `run` names.
 pub fn prepare(exp: &Experiment, run: &PrepareOptions) -> Result<Prepared> {
-    prepare_config(load_config(exp, run)?, run)
+    let mut run = run.clone();
+    run.block_size_explicit = names_block_size(exp);
+    prepare_config(load_config(exp, &run)?, &run)
 }
 
 /// Prepares a config from [`load_config`] for training.

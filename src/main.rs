@@ -45,7 +45,8 @@ fn run(cli: Cli) -> Result<()> {
 fn run_tui(a: TuiArgs) -> Result<()> {
     // The theme and key bindings are checked first, before any training
     // starts, and whether or not the output is a terminal.
-    let run = a.run.prepare_options();
+    let mut run = a.run.prepare_options();
+    run.block_size_explicit = experiment::names_block_size(&a.exp.experiment());
     let cfg = experiment::load_config(&a.exp.experiment(), &run)?;
     let theme = a.theme.clone().unwrap_or_else(|| cfg.ui.theme.clone());
     headsup::ui::Theme::load(

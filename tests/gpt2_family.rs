@@ -498,3 +498,30 @@ fn a_directory_without_any_tokenizer_says_what_it_needs() {
     std::fs::remove_file(dir.join("merges.txt")).expect("rm");
     assert_refused(&dir, &["tokenizer.json", "vocab.json", "merges.txt"]);
 }
+
+#[test]
+fn cropping_positions_keeps_the_first_rows_and_the_outputs_within_them() {
+    let p = pretrained::open(&fixture("gpt2_tiny")).expect("loads");
+    let mut cropped = p.model.clone();
+    cropped.crop_positions(16);
+    assert_eq!(cropped.cfg.n_positions, 16);
+    let full = p.model.wpe.as_vec();
+    assert_eq!(cropped.wpe.as_vec(), full[..16 * 32].to_vec());
+    let (a, b) = (
+        HostModel::from_model(&p.model),
+        HostModel::from_model(&cropped),
+    );
+    let (mut ca, mut cb) = (KvCache::new(&a.cfg), KvCache::new(&b.cfg));
+    for t in [5usize, 17, 250, 3, 99] {
+        assert_eq!(a.step(&mut ca, t, None), b.step(&mut cb, t, None));
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    headsup::model::checkpoint::save_model(&cropped, tmp.path()).expect("saves");
+    let cfg = headsup::model::checkpoint::load_config(tmp.path()).expect("config");
+    assert_eq!(cfg.n_positions, 16);
+    let st = read_safetensors(&tmp.path().join("model.safetensors")).expect("reads");
+    assert_eq!(st["transformer.wpe.weight"].0, vec![16, 32]);
+    // Cropping to at least the current size changes nothing.
+    cropped.crop_positions(64);
+    assert_eq!(cropped.cfg.n_positions, 16);
+}

@@ -184,8 +184,11 @@ pub fn save_model<D: Device<f32>>(model: &Gpt<D>, dir: &Path) -> Result<(), Chec
         path: dir.into(),
         source,
     })?;
-    let cfg =
-        serde_json::to_string_pretty(&HfConfig::from_gpt(&model.cfg)).expect("config serializes");
+    let mut hf = HfConfig::from_gpt(&model.cfg);
+    hf.embd_pdrop = model.dropout.embd;
+    hf.attn_pdrop = model.dropout.attn;
+    hf.resid_pdrop = model.dropout.resid;
+    let cfg = serde_json::to_string_pretty(&hf).expect("config serializes");
     let cfg_path = dir.join("config.json");
     atomic_write(&cfg_path, cfg.as_bytes()).map_err(|source| CheckpointError::Write {
         path: cfg_path,
@@ -203,6 +206,11 @@ pub fn save_model<D: Device<f32>>(model: &Gpt<D>, dir: &Path) -> Result<(), Chec
 
 /// Reads `config.json` of a checkpoint directory.
 pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
+    load_hf_config(dir).map(|hf| hf.to_gpt())
+}
+
+/// Reads and checks `config.json` of a checkpoint directory, every key kept.
+pub fn load_hf_config(dir: &Path) -> Result<HfConfig, CheckpointError> {
     if !dir.is_dir() {
         return Err(bad(dir, "is not a directory; give the checkpoint directory (it holds config.json and model.safetensors)"));
     }
@@ -234,7 +242,19 @@ pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
             "sizes are inconsistent (n_embd must divide by n_head, all sizes positive)",
         ));
     }
-    Ok(cfg)
+    for (key, v) in [
+        ("embd_pdrop", hf.embd_pdrop),
+        ("attn_pdrop", hf.attn_pdrop),
+        ("resid_pdrop", hf.resid_pdrop),
+    ] {
+        if !(0.0..1.0).contains(&v) {
+            return Err(bad(
+                &p,
+                format!("{key} must be at least 0 and below 1, got {v}; fix config.json (GPT-2 uses 0.1)"),
+            ));
+        }
+    }
+    Ok(hf)
 }
 
 /// The GPT-2 variants headsup computes exactly: the checks on `config.json`'s
@@ -326,7 +346,8 @@ fn params_u128(cfg: &GptConfig) -> u128 {
 
 /// Loads a model from a checkpoint directory, checking every tensor.
 pub fn load_model<D: Device<f32>>(dev: &D, dir: &Path) -> Result<Gpt<D>, CheckpointError> {
-    let cfg = load_config(dir)?;
+    let hf = load_hf_config(dir)?;
+    let cfg = hf.to_gpt();
     let st_path = dir.join("model.safetensors");
     if !st_path.exists() {
         if dir.join("pytorch_model.bin").exists() {
@@ -369,6 +390,11 @@ pub fn load_model<D: Device<f32>>(dev: &D, dir: &Path) -> Result<Gpt<D>, Checkpo
         ));
     }
     let mut model = Gpt::new(dev, cfg, 0);
+    model.dropout = super::dropout::Dropout {
+        embd: hf.embd_pdrop,
+        attn: hf.attn_pdrop,
+        resid: hf.resid_pdrop,
+    };
     let mut err = None;
     model.visit_mut(|name, mut p| {
         if err.is_some() {

@@ -8,6 +8,7 @@
 //! needs no transpose and the checkpoint is written as is.
 
 pub mod checkpoint;
+pub mod dropout;
 pub mod fused;
 pub mod infer;
 pub mod kernels;
@@ -198,6 +199,9 @@ impl<V1, V2> BlockOf<V1, V2> {
 #[derive(Debug, Clone)]
 pub struct Gpt<D: Storage<f32>> {
     pub cfg: GptConfig,
+    /// Dropout in training (GPT-2's embd/attn/resid_pdrop); never in
+    /// evaluation, generation or probes.
+    pub dropout: dropout::Dropout,
     pub wte: T2<D>,
     pub wpe: T2<D>,
     pub blocks: Vec<Block<D>>,
@@ -291,6 +295,7 @@ impl<D: Device<f32>> Gpt<D> {
         }
         Gpt {
             cfg,
+            dropout: dropout::Dropout::default(),
             wte,
             wpe,
             blocks,
@@ -314,6 +319,7 @@ impl<D: Device<f32>> Gpt<D> {
         batch: usize,
         seq: usize,
         keep_attention: bool,
+        mut drop: Option<&mut dropout::DropoutMasks>,
     ) -> ForwardOut<D, T>
     where
         K: Ops<D>,
@@ -331,18 +337,39 @@ impl<D: Device<f32>> Gpt<D> {
         let eps = self.cfg.layer_norm_epsilon;
         let tok = K::embedding(wte, idx); // (B*S, C)
         let mut x: T3<D, T> = K::add_positions(tok, &self.wpe, batch, seq);
+        let bsc = (batch, seq, c);
+        // Dropout (training only): the masked sites use the plain composition
+        // with masks drawn on the host, the same on every kernel set.
+        if let Some(m) = drop.as_mut().and_then(|d| d.embd(&dev, bsc)) {
+            x = x * m;
+        }
         let mut attention = Vec::new();
         for blk in &self.blocks {
             let a = K::layer_norm(x.retaped::<T>(), &blk.ln_1_g, &blk.ln_1_b, eps);
             let qkv = K::linear(a, &blk.c_attn_w, &blk.c_attn_b); // (B,S,3C)
-            let (y, probs) = K::causal_attention(qkv, h, keep_attention); // (B,S,C)
-            if let Some(p) = probs {
-                attention.push(p);
-            }
-            x = K::linear_residual(x, y, &blk.attn_proj_w, &blk.attn_proj_b);
+            let y = match drop
+                .as_mut()
+                .and_then(|d| d.attn(&dev, (batch, h, seq, seq)))
+            {
+                Some(mask) => dropout::causal_attention_dropped(qkv, h, mask),
+                None => {
+                    let (y, probs) = K::causal_attention(qkv, h, keep_attention); // (B,S,C)
+                    if let Some(p) = probs {
+                        attention.push(p);
+                    }
+                    y
+                }
+            };
+            x = match drop.as_mut().and_then(|d| d.resid(&dev, bsc)) {
+                Some(mask) => x + K::linear(y, &blk.attn_proj_w, &blk.attn_proj_b) * mask,
+                None => K::linear_residual(x, y, &blk.attn_proj_w, &blk.attn_proj_b),
+            };
             let m = K::layer_norm(x.retaped::<T>(), &blk.ln_2_g, &blk.ln_2_b, eps);
             let m = K::linear_gelu(m, &blk.c_fc_w, &blk.c_fc_b);
-            x = K::linear_residual(x, m, &blk.mlp_proj_w, &blk.mlp_proj_b);
+            x = match drop.as_mut().and_then(|d| d.resid(&dev, bsc)) {
+                Some(mask) => x + K::linear(m, &blk.mlp_proj_w, &blk.mlp_proj_b) * mask,
+                None => K::linear_residual(x, m, &blk.mlp_proj_w, &blk.mlp_proj_b),
+            };
         }
         let x = K::layer_norm(x, &self.ln_f_g, &self.ln_f_b, eps);
         let x: T2<D, T> = x.reshape_like(&(batch * seq, c));
@@ -366,10 +393,10 @@ impl<D: Device<f32>> Gpt<D> {
         let wte = self.wte.clone();
         match kernels.into() {
             KernelSet::Plain => {
-                self.forward_with::<Plain, _>(wte, tokens, batch, seq, keep_attention)
+                self.forward_with::<Plain, _>(wte, tokens, batch, seq, keep_attention, None)
             }
             KernelSet::Fused => {
-                self.forward_with::<D::Fused, _>(wte, tokens, batch, seq, keep_attention)
+                self.forward_with::<D::Fused, _>(wte, tokens, batch, seq, keep_attention, None)
             }
         }
     }
@@ -388,10 +415,30 @@ impl<D: Device<f32>> Gpt<D> {
     where
         D: Kernels,
     {
+        self.loss_train_dropped(tokens, targets, batch, seq, grads, kernels, None)
+    }
+
+    /// [`Gpt::loss_train`] with dropout masks (`None`: no dropout).
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss_train_dropped(
+        &self,
+        tokens: &[usize],
+        targets: &[usize],
+        batch: usize,
+        seq: usize,
+        grads: Gradients<f32, D>,
+        kernels: impl Into<KernelSet>,
+        drop: Option<&mut dropout::DropoutMasks>,
+    ) -> Tensor<(), f32, D, OwnedTape<f32, D>>
+    where
+        D: Kernels,
+    {
         let wte = self.wte.clone().traced(grads);
         match kernels.into() {
-            KernelSet::Plain => self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq),
-            KernelSet::Fused => self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq),
+            KernelSet::Plain => self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq, drop),
+            KernelSet::Fused => {
+                self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq, drop)
+            }
         }
     }
 
@@ -409,8 +456,10 @@ impl<D: Device<f32>> Gpt<D> {
     {
         let wte = self.wte.clone();
         let loss = match kernels.into() {
-            KernelSet::Plain => self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq),
-            KernelSet::Fused => self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq),
+            KernelSet::Plain => self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq, None),
+            KernelSet::Fused => {
+                self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq, None)
+            }
         };
         loss.as_vec()[0]
     }
@@ -423,12 +472,13 @@ impl<D: Device<f32>> Gpt<D> {
         targets: &[usize],
         batch: usize,
         seq: usize,
+        drop: Option<&mut dropout::DropoutMasks>,
     ) -> Tensor<(), f32, D, T>
     where
         K: Ops<D>,
         T: Tape<f32, D> + Merge<T> + Merge<NoneTape>,
     {
-        let out = self.forward_with::<K, T>(wte, tokens, batch, seq, false);
+        let out = self.forward_with::<K, T>(wte, tokens, batch, seq, false, drop);
         let tgt: Tensor<(usize,), usize, D> = self
             .device()
             .tensor_from_vec(targets.to_vec(), (targets.len(),));
@@ -485,4 +535,20 @@ fn ones1<D: Device<f32>>(dev: &D, n: usize) -> T1<D> {
 
 fn zeros1<D: Device<f32>>(dev: &D, n: usize) -> T1<D> {
     dev.tensor_from_vec(vec![0.0; n], (n,))
+}
+
+impl<D: Device<f32>> Gpt<D> {
+    /// Keeps the first `n` positions of the position table (nanoGPT's
+    /// `crop_block_size`): a checkpoint fine-tuned on shorter windows.
+    /// `n` at least the current `n_positions` changes nothing.
+    pub fn crop_positions(&mut self, n: usize) {
+        if n == 0 || n >= self.cfg.n_positions {
+            return;
+        }
+        let c = self.cfg.n_embd;
+        let mut rows = self.wpe.as_vec();
+        rows.truncate(n * c);
+        self.wpe = self.device().tensor_from_vec(rows, (n, c));
+        self.cfg.n_positions = n;
+    }
 }

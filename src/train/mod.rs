@@ -4,6 +4,7 @@
 //! starts the trainer thread, whose events go through an [`EventBus`] to
 //! `metrics.jsonl` and over a channel to the workbench or the headless printer.
 
+pub mod accumulate;
 pub mod batch;
 mod device;
 pub mod events;
@@ -49,6 +50,10 @@ pub struct PrepareOptions {
     pub out: Option<PathBuf>,
     /// `--resume RUN`: continue the run in this directory from its latest checkpoint.
     pub resume: Option<PathBuf>,
+    /// The experiment itself names `model.block_size` (its config file or a
+    /// `--set`): under `train.init_from` the checkpoint's positions are cropped
+    /// to it (a larger one is an error) instead of kept.
+    pub block_size_explicit: bool,
 }
 
 /// The consumer's side of a running trainer.
@@ -139,8 +144,21 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
         config.model.n_layer = gcfg.n_layer;
         config.model.n_head = gcfg.n_head;
         config.model.n_embd = gcfg.n_embd;
-        config.model.block_size = gcfg.n_positions;
-        Tokenizer::load(&init.join("tokenizer.json"))?
+        config.model.layer_norm_epsilon = gcfg.layer_norm_epsilon;
+        if !opts.block_size_explicit {
+            config.model.block_size = gcfg.n_positions;
+        } else if config.model.block_size > gcfg.n_positions {
+            anyhow::bail!(
+                "model.block_size {} is larger than the n_positions {} of train.init_from {}; a position table cannot grow: set model.block_size to at most {} (it is cropped, as nanoGPT's crop_block_size)",
+                config.model.block_size,
+                gcfg.n_positions,
+                init.display(),
+                gcfg.n_positions
+            );
+        }
+        let tok = Tokenizer::load_dir(init)?;
+        crate::model::pretrained::check_vocab(init, tok.id_limit(), gcfg.vocab_size)?;
+        tok
     } else {
         Tokenizer::build(&config.tokenizer, &corpus)?
     };

@@ -48,6 +48,8 @@ impl TrainerOptions {
 pub(crate) struct Trainer<D: Kernels> {
     cfg: Config,
     fused: bool,
+    /// Per parameter (visit order): kept fixed by `train.freeze`.
+    frozen: Vec<bool>,
     model: Gpt<D>,
     opt: AdamW,
     batcher: Batcher,
@@ -97,12 +99,26 @@ impl<D: Kernels> Trainer<D> {
         opts: TrainerOptions,
     ) -> anyhow::Result<Self> {
         let cfg = p.config.clone();
-        let gcfg = gpt_config(&cfg, p.tokenizer.vocab_size());
+        // A checkpoint's vocabulary may be padded past its tokenizer's: the
+        // model's is the checkpoint's when one is loaded.
+        let vocab = match p.resume_from.as_ref().or(cfg.train.init_from.as_ref()) {
+            Some(dir) => crate::model::checkpoint::load_config(dir)?.vocab_size,
+            None => p.tokenizer.vocab_size(),
+        };
+        let gcfg = gpt_config(&cfg, vocab);
         let mut model = Gpt::new(dev, gcfg, cfg.seed);
         if let Some(init) = &cfg.train.init_from {
             if p.resume_from.is_none() {
                 model = load_model(dev, init)?;
+                // An explicit model.block_size (prepare kept it only when
+                // not larger): nanoGPT's crop_block_size.
+                model.crop_positions(cfg.model.block_size);
             }
+        }
+        // model.dropout when set; else a new model's 0 and a loaded one's
+        // config.json keys (a resumed run's are what it trained with).
+        if let Some(d) = cfg.model.dropout {
+            model.dropout = crate::model::dropout::Dropout::all(d);
         }
         let mut opt = None;
         let mut batcher = Batcher::new(cfg.seed);
@@ -124,6 +140,8 @@ impl<D: Kernels> Trainer<D> {
                 gcfg
             );
         }
+        let frozen = super::accumulate::frozen(&model, &cfg.train.freeze)
+            .map_err(|e| anyhow::anyhow!("config: {e}"))?;
         let opt = opt.unwrap_or_else(|| {
             let mut sizes = Vec::new();
             model.visit(|_, t| sizes.push(t.shape().iter().product()));
@@ -134,6 +152,7 @@ impl<D: Kernels> Trainer<D> {
         run_dir::remove_stale_temps(&p.run_dir);
         Ok(Trainer {
             fused: opts.fused,
+            frozen,
             cfg,
             model,
             opt,

@@ -1,13 +1,13 @@
 //! One optimizer step (batch, forward, backward, clipping, AdamW with the
 //! non-finite guard) and the evaluation of both splits.
 
+use super::super::accumulate::{accumulate, MicroBatches, StepGradients};
 use super::super::batch::Batcher;
 use super::super::events::NonFinite;
 use super::super::optim::{clip_global_norm, AdamWConfig};
 use super::super::schedule::lr_at;
 use super::Trainer;
 use crate::model::{Kernels, ParamRef};
-use dfdx::prelude::*;
 
 /// What one call of [`Trainer::train_step`] did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,7 +29,6 @@ impl<D: Kernels> Trainer<D> {
     pub fn train_step(&mut self) -> StepOutcome {
         let t = &self.cfg.train;
         let (b, s) = (t.batch_size, self.cfg.model.block_size);
-        let (x, y) = self.batcher.draw(&self.split.train, b, s);
         let lr = lr_at(
             self.step,
             t.learning_rate,
@@ -37,18 +36,26 @@ impl<D: Kernels> Trainer<D> {
             t.warmup_iters,
             self.cfg.lr_decay_iters(),
         );
-        let grads = self.model.alloc_grads();
-        let loss = self.model.loss_train(&x, &y, b, s, grads, self.fused);
-        let loss_value = loss.as_vec()[0];
-        let mut grads = loss.backward();
-        let mut gvecs: Vec<Vec<f32>> = Vec::new();
-        self.model.visit(|_, p| {
-            gvecs.push(match p {
-                ParamRef::One(t) => D::grad_to_host(&mut grads, t),
-                ParamRef::Two(t) => D::grad_to_host(&mut grads, t),
-            })
-        });
-        drop(grads);
+        // The mean gradient over grad_accum_steps micro-batches (dropout
+        // masks by step and micro-batch); frozen parameters get none.
+        let micro = MicroBatches {
+            batch: b,
+            block: s,
+            count: t.grad_accum_steps,
+            kernels: self.fused.into(),
+            dropout: self.model.dropout,
+            seed: self.cfg.seed,
+            step: self.step as u64,
+        };
+        let StepGradients {
+            loss: loss_value,
+            grads: mut gvecs,
+        } = accumulate(&self.model, &mut self.batcher, &self.split.train, &micro);
+        for (g, &frozen) in gvecs.iter_mut().zip(&self.frozen) {
+            if frozen {
+                g.iter_mut().for_each(|x| *x = 0.0);
+            }
+        }
         let norm = clip_global_norm(&mut gvecs, t.grad_clip as f32);
         let outcome = |non_finite| StepOutcome {
             loss: loss_value,
@@ -84,7 +91,20 @@ impl<D: Kernels> Trainer<D> {
                 ParamRef::Two(t) => D::param_to_host(t),
             })
         });
+        let before: Vec<Option<Vec<f32>>> = updated
+            .iter()
+            .zip(&self.frozen)
+            .map(|(w, &f)| f.then(|| w.clone()))
+            .collect();
         new_opt.update_all(&mut updated, &gvecs, &decay, &c);
+        // Frozen: weights and moments as they were (no decay, no update).
+        for (i, w) in before.into_iter().enumerate() {
+            if let Some(w) = w {
+                updated[i] = w;
+                new_opt.m[i] = self.opt.m[i].clone();
+                new_opt.v[i] = self.opt.v[i].clone();
+            }
+        }
         let finite = {
             use rayon::prelude::*;
             updated.par_iter().all(|d| d.iter().all(|x| x.is_finite()))

@@ -5,7 +5,7 @@
 use super::super::{AttentionMap, Event, GenerateRequest};
 use super::Trainer;
 use crate::model::infer::HostModel;
-use crate::model::sample::generate;
+use crate::model::sample::generate_within;
 use crate::model::Kernels;
 use crate::tokenizer::StreamDecoder;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,18 +59,25 @@ impl<D: Kernels> Trainer<D> {
             let mut dec = StreamDecoder::new();
             let start = Instant::now();
             let mut n = 0;
-            generate(&host, &prompt, &req.settings, true, |id, p| {
-                if cancel.load(Ordering::SeqCst) {
-                    return false;
-                }
-                n += 1;
-                let text = dec.push(&tok, id as u32);
-                tx.send(Event::Token {
-                    id: req.id,
-                    text,
-                    prob: p,
-                })
-            });
+            generate_within(
+                &host,
+                tok.id_limit(),
+                &prompt,
+                &req.settings,
+                true,
+                |id, p| {
+                    if cancel.load(Ordering::SeqCst) {
+                        return false;
+                    }
+                    n += 1;
+                    let text = dec.push(&tok, id as u32);
+                    tx.send(Event::Token {
+                        id: req.id,
+                        text,
+                        prob: p,
+                    })
+                },
+            );
             let secs = start.elapsed().as_secs_f64().max(1e-9);
             tx.send(Event::GenerationDone {
                 id: req.id,
