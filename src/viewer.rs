@@ -20,12 +20,13 @@ fn prepared_for(run: &Path, tokenizer: Option<Tokenizer>) -> anyhow::Result<Prep
     let config = if cfg_path.is_file() {
         Config::load(&cfg_path)?
     } else {
-        let mut c = Config::default();
-        c.name = run
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "run".into());
-        c
+        Config {
+            name: run
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into()),
+            ..Config::default()
+        }
     };
     let dataset = if cfg_path.is_file() {
         match Dataset::load(&config.data, config.seed) {
@@ -66,7 +67,7 @@ pub fn attach_target(run: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         }
         None => {
             let root = crate::train::default_runs_dir();
-            crate::runs::newest_live(&[root.clone()])
+            crate::runs::newest_live(std::slice::from_ref(&root))
                 .map(|r| r.path)
                 .ok_or_else(|| {
                     anyhow::anyhow!(
