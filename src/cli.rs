@@ -34,6 +34,29 @@ pub enum Cmd {
     Bench(BenchArgs),
     /// List runs: state (live, finished, stopped, crashed), step, best val loss, last activity.
     Runs(RunsArgs),
+    /// Open the workbench on a live run (default: the newest live one); `d` detaches.
+    Attach(AttachArgs),
+    /// Open the workbench on a run from disk (finished, crashed, copied, or a transformers output_dir).
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The run directory (default: the newest live run under the data directory).
+    pub run: Option<PathBuf>,
+    /// Colour theme: dark, light, ansi16, or a file name in the config dir's themes/.
+    #[arg(long)]
+    pub theme: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Run directories or transformers output_dirs.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Colour theme: dark, light, ansi16, or a file name in the config dir's themes/.
+    #[arg(long)]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -25,4 +25,5 @@ pub mod tokenizer;
 pub mod train;
 pub mod tui;
 pub mod ui;
+pub mod viewer;
 pub mod watch;

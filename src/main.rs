@@ -31,7 +31,8 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Tui(a)) => run_tui(a),
         Some(Cmd::Train(a)) => {
             let p = experiment::prepare(&a.exp.experiment(), &a.run.prepare_options())?;
-            train::headless::run_headless(&p)
+            let handle = headsup::serve::run::spawn_served(&p, stderr_line)?;
+            train::headless::run_headless_with(&p, handle)
         }
         Some(Cmd::Generate(a)) => headsup::commands::run_generate(&a),
         Some(Cmd::Eval(a)) => headsup::commands::run_eval(&a),
@@ -39,7 +40,14 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Bench(a)) => {
             headsup::bench::run(load_experiment(&a.exp.experiment())?, &a.options())
         }
+        Some(Cmd::Attach(a)) => headsup::viewer::attach(a.run, a.theme),
+        Some(Cmd::Watch(a)) => headsup::viewer::watch(&a.runs, a.theme),
     }
+}
+
+/// A line on stderr (never panics when stderr is gone).
+fn stderr_line(m: &str) {
+    let _ = writeln!(std::io::stderr(), "{}", headsup::sanitize::escape(m));
 }
 
 fn run_tui(a: TuiArgs) -> Result<()> {
@@ -58,7 +66,8 @@ fn run_tui(a: TuiArgs) -> Result<()> {
     let p = experiment::prepare_config(cfg, &run)?;
     if !std::io::stdout().is_terminal() {
         // Not a terminal: the plain progress lines instead of drawing.
-        return train::headless::run_headless(&p);
+        let handle = headsup::serve::run::spawn_served(&p, stderr_line)?;
+        return train::headless::run_headless_with(&p, handle);
     }
     headsup::tui::spawn_and_run(p, a.theme)
 }

@@ -78,6 +78,26 @@ pub fn run_workbench(
     handle: TrainerHandle,
     theme_override: Option<String>,
 ) -> anyhow::Result<()> {
+    run(prepared, handle, theme_override, false)
+}
+
+/// The workbench on a trainer in another process (`headsup attach`) or on
+/// a run read from disk (`headsup watch`): `d`, SIGHUP and SIGTERM detach
+/// (the UI ends, training goes on); `q` asks, then stops the training.
+pub fn run_attached(
+    prepared: Prepared,
+    handle: TrainerHandle,
+    theme_override: Option<String>,
+) -> anyhow::Result<()> {
+    run(prepared, handle, theme_override, true)
+}
+
+fn run(
+    prepared: Prepared,
+    handle: TrainerHandle,
+    theme_override: Option<String>,
+    attached: bool,
+) -> anyhow::Result<()> {
     // Everything that can fail on user input fails before the terminal changes.
     let ui_cfg = &prepared.config.ui;
     let theme_name = theme_override.unwrap_or_else(|| ui_cfg.theme.clone());
@@ -102,8 +122,11 @@ pub fn run_workbench(
         signal_hook::consts::SIGHUP,
         signal_hook::consts::SIGINT,
     ] {
-        signal_hook::flag::register(sig, handle.stop.clone())
-            .context("installing a signal handler")?;
+        // Attached, a signal detaches: the trainer is not this process's.
+        if !attached {
+            signal_hook::flag::register(sig, handle.stop.clone())
+                .context("installing a signal handler")?;
+        }
         signal_hook::flag::register(sig, signalled.clone())
             .context("installing a signal handler")?;
     }
@@ -186,9 +209,19 @@ pub fn run_workbench(
 
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
+    let mut detached = false;
     let result: anyhow::Result<()> = loop {
+        if attached && (detached || signalled.load(Ordering::Relaxed)) {
+            detached = true;
+            break Ok(());
+        }
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame_interval) {
             if let Err(e) = terminal.draw(|f| ui::draw(f, &app, &theme)) {
+                if attached {
+                    // The terminal is gone: detach, training goes on.
+                    detached = true;
+                    break Ok(());
+                }
                 // The terminal is gone (e.g. a dropped SSH link): stop and save.
                 stop.store(true, Ordering::SeqCst);
                 break Err(anyhow::Error::from(e).context("drawing to the terminal"));
@@ -212,7 +245,7 @@ pub fn run_workbench(
                 None
             }
         };
-        if signalled.load(Ordering::Relaxed) && app.stop_requested() {
+        if !attached && signalled.load(Ordering::Relaxed) && app.stop_requested() {
             dirty = true;
         }
         let size = terminal
@@ -250,6 +283,12 @@ pub fn run_workbench(
                             app.trainer_gone();
                         }
                     }
+                    Effect::Detach if attached => detached = true,
+                    Effect::Detach => {
+                        app.message = Some(
+                            "this workbench runs its own trainer and cannot detach; use `headsup train` and `headsup attach` for that".into(),
+                        );
+                    }
                     Effect::Export => {
                         let dir = app.run_dir.clone();
                         app.message = Some(match ui::export::export(&app, &dir) {
@@ -267,6 +306,17 @@ pub fn run_workbench(
     };
     input_done.store(true, Ordering::Relaxed);
     drop(_guard);
+    if detached {
+        // Closing the commands ends the connection; the trainer goes on.
+        drop(commands);
+        wait_for_trainer(thread);
+        let _ = writeln!(
+            std::io::stderr(),
+            "headsup: detached; training goes on. `headsup attach {}` comes back.",
+            crate::sanitize::escape(&app.run_dir.display().to_string())
+        );
+        return result;
+    }
     if app.stopping {
         // Not eprintln!: it panics when the terminal is gone (a dropped SSH
         // connection), and the checkpoint must still be waited for.
@@ -308,6 +358,9 @@ fn wait_for_trainer(thread: std::thread::JoinHandle<()>) {
 /// The CLI's entry: spawns the trainer and opens the workbench (the caller
 /// chooses the headless printer instead when stdout is not a terminal).
 pub fn spawn_and_run(prepared: Prepared, theme: Option<String>) -> anyhow::Result<()> {
-    let handle = crate::train::spawn(&prepared);
+    // Served on the run's socket too; the server's log goes to a file (the
+    // terminal is the workbench's).
+    let log = crate::serve::run::file_log(&prepared.run_dir.join("serve.log"));
+    let handle = crate::serve::run::spawn_served(&prepared, log)?;
     run_workbench(prepared, handle, theme)
 }

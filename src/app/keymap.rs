@@ -10,6 +10,7 @@ use std::fmt;
 pub enum Action {
     Quit,
     ForceQuit,
+    Detach,
     Help,
     FocusNext,
     FocusPrev,
@@ -59,6 +60,11 @@ impl Action {
             Action::ForceQuit,
             "force_quit",
             "stop, save and quit without asking",
+        ),
+        (
+            Action::Detach,
+            "detach",
+            "detach: leave the workbench, training goes on (headsup attach)",
         ),
         (Action::FocusNext, "focus_next", "focus next pane"),
         (Action::FocusPrev, "focus_prev", "focus previous pane"),
@@ -332,6 +338,7 @@ impl Default for KeyMap {
                 b(Action::Help, vec![Key::ch('?'), Key::plain(K::F(1))]),
                 b(Action::Quit, vec![Key::ch('q')]),
                 b(Action::ForceQuit, vec![Key::new(K::Char('c'), ctrl)]),
+                b(Action::Detach, vec![Key::ch('d')]),
                 b(Action::FocusNext, vec![Key::plain(K::Tab)]),
                 b(Action::FocusPrev, vec![Key::plain(K::BackTab)]),
                 b(Action::FocusBrowser, vec![Key::ch('1')]),

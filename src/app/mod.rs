@@ -119,6 +119,8 @@ pub enum Effect {
     Send(Command),
     /// Export the loss chart and the heatmap through plotters.
     Export,
+    /// Leave the workbench and let training go on.
+    Detach,
 }
 
 /// Where a click landed, as the view's `ui::hit_test` works it out.
@@ -509,6 +511,7 @@ impl App {
                 }
             }
             Action::Export => out.push(Effect::Export),
+            Action::Detach => out.push(Effect::Detach),
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-10),

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod protocol;
+pub mod run;
 pub mod server;
 pub mod socket;
 

@@ -118,6 +118,8 @@ impl<W: Write + Send> HeadlessPrinter<W> {
                 }
             }
             Event::Finished { step } => Some(format!("finished at step {step}")),
+            Event::Paused { step, reason: None } => Some(format!("paused at step {step}")),
+            Event::Resumed { step } => Some(format!("resumed at step {step}")),
             Event::Stopped { step } if self.saved(*step) => {
                 Some(format!("stopped at step {step} (checkpoint saved)"))
             }
@@ -143,7 +145,12 @@ impl<W: Write + Send> EventSink for HeadlessPrinter<W> {
 /// A final checkpoint that could not be written is an error (exit 1) that
 /// names the steps lost.
 pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
-    let handle = spawn(prepared);
+    run_headless_with(prepared, spawn(prepared))
+}
+
+/// As [`run_headless`], on a trainer already started (e.g. one whose events
+/// are also served to viewers).
+pub fn run_headless_with(prepared: &Prepared, handle: TrainerHandle) -> anyhow::Result<()> {
     for sig in [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,

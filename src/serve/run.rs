@@ -1,0 +1,380 @@
+//! The trainer's `Event`/`Command` on the run socket: [`RunSnapshot`] (what a
+//! new viewer is sent: run info, the downsampled loss/eval history, the
+//! latest attention map, the state), [`serve`] (puts a socket server on a
+//! trainer handle, between the trainer and its local consumer) and
+//! [`attach`] (a trainer handle whose channels lead to a trainer in another
+//! process, so the workbench cannot tell the two apart).
+
+use super::client::{connect, Incoming};
+use super::server::{ServeOptions, Server, Snapshot};
+use crate::train::{AttentionMap, Command, Event, Prepared, RunInfo, StepStats, TrainerHandle};
+use crate::watch::replay::history_events;
+use crate::watch::{EvalPoint, History, StepPoint};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the run stands, as a viewer shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Starting,
+    Running,
+    Paused { reason: Option<String> },
+    Finished,
+    Stopped,
+    Failed { error: String },
+}
+
+/// What a viewer needs to draw a run it joins late.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSnapshot {
+    pub info: Option<RunInfo>,
+    pub phase: Phase,
+    pub step: usize,
+    pub history: History,
+    /// The newest step as sent (with its ETA and elapsed time).
+    pub last: Option<StepStats>,
+    pub best_val_loss: Option<f32>,
+    pub attention: Option<AttentionMap>,
+    pub last_checkpoint: Option<usize>,
+}
+
+impl Default for RunSnapshot {
+    fn default() -> Self {
+        RunSnapshot {
+            info: None,
+            phase: Phase::Starting,
+            step: 0,
+            history: History::default(),
+            last: None,
+            best_val_loss: None,
+            attention: None,
+            last_checkpoint: None,
+        }
+    }
+}
+
+impl Snapshot<Event> for RunSnapshot {
+    fn apply(&mut self, e: &Event) {
+        match e {
+            Event::Started(info) => {
+                self.step = info.start_step;
+                self.info = Some(info.clone());
+                self.phase = Phase::Running;
+            }
+            Event::Step(s) => {
+                self.step = s.step;
+                self.last = Some(*s);
+                self.history.push_step(StepPoint {
+                    step: s.step as f64,
+                    loss: s.loss,
+                    lr: s.lr,
+                    grad_norm: s.grad_norm,
+                    tokens_per_sec: s.tokens_per_sec,
+                });
+            }
+            Event::Eval(e) => {
+                self.best_val_loss = Some(e.best_val_loss);
+                self.history.push_eval(EvalPoint {
+                    step: e.step,
+                    train_loss: Some(e.train_loss),
+                    val_loss: e.val_loss,
+                });
+            }
+            Event::Attention(a) => self.attention = Some(a.clone()),
+            Event::Checkpoint { step, .. } => self.last_checkpoint = Some(*step),
+            Event::Paused { step, reason } => {
+                self.step = *step;
+                self.phase = Phase::Paused {
+                    reason: reason.clone(),
+                };
+            }
+            Event::Resumed { step } => {
+                self.step = *step;
+                self.phase = Phase::Running;
+            }
+            Event::Finished { step } => {
+                self.step = *step;
+                self.phase = Phase::Finished;
+            }
+            Event::Stopped { step } => {
+                self.step = *step;
+                self.phase = Phase::Stopped;
+            }
+            Event::Failed { step, error } => {
+                self.step = *step;
+                self.phase = Phase::Failed {
+                    error: error.clone(),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+impl RunSnapshot {
+    /// The snapshot as the events a fresh workbench folds: the run info, the
+    /// downsampled history as steps and evaluations, the latest attention,
+    /// the state. Only steps after `after` (a viewer that already has the
+    /// earlier ones, on a resync).
+    pub fn to_events(&self, after: Option<usize>) -> Vec<Event> {
+        let mut out = Vec::new();
+        let fresh = after.is_none();
+        if let (Some(info), true) = (&self.info, fresh) {
+            out.push(Event::Started(info.clone()));
+        }
+        out.extend(history_events(&self.history, after));
+        // The exact newest step last (the history's last point may be a mean).
+        if let Some(s) = self.last.filter(|s| after.is_none_or(|a| s.step > a)) {
+            if let Some(Event::Step(p)) = out.last() {
+                if p.step == s.step {
+                    out.pop();
+                }
+            }
+            out.push(Event::Step(s));
+        }
+        if let Some(a) = &self.attention {
+            out.push(Event::Attention(a.clone()));
+        }
+        let step = self.step;
+        match &self.phase {
+            Phase::Starting | Phase::Running => {
+                if !fresh {
+                    out.push(Event::Resumed { step });
+                }
+            }
+            Phase::Paused { reason } => out.push(Event::Paused {
+                step,
+                reason: reason.clone(),
+            }),
+            Phase::Finished => out.push(Event::Finished { step }),
+            Phase::Stopped => out.push(Event::Stopped { step }),
+            Phase::Failed { error } => out.push(Event::Failed {
+                step,
+                error: error.clone(),
+            }),
+        }
+        out
+    }
+}
+
+/// Binds the run's socket, then starts the trainer: every event it sends
+/// goes on to the returned handle (the local consumer, unchanged) and to the
+/// socket's viewers; viewers' commands reach the trainer. A run another live
+/// process serves is refused before any training starts. `log` gets the
+/// server's lines (viewers attached and gone, refused peers, bad frames).
+pub fn spawn_served(
+    prepared: &Prepared,
+    log: impl Fn(&str) + Send + Sync + 'static,
+) -> anyhow::Result<TrainerHandle> {
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
+    let server: Server<Event> = Server::bind(
+        &prepared.run_dir,
+        RunSnapshot::default(),
+        cmd_tx,
+        log,
+        ServeOptions::default(),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "run {}: cannot serve it on its socket: {e}",
+            prepared.run_dir.display()
+        )
+    })?;
+    let TrainerHandle {
+        commands,
+        events,
+        stop,
+        thread,
+    } = crate::train::spawn(prepared);
+    let to_trainer = commands.clone();
+    std::thread::Builder::new()
+        .name("serve-commands".into())
+        .spawn(move || {
+            for c in cmd_rx {
+                if to_trainer.send(c).is_err() {
+                    return;
+                }
+            }
+        })?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("serve-tee".into())
+        .spawn(move || {
+            for ev in events.iter() {
+                server.publish(ev.clone());
+                if tx.send(ev).is_err() {
+                    // The local consumer is gone; viewers still get events.
+                    for ev in events.iter() {
+                        server.publish(ev);
+                    }
+                    break;
+                }
+            }
+            // The trainer ended: the server drops here, saying bye and
+            // removing the socket.
+        })?;
+    Ok(TrainerHandle {
+        commands,
+        events: rx,
+        stop,
+        thread,
+    })
+}
+
+/// Request ids of this viewer's generations travel with this bit set and
+/// its process id above it, so that tokens of another viewer's generation
+/// never land in this one's playground.
+fn own_id_base() -> u64 {
+    ((std::process::id() as u64) << 24) | (1 << 63)
+}
+
+/// A trainer handle for the run served at `run_dir`: commands go over the
+/// socket, events (first the snapshot, as events) come back. Setting `stop`
+/// asks the trainer to stop. When the trainer goes away, a `Failed` event
+/// says so and names `headsup watch`.
+pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
+    let conn = connect::<Command, Event, RunSnapshot>(run_dir, "attach", Duration::from_secs(20))?;
+    let snapshot = conn.snapshot.clone();
+    let (ev_tx, ev_rx) = mpsc::channel::<Event>();
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
+    let stop = Arc::new(AtomicBool::new(false));
+    for e in snapshot.to_events(None) {
+        let _ = ev_tx.send(e);
+    }
+    let base = own_id_base();
+    let remote = conn.commands;
+    let incoming = conn.incoming;
+    let stop2 = stop.clone();
+    let run = run_dir.display().to_string();
+    let mut step = snapshot.last.map(|s| s.step);
+    let snapshot_phase = snapshot.phase.clone();
+    let thread = std::thread::Builder::new()
+        .name("attach-bridge".into())
+        .spawn(move || {
+            let mut stop_sent = false;
+            // The trainer said it ended: its going away is no news then.
+            let mut ended = matches!(
+                snapshot_phase,
+                Phase::Finished | Phase::Stopped | Phase::Failed { .. }
+            );
+            loop {
+                if stop2.load(Ordering::SeqCst) && !stop_sent {
+                    let _ = remote.send(Command::Stop);
+                    stop_sent = true;
+                }
+                loop {
+                    let c = match cmd_rx.try_recv() {
+                        Ok(c) => c,
+                        Err(mpsc::TryRecvError::Empty) => break,
+                        // The workbench detached: close the connection.
+                        Err(mpsc::TryRecvError::Disconnected) => return,
+                    };
+                    let c = match c {
+                        Command::Generate(mut g) => {
+                            g.id |= base;
+                            Command::Generate(g)
+                        }
+                        c => c,
+                    };
+                    let _ = remote.send(c);
+                }
+                let msg = match incoming.recv_timeout(Duration::from_millis(20)) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => Incoming::Closed("the trainer is gone".into()),
+                };
+                let events = match msg {
+                    Incoming::Event(e) => match e {
+                        Event::Token { id, text, prob } => {
+                            if id & !0xff_ffff != base {
+                                continue;
+                            }
+                            vec![Event::Token {
+                                id: id & 0xff_ffff,
+                                text,
+                                prob,
+                            }]
+                        }
+                        Event::GenerationDone {
+                            id,
+                            tokens,
+                            tokens_per_sec,
+                        } => {
+                            if id & !0xff_ffff != base {
+                                continue;
+                            }
+                            vec![Event::GenerationDone {
+                                id: id & 0xff_ffff,
+                                tokens,
+                                tokens_per_sec,
+                            }]
+                        }
+                        e => vec![e],
+                    },
+                    Incoming::Resync { snapshot, .. } => snapshot.to_events(step),
+                    Incoming::Error { message, .. } => {
+                        vec![Event::Log(format!("the trainer refused a command: {message}"))]
+                    }
+                    Incoming::Closed(reason) if ended => {
+                        let _ = ev_tx.send(Event::Log(format!("the trainer has ended ({reason})")));
+                        return;
+                    }
+                    Incoming::Closed(reason) => {
+                        let _ = ev_tx.send(Event::Failed {
+                            step: step.unwrap_or(0),
+                            error: format!(
+                                "{reason}; `headsup watch {run}` shows the run from disk, `headsup train --resume {run}` continues it"
+                            ),
+                        });
+                        return;
+                    }
+                };
+                for e in events {
+                    match &e {
+                        Event::Step(s) => step = Some(s.step),
+                        Event::Finished { .. } | Event::Stopped { .. } | Event::Failed { .. } => {
+                            ended = true
+                        }
+                        Event::Started(_) | Event::Resumed { .. } => ended = false,
+                        _ => {}
+                    }
+                    if ev_tx.send(e).is_err() {
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok((
+        TrainerHandle {
+            commands: cmd_tx,
+            events: ev_rx,
+            stop,
+            thread,
+        },
+        snapshot,
+    ))
+}
+
+/// A log function appending lines to `path` (best effort).
+pub fn file_log(path: &Path) -> impl Fn(&str) + Send + Sync + 'static {
+    let file = std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok(),
+    );
+    move |m: &str| {
+        use std::io::Write;
+        if let Ok(mut f) = file.lock() {
+            if let Some(f) = f.as_mut() {
+                let _ = writeln!(f, "{}", crate::sanitize::escape(m));
+            }
+        }
+    }
+}
