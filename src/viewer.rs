@@ -49,6 +49,7 @@ fn prepared_for(run: &Path, tokenizer: Option<Tokenizer>) -> anyhow::Result<Prep
         tokenizer: Arc::new(tokenizer),
         split: Arc::new(TokenSplit::new(Vec::new(), 0.9)),
         resume_from: None,
+        notes: Vec::new(),
     })
 }
 
