@@ -188,6 +188,15 @@ impl Tokenizer {
         })
     }
 
+    /// A hash of the tokenizer's whole definition (its `tokenizer.json`):
+    /// equal for tokenizers that encode alike; the token cache's key.
+    pub fn fingerprint(&self) -> u64 {
+        let json = self.inner.to_string(false).unwrap_or_default();
+        let mut h = crate::data::stream::ContentHash::default();
+        h.update(json.as_bytes());
+        h.finish()
+    }
+
     pub fn kind(&self) -> TokenizerKind {
         self.kind
     }

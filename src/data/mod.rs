@@ -6,7 +6,9 @@
 //! into windows of about 1–2 KB at line boundaries; its corpus is the file's
 //! text exactly.
 
+pub mod cache;
 mod sources;
+pub mod stream;
 mod synthetic;
 
 #[cfg(test)]
