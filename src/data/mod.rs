@@ -10,6 +10,7 @@ pub mod cache;
 mod sources;
 pub mod stream;
 mod synthetic;
+pub mod tokens;
 
 #[cfg(test)]
 mod tests;
