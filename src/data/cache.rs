@@ -23,8 +23,10 @@ use std::time::Instant;
 
 const MAGIC: &[u8; 8] = b"HSTOK001";
 const HEADER: usize = 64;
-/// The file name suffix of cache files.
+/// The file name suffix of token cache files.
 pub const SUFFIX: &str = "tokens";
+/// The file name suffix of tokenizers trained on a sample and kept beside them.
+pub const TOKENIZER_SUFFIX: &str = "tokenizer.json";
 
 /// Bytes per stored id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -499,14 +501,15 @@ fn free_bytes(_dir: &Path) -> Option<u64> {
 pub struct CacheEntry {
     pub path: PathBuf,
     pub bytes: u64,
-    /// `Some(tokens)` when the file checks out.
+    /// `Some(tokens)` when a token cache checks out (`None` for a tokenizer).
     pub tokens: Option<usize>,
     /// Why not, when it does not.
     pub problem: Option<String>,
     pub modified: Option<std::time::SystemTime>,
 }
 
-/// The cache files in `dir` (checked), and leftover temporary files.
+/// The token caches (checked) and kept tokenizers in `dir`, and temporary
+/// files that interrupted builds left behind.
 pub fn list(dir: &Path) -> Vec<CacheEntry> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -516,13 +519,18 @@ pub fn list(dir: &Path) -> Vec<CacheEntry> {
         let path = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
         let is_cache = name.ends_with(&format!(".{SUFFIX}")) && !name.starts_with('.');
-        let is_tmp = name.starts_with('.') && name.contains(&format!(".{SUFFIX}.tmp-"));
-        if !is_cache && !is_tmp {
+        let is_tok = name.ends_with(&format!(".{TOKENIZER_SUFFIX}")) && !name.starts_with('.');
+        let is_tmp = name.starts_with('.')
+            && (name.contains(&format!(".{SUFFIX}.tmp-"))
+                || name.contains(&format!(".{TOKENIZER_SUFFIX}.tmp")));
+        if !is_cache && !is_tmp && !is_tok {
             continue;
         }
         let meta = e.metadata().ok();
         let (tokens, problem) = if is_tmp {
             (None, Some("unfinished (an interrupted build)".to_string()))
+        } else if is_tok {
+            (None, None)
         } else {
             match TokenCache::open(&path, None) {
                 Ok(c) => (Some(c.len()), None),
@@ -539,6 +547,27 @@ pub fn list(dir: &Path) -> Vec<CacheEntry> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+/// Removes the temporary files in `dir` of builds whose process is gone (a
+/// SIGKILL mid-build leaves one; Linux, where `/proc` says who is alive).
+pub fn remove_stale_temps(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    for e in list(dir) {
+        let name = e.path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let pid = name
+            .as_deref()
+            .filter(|n| n.starts_with('.'))
+            .and_then(|n| n.rsplit_once(".tmp-").or_else(|| n.rsplit_once(".tmp")))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(&e.path);
+            }
+        }
+    }
 }
 
 /// Removes every cache file (and leftover temporary file) in `dir`; returns
@@ -721,8 +750,15 @@ mod tests {
         let n = c.len();
         drop(c);
         std::fs::write(dir.path().join(".x.tokens.tmp-1"), b"half").unwrap();
+        // pid 4000000000 cannot be alive (pid_max is at most 2^22).
+        std::fs::write(dir.path().join(".y.tokens.tmp-4000000000"), b"half").unwrap();
+        remove_stale_temps(dir.path());
         let l = list(dir.path());
-        assert_eq!(l.len(), 2, "{l:?}");
+        assert_eq!(
+            l.len(),
+            2 + usize::from(!Path::new("/proc/1").exists()),
+            "{l:?}"
+        );
         assert!(l.iter().any(|e| e.tokens == Some(n)));
         assert!(l.iter().any(|e| e.problem.is_some()));
         assert_eq!(clear(dir.path()).unwrap().0, 2);

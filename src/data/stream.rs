@@ -35,7 +35,7 @@ pub struct TextChunks {
 /// Where a chunk of `bytes` (valid UTF-8 up to its end, except maybe an
 /// incomplete last character) may end: just after a `\n` that a
 /// non-whitespace character follows; the last such place, or `None`.
-fn safe_cut(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn safe_cut(bytes: &[u8]) -> Option<usize> {
     let mut end = bytes.len();
     while let Some(nl) = bytes[..end].iter().rposition(|&b| b == b'\n') {
         let next = &bytes[nl + 1..];

@@ -158,17 +158,96 @@ pub fn scan_text(
     })
 }
 
-/// The first chunks of `path`, about `budget` bytes (whole chunks, at least
-/// one): what a BPE tokenizer is trained on for a large file.
+/// The start of `path`: about `budget` bytes, cut after a line (the whole
+/// file when it is smaller): what a BPE tokenizer is trained on.
 pub fn sample_text(path: &Path, budget: u64) -> Result<String, DataError> {
+    let budget = budget.max(1) as usize;
     let mut out = String::new();
     for chunk in TextChunks::open(path)? {
         out.push_str(&chunk?.text);
-        if out.len() as u64 >= budget {
+        if out.len() >= budget {
+            if let Some(cut) = super::stream::safe_cut(&out.as_bytes()[..budget]) {
+                out.truncate(cut);
+            }
             break;
         }
     }
     Ok(out)
+}
+
+/// How the BPE tokenizer of a large text was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BpeSample {
+    /// Bytes it was trained on (the start of the file).
+    pub sampled: u64,
+    /// Bytes of the whole file.
+    pub total: u64,
+    /// True when it came from the cache (trained by an earlier run).
+    pub reused: bool,
+}
+
+impl BpeSample {
+    /// `BPE 2048 trained on the first 16.8 MB of 223.1 MB (7.5%)`.
+    pub fn describe(&self, vocab: usize) -> String {
+        let pct = 100.0 * self.sampled as f64 / self.total.max(1) as f64;
+        let how = if self.reused {
+            "reused from the cache (trained"
+        } else {
+            "(trained"
+        };
+        format!(
+            "BPE {vocab} tokenizer {how} on the first {:.1} MB of {:.1} MB, {pct:.1}%)",
+            self.sampled as f64 / 1e6,
+            self.total as f64 / 1e6
+        )
+    }
+}
+
+/// The byte-level BPE of `vocab` tokens for text file `scan.path`, trained
+/// on its first `budget` bytes, kept in `dir` beside the token caches
+/// (`<data hash>-bpe<vocab>-<budget>.tokenizer.json`) so the next run on the
+/// same data reuses it instead of training again.
+pub fn cached_bpe(
+    dir: &Path,
+    scan: &TextScan,
+    vocab: usize,
+    budget: u64,
+) -> Result<(Tokenizer, BpeSample), CacheError> {
+    let name = format!(
+        "{:016x}-bpe{vocab}-{budget}.{}",
+        scan.hash,
+        cache::TOKENIZER_SUFFIX
+    );
+    let path = dir.join(name);
+    let sampled = scan.bytes.min(budget);
+    if path.is_file() {
+        if let Ok(t) = Tokenizer::load(&path) {
+            if t.vocab_size() <= vocab {
+                let s = BpeSample {
+                    sampled,
+                    total: scan.bytes,
+                    reused: true,
+                };
+                return Ok((t, s));
+            }
+        }
+    }
+    let sample = sample_text(&scan.path, budget)?;
+    let tok = Tokenizer::train_bpe(&sample, vocab).map_err(|e| CacheError::Other(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|e| CacheError::File {
+        path: dir.into(),
+        message: format!(
+            "cannot create the cache directory: {e}; set HEADSUP_CACHE_DIR to a writable directory"
+        ),
+    })?;
+    // A tokenizer that cannot be kept is still usable: train again next time.
+    let _ = tok.save(&path);
+    let s = BpeSample {
+        sampled: sample.len() as u64,
+        total: scan.bytes,
+        reused: false,
+    };
+    Ok((tok, s))
 }
 
 /// Whether [`cached_tokens`] found the cache or made it.
@@ -198,6 +277,7 @@ pub fn cached_tokens(
         tokenizer: tok.fingerprint(),
     };
     let path = dir.join(key.file_name());
+    cache::remove_stale_temps(dir);
     let mut how = CacheUse::Built;
     if path.exists() {
         match TokenCache::open(&path, Some(key)) {
@@ -275,6 +355,38 @@ mod tests {
         assert_ne!(c2.path(), path);
         assert!(lines.iter().any(|l| l.starts_with("reading ")));
         assert!(lines.iter().any(|l| l.starts_with("tokenizing ")));
+    }
+
+    #[test]
+    fn bpe_from_a_sample_is_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("c.txt");
+        let text =
+            "Now is the winter of our discontent\nMade glorious summer by this sun of York;\n"
+                .repeat(100);
+        std::fs::write(&src, &text).unwrap();
+        let scan = scan_text(&src, false, None, &mut |_| {}).unwrap();
+        let cache_dir = dir.path().join("cache");
+        let (a, s) = cached_bpe(&cache_dir, &scan, 300, 1000).unwrap();
+        assert!(!s.reused);
+        assert!(s.sampled <= 1000 && s.sampled > 900, "{s:?}");
+        assert_eq!(s.total, text.len() as u64);
+        assert!(
+            s.describe(300).contains("first 0.0 MB of 0.0 MB"),
+            "{}",
+            s.describe(300)
+        );
+        let (b, s) = cached_bpe(&cache_dir, &scan, 300, 1000).unwrap();
+        assert!(s.reused);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        // The whole file when it is within the budget: as today's tokenizer.
+        let (c, s) = cached_bpe(&cache_dir, &scan, 300, 1 << 30).unwrap();
+        assert_eq!(s.sampled, text.len() as u64);
+        assert_eq!(
+            c.fingerprint(),
+            Tokenizer::train_bpe(&text, 300).unwrap().fingerprint()
+        );
+        assert_eq!(cache::list(&cache_dir).len(), 2);
     }
 
     #[test]
