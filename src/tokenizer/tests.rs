@@ -21,6 +21,7 @@ fn bpe_tok(vocab_size: usize) -> Tokenizer {
         kind: TokenizerKind::Bpe,
         vocab_size,
         path: None,
+        ..TokenizerConfig::default()
     };
     Tokenizer::build(&cfg, &CORPUS.repeat(3)).unwrap()
 }
@@ -192,6 +193,7 @@ fn save_load_identical_encodings() {
             kind: TokenizerKind::Char,
             vocab_size: 512,
             path: Some(path.clone()),
+            ..TokenizerConfig::default()
         };
         let built = Tokenizer::build(&cfg, "xyz").unwrap();
         assert_eq!(built.encode(CORPUS), tok.encode(CORPUS));
@@ -225,6 +227,7 @@ fn bpe_vocab_too_small_is_an_error() {
         kind: TokenizerKind::Bpe,
         vocab_size: 100,
         path: None,
+        ..TokenizerConfig::default()
     };
     let e = Tokenizer::build(&cfg, CORPUS).unwrap_err().to_string();
     assert!(e.contains("too small"), "{e}");
