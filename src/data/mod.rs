@@ -7,6 +7,7 @@
 //! text exactly.
 
 pub mod cache;
+pub mod load;
 mod sources;
 pub mod stream;
 mod synthetic;
@@ -19,6 +20,7 @@ use crate::config::{DataConfig, SourceKind};
 use std::path::PathBuf;
 
 pub use synthetic::generate as generate_synthetic;
+pub use tokens::Tokens;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -228,25 +230,16 @@ pub(crate) fn source_name(kind: SourceKind) -> &'static str {
 }
 
 /// Token streams for training and validation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct TokenSplit {
-    pub train: Vec<u32>,
-    pub val: Vec<u32>,
+    pub train: Tokens,
+    pub val: Tokens,
 }
 
 impl TokenSplit {
     /// The first `train_fraction` of the tokens train, the rest validate (as nanoGPT).
     pub fn new(tokens: Vec<u32>, train_fraction: f64) -> TokenSplit {
-        let f = if train_fraction.is_finite() {
-            train_fraction.clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-        let n = ((tokens.len() as f64) * f).round() as usize;
-        let n = n.min(tokens.len());
-        let val = tokens[n..].to_vec();
-        let mut train = tokens;
-        train.truncate(n);
+        let (train, val) = Tokens::owned(tokens).split(train_fraction);
         TokenSplit { train, val }
     }
 }

@@ -118,22 +118,23 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
             config.data.path = Some(abs);
         }
     }
-    let dataset = Dataset::load(&config.data, config.seed)?;
-    let corpus = dataset.corpus();
-    let tokenizer = if let Some(ck) = &resume_from {
-        Tokenizer::load(&ck.join("tokenizer.json"))?
+    let fixed = if let Some(ck) = &resume_from {
+        Some(Tokenizer::load(&ck.join("tokenizer.json"))?)
     } else if let Some(init) = &config.train.init_from {
         let gcfg = crate::model::checkpoint::load_config(init)?;
         config.model.n_layer = gcfg.n_layer;
         config.model.n_head = gcfg.n_head;
         config.model.n_embd = gcfg.n_embd;
         config.model.block_size = gcfg.n_positions;
-        Tokenizer::load(&init.join("tokenizer.json"))?
+        Some(Tokenizer::load(&init.join("tokenizer.json"))?)
     } else {
-        Tokenizer::build(&config.tokenizer, &corpus)?
+        None
     };
-    let tokens = tokenizer.encode(&corpus);
-    let split = TokenSplit::new(tokens, config.data.train_fraction);
+    let loaded = crate::data::load::load(&config.data, &config.tokenizer, fixed, config.seed)?;
+    for note in &loaded.notes {
+        println!("{note}");
+    }
+    let (dataset, tokenizer, split) = (loaded.dataset, loaded.tokenizer, loaded.split);
     let need = config.model.block_size + 1;
     let what = config
         .data

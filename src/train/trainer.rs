@@ -140,7 +140,7 @@ impl<D: Kernels> Trainer<D> {
             );
         }
         let n = cfg.model.block_size.min(p.split.val.len());
-        let probe = p.split.val[..n].to_vec();
+        let probe = p.split.val.to_vec(0..n);
         run_dir::remove_stale_temps(&p.run_dir);
         Ok(Trainer {
             metrics: MetricsWriter::open(&p.run_dir),
@@ -250,7 +250,7 @@ impl<D: Kernels> Trainer<D> {
     pub fn evaluate(&self) -> (f32, f32) {
         let t = &self.cfg.train;
         let (b, s) = (t.batch_size, self.cfg.model.block_size);
-        let mean = |data: &[u32], salt: u64| {
+        let mean = |data: &crate::data::Tokens, salt: u64| {
             let mut bt = Batcher::new(self.cfg.seed ^ salt);
             let mut sum = 0.0;
             for _ in 0..t.eval_iters {
