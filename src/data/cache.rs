@@ -549,6 +549,38 @@ pub fn list(dir: &Path) -> Vec<CacheEntry> {
     out
 }
 
+/// What `headsup cache ls` prints: the directory, one line per file (size,
+/// tokens or what is wrong with it, name), and the total.
+pub fn ls_lines(dir: &Path) -> Vec<String> {
+    let entries = list(dir);
+    let mut out = vec![format!("token cache directory: {}", dir.display())];
+    let mut total = 0u64;
+    for e in &entries {
+        total += e.bytes;
+        let name = e
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let what = match (&e.tokens, &e.problem) {
+            (Some(n), _) => format!("{n} tokens"),
+            (None, Some(p)) => format!("unusable: {p}"),
+            (None, None) => "tokenizer".into(),
+        };
+        out.push(format!(
+            "{:>10.1} MB  {what:<24}  {}",
+            e.bytes as f64 / 1e6,
+            crate::data::one_line(&name)
+        ));
+    }
+    out.push(format!(
+        "{} files, {:.1} MB (headsup cache clear removes them)",
+        entries.len(),
+        total as f64 / 1e6
+    ));
+    out
+}
+
 /// Removes the temporary files in `dir` of builds whose process is gone (a
 /// SIGKILL mid-build leaves one; Linux, where `/proc` says who is alive).
 pub fn remove_stale_temps(dir: &Path) {
@@ -761,6 +793,13 @@ mod tests {
         );
         assert!(l.iter().any(|e| e.tokens == Some(n)));
         assert!(l.iter().any(|e| e.problem.is_some()));
+        let ls = ls_lines(dir.path());
+        assert_eq!(ls.len(), 4, "{ls:?}");
+        assert!(
+            ls[1..3].iter().any(|l| l.contains(&format!("{n} tokens"))),
+            "{ls:?}"
+        );
+        assert!(ls[3].starts_with("2 files"), "{ls:?}");
         assert_eq!(clear(dir.path()).unwrap().0, 2);
         assert!(list(dir.path()).is_empty());
         assert!(dir.path().join("corpus.txt").is_file());

@@ -303,6 +303,47 @@ pub fn cached_tokens(
     Ok((Arc::new(c), how))
 }
 
+/// The records (windows of about 1-2 KB) of chunk `i` of the text file
+/// `path` whose token cache is `cache`, read from the file on demand: what a
+/// browser lists lazily, one chunk (about 4 MB) at a time, for a corpus of
+/// any size. Titles give the byte offset of each record in the file.
+/// `cache.chunk_index().len()` is the number of chunks.
+pub fn chunk_records(
+    path: &Path,
+    cache: &TokenCache,
+    i: usize,
+) -> Result<Vec<super::Record>, DataError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let index = cache.chunk_index();
+    let Some(&(start, _)) = index.get(i) else {
+        return Ok(Vec::new());
+    };
+    let read_err = |e: std::io::Error| DataError::file(path, format!("cannot read: {e}"));
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
+    let end = match index.get(i + 1) {
+        Some(&(e, _)) => e,
+        None => f.metadata().map_err(read_err)?.len(),
+    };
+    f.seek(SeekFrom::Start(start)).map_err(read_err)?;
+    let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
+    f.read_exact(&mut bytes).map_err(read_err)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        DataError::file(
+            path,
+            "changed since it was tokenized (not UTF-8 where it was); run again to rebuild the cache",
+        )
+    })?;
+    let mut at = start;
+    Ok(super::sources::windows(&text)
+        .into_iter()
+        .map(|mut r| {
+            r.title = format!("byte {at}");
+            at += r.text.len() as u64;
+            r
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +370,14 @@ mod tests {
         assert_eq!(how, CacheUse::Built);
         let t = Tokens::mapped(c.clone());
         assert_eq!(t.to_vec(0..t.len()), tok.encode(&text));
+        let recs: Vec<_> = (0..c.chunk_index().len())
+            .flat_map(|i| chunk_records(&src, &c, i).unwrap())
+            .collect();
+        assert_eq!(
+            recs.iter().map(|r| r.text.as_str()).collect::<String>(),
+            text
+        );
+        assert_eq!(recs[0].title, "byte 0");
         let path = c.path().to_path_buf();
         drop((c, t));
         let (_, how) = cached_tokens(&cache_dir, &scan, &tok, None, None, &mut progress).unwrap();
