@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench sgemm [-- ROUNDS]` (default 5 rounds).
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use headsup::model::fused::matmul::{sgemm, Mat};
 use std::time::Instant;
 

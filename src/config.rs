@@ -397,6 +397,12 @@ impl Config {
                 m.n_layer, m.n_embd, m.block_size
             ));
         }
+        if !(m.layer_norm_epsilon.is_finite() && m.layer_norm_epsilon > 0.0) {
+            return bad(format!(
+                "model.layer_norm_epsilon must be a positive number, got {} (GPT-2 uses 1e-5)",
+                m.layer_norm_epsilon
+            ));
+        }
         if !m.n_embd.is_multiple_of(m.n_head) {
             return bad(format!(
                 "model.n_embd ({}) must be divisible by model.n_head ({})",

@@ -591,12 +591,20 @@ fn tokenizer_files() {
         Error,
     );
     let other_tok = variant(tmp, &good, "ck_other_tokenizer", |d| {
-        let t = headsup::tokenizer::Tokenizer::train_char("only a few letters").unwrap();
+        // More ids than the model embeds (a smaller tokenizer is a padded
+        // vocabulary, which is valid).
+        let t = headsup::tokenizer::Tokenizer::train_char(
+            "a tokenizer with many more letters than the copy task: ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789",
+        )
+        .unwrap();
         t.save(&d.join("tokenizer.json")).unwrap();
     });
     c.add(
-        "tokenizer vocab not matching the checkpoint",
-        (gen(&other_tok), s(&["ck_other_tokenizer", "vocab_size"])),
+        "tokenizer larger than the checkpoint's vocabulary",
+        (
+            gen(&other_tok),
+            s(&["ck_other_tokenizer", "vocab_size", "no embedding"]),
+        ),
         Error,
     );
     check("tokenizer files", c);

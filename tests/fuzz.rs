@@ -250,7 +250,7 @@ fn load_data(kind: SourceKind, path: &Path, field: &str) {
     };
     if let Ok(ds) = Dataset::load(&cfg, 1) {
         let _ = ds.corpus();
-        let _ = ds.stats();
+        let _ = ds.stats(None, 0.9);
     }
 }
 
@@ -290,6 +290,7 @@ fn valid_checkpoint() -> &'static (Vec<u8>, Vec<u8>) {
             n_embd: 8,
             n_layer: 1,
             n_head: 2,
+            layer_norm_epsilon: 1e-5,
         };
         let m = Gpt::new(&Cpu::default(), cfg, 3);
         save_model(&m, dir.path()).unwrap();

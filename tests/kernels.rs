@@ -3,7 +3,7 @@
 
 use dfdx::prelude::*;
 use headsup::model::kernels::plain;
-use headsup::model::{Gpt, GptConfig, Kernels, T1, T2, T3};
+use headsup::model::{Fused, Gpt, GptConfig, Ops, T1, T2, T3};
 
 mod model_support;
 use model_support::model_grads;
@@ -52,7 +52,7 @@ fn gelu_matches_plain() {
         let d = dev(seed);
         let x = randn3(&d, shape) * 2.0;
         let w = randn3(&d, shape);
-        let yf = <Cpu as Kernels>::gelu(x.leaky_trace(), true);
+        let yf = <Fused as Ops<Cpu>>::gelu(x.leaky_trace());
         let yp = x.leaky_trace().fast_gelu();
         close("gelu y", &yf.as_vec(), &yp.as_vec());
         let gf = weighted3(yf, &w);
@@ -69,7 +69,7 @@ fn layer_norm_matches_plain() {
         let g = randn1(&d, shape.2);
         let b = randn1(&d, shape.2);
         let w = randn3(&d, shape);
-        let yf = <Cpu as Kernels>::layer_norm(x.leaky_trace(), &g, &b, 1e-5, true);
+        let yf = <Fused as Ops<Cpu>>::layer_norm(x.leaky_trace(), &g, &b, 1e-5);
         let yp = plain::layer_norm(x.leaky_trace(), &g, &b, 1e-5);
         close("ln y", &yf.as_vec(), &yp.as_vec());
         let gf = weighted3(yf, &w);
@@ -87,7 +87,7 @@ fn attention_matches_plain() {
         let c = h * hd;
         let qkv = randn3(&d, (b, s, 3 * c));
         let w = randn3(&d, (b, s, c));
-        let (yf, pf) = <Cpu as Kernels>::causal_attention(qkv.leaky_trace(), h, true, true);
+        let (yf, pf) = <Fused as Ops<Cpu>>::causal_attention(qkv.leaky_trace(), h, true);
         let (yp, pp) = plain::causal_attention(qkv.leaky_trace(), h, true);
         close("attn y", &yf.as_vec(), &yp.as_vec());
         let (pf, pp) = (pf.expect("fused probs"), pp.expect("plain probs"));
@@ -103,7 +103,7 @@ fn attention_matches_plain() {
 fn attention_without_probs_gives_none() {
     let d = dev(8);
     let qkv = randn3(&d, (1, 4, 12));
-    let (_, p) = <Cpu as Kernels>::causal_attention(qkv, 2, false, true);
+    let (_, p) = <Fused as Ops<Cpu>>::causal_attention(qkv, 2, false);
     assert!(p.is_none());
 }
 
@@ -114,7 +114,7 @@ fn cross_entropy_matches_plain() {
         let logits = randn2(&d, (n, v)) * 3.0;
         let tg: Vec<usize> = (0..n).map(|i| (i * 7 + 3) % v).collect();
         let t: Tensor<(usize,), usize, Cpu> = d.tensor_from_vec(tg, (n,));
-        let lf = <Cpu as Kernels>::cross_entropy(logits.leaky_trace(), t.clone(), true);
+        let lf = <Fused as Ops<Cpu>>::cross_entropy(logits.leaky_trace(), t.clone());
         let lp = plain::cross_entropy(logits.leaky_trace(), t);
         close("ce loss", &lf.as_vec(), &lp.as_vec());
         let gf = (lf * 1.7).backward();
@@ -136,7 +136,7 @@ fn embedding_matches_plain() {
     let ids: Vec<usize> = (0..n).map(|i| (i * i + 1) % v).collect();
     let idx: Tensor<(usize,), usize, Cpu> = d.tensor_from_vec(ids, (n,));
     let w = randn2(&d, (n, c));
-    let yf = <Cpu as Kernels>::embedding(wte.leaky_trace(), idx.clone(), true);
+    let yf = <Fused as Ops<Cpu>>::embedding(wte.leaky_trace(), idx.clone());
     let yp = plain::embedding(wte.leaky_trace(), idx);
     close("emb y", &yf.as_vec(), &yp.as_vec());
     let gf = (yf * w.clone()).sum().backward();
@@ -152,7 +152,7 @@ fn linear_matches_plain() {
     let wt = randn2(&d, (i, o));
     let bias = randn1(&d, o);
     let w = randn3(&d, (b, s, o));
-    let yf = <Cpu as Kernels>::linear(x.leaky_trace(), &wt, &bias, true);
+    let yf = <Fused as Ops<Cpu>>::linear(x.leaky_trace(), &wt, &bias);
     let yp = plain::linear(x.leaky_trace(), &wt, &bias);
     close("linear y", &yf.as_vec(), &yp.as_vec());
     let gf = weighted3(yf, &w);
@@ -179,7 +179,11 @@ fn linear_residual_matches_plain() {
     let run = |fused: bool| {
         let xt = x.leaky_trace();
         let res = xt.retaped::<OwnedTape<f32, Cpu>>() * 0.5f32;
-        let y = <Cpu as Kernels>::linear_residual(res, xt, &wt, &bias, fused);
+        let y = if fused {
+            <Fused as Ops<Cpu>>::linear_residual(res, xt, &wt, &bias)
+        } else {
+            plain::linear_residual(res, xt, &wt, &bias)
+        };
         (y.as_vec(), weighted3(y, &w))
     };
     let (yf, gf) = run(true);
@@ -210,7 +214,7 @@ fn linear_gelu_matches_plain() {
     let wt = randn2(&d, (i, o));
     let bias = randn1(&d, o);
     let w = randn3(&d, (b, s, o));
-    let yf = <Cpu as Kernels>::linear_gelu(x.leaky_trace(), &wt, &bias, true);
+    let yf = <Fused as Ops<Cpu>>::linear_gelu(x.leaky_trace(), &wt, &bias);
     let yp = plain::linear_gelu(x.leaky_trace(), &wt, &bias);
     close("linear_gelu y", &yf.as_vec(), &yp.as_vec());
     let gf = weighted3(yf, &w);
@@ -236,7 +240,11 @@ fn lm_head_matches_plain() {
     let wte = randn2(&d, (v, c));
     let w = randn2(&d, (n, v));
     let run = |fused: bool| {
-        let y = <Cpu as Kernels>::lm_head(x.leaky_trace(), &wte, fused);
+        let y = if fused {
+            <Fused as Ops<Cpu>>::lm_head(x.leaky_trace(), &wte)
+        } else {
+            plain::lm_head(x.leaky_trace(), &wte)
+        };
         (y.as_vec(), (y * w.clone()).sum().backward())
     };
     let (yf, gf) = run(true);
@@ -257,7 +265,7 @@ fn add_positions_matches_plain() {
     let tok = randn2(&d, (b * s, c));
     let wpe = randn2(&d, (npos, c));
     let w = randn3(&d, (b, s, c));
-    let yf = <Cpu as Kernels>::add_positions(tok.leaky_trace(), &wpe, b, s, true);
+    let yf = <Fused as Ops<Cpu>>::add_positions(tok.leaky_trace(), &wpe, b, s);
     let yp = plain::add_positions(tok.leaky_trace(), &wpe, b, s);
     close("pos y", &yf.as_vec(), &yp.as_vec());
     let gf = weighted3(yf, &w);
@@ -274,6 +282,7 @@ fn whole_model_fused_matches_plain() {
         n_embd: 32,
         n_layer: 2,
         n_head: 4,
+        layer_norm_epsilon: 1e-5,
     };
     let model = Gpt::new(&Cpu::default(), cfg, 5);
     let (lf, gf) = model_grads(&model, 3, 12, true);
@@ -292,6 +301,7 @@ fn fused_gradients_do_not_depend_on_thread_count() {
         n_embd: 32,
         n_layer: 1,
         n_head: 2,
+        layer_norm_epsilon: 1e-5,
     };
     let model = Gpt::new(&Cpu::default(), cfg, 6);
     let run = |n: usize| {

@@ -5,7 +5,7 @@
 use dfdx::prelude::*;
 use headsup::model::checkpoint::{load_model, save_model};
 use headsup::model::infer::{HostModel, KvCache};
-use headsup::model::{Gpt, GptConfig, ParamMut, ParamRef};
+use headsup::model::{Gpt, GptConfig, KernelSet, ParamMut, ParamRef};
 
 fn tiny() -> GptConfig {
     GptConfig {
@@ -14,6 +14,7 @@ fn tiny() -> GptConfig {
         n_embd: 8,
         n_layer: 2,
         n_head: 2,
+        layer_norm_epsilon: 1e-5,
     }
 }
 
@@ -197,4 +198,170 @@ fn checkpoint_round_trip_gives_identical_logits() {
         .logits
         .as_vec();
     assert_eq!(a, b);
+}
+
+/// max|a - b| / max|b|.
+fn rel_err(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y).abs())
+        .fold(0.0, f64::max);
+    num / b.iter().map(|y| y.abs()).fold(1e-12, f64::max)
+}
+
+/// A checkpoint written by transformers (`scripts/make_eps_fixture.py`) with
+/// `layer_norm_epsilon` 1e-6 and LayerNorm inputs of variance near 1e-6:
+/// headsup's three forward paths give transformers' logits (float64
+/// reference), and the same weights with GPT-2's 1e-5 are far off, so the
+/// value from `config.json` is what makes them agree.
+#[test]
+fn transformers_checkpoint_with_eps_1e6_gives_reference_logits() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gpt2_eps1e-6");
+    let text = std::fs::read_to_string(dir.join("reference.json")).expect("reference.json");
+    let reference: serde_json::Value = serde_json::from_str(&text).expect("reference JSON");
+    let tokens: Vec<usize> = reference["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| t.as_u64().expect("token id") as usize)
+        .collect();
+    let want: Vec<f64> = reference["logits"]
+        .as_array()
+        .expect("logits")
+        .iter()
+        .flat_map(|row| row.as_array().expect("logits row").clone())
+        .map(|v| v.as_f64().expect("logit"))
+        .collect();
+    let dev = Cpu::default();
+    let model: Gpt<Cpu> = load_model(&dev, &dir).expect("loading the transformers checkpoint");
+    assert_eq!(
+        model.cfg.layer_norm_epsilon, 1e-6,
+        "epsilon from config.json"
+    );
+    let s = tokens.len();
+    let v = model.cfg.vocab_size;
+    for kernels in [KernelSet::Plain, KernelSet::Fused] {
+        let got = model
+            .forward_inference(&tokens, 1, s, false, kernels)
+            .logits
+            .as_vec();
+        let e = rel_err(&got, &want);
+        eprintln!("{kernels:?}: relative error against transformers {e:.2e}");
+        assert!(
+            e < 1e-4,
+            "{kernels:?} logits vs transformers: relative error {e}"
+        );
+    }
+    let host = HostModel::from_model(&model);
+    let mut cache = KvCache::new(&model.cfg);
+    let mut got = Vec::new();
+    for &t in &tokens {
+        got.extend(host.step(&mut cache, t, None));
+    }
+    let e = rel_err(&got, &want);
+    eprintln!("host model (KV cache): relative error against transformers {e:.2e}");
+    assert!(
+        e < 1e-4,
+        "host model logits vs transformers: relative error {e}"
+    );
+    assert_eq!(got.len(), s * v);
+
+    // The same weights with the default epsilon: the test can tell them apart.
+    let mut wrong = model.clone();
+    wrong.cfg.layer_norm_epsilon = 1e-5;
+    let off = wrong
+        .forward_inference(&tokens, 1, s, false, KernelSet::Fused)
+        .logits
+        .as_vec();
+    let e = rel_err(&off, &want);
+    eprintln!("same weights with epsilon 1e-5: relative error {e:.2e}");
+    assert!(
+        e > 1e-2,
+        "epsilon 1e-5 should be far off, relative error {e}"
+    );
+}
+
+/// Saving writes the model's epsilon to `config.json`, and loading reads it back.
+#[test]
+fn checkpoint_keeps_layer_norm_epsilon() {
+    let dev = Cpu::default();
+    let cfg = GptConfig {
+        layer_norm_epsilon: 1e-6,
+        ..tiny()
+    };
+    let model = Gpt::new(&dev, cfg, 2);
+    let dir = tempfile::tempdir().unwrap();
+    save_model(&model, dir.path()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["layer_norm_epsilon"].as_f64(), Some(1e-6));
+    let back: Gpt<Cpu> = load_model(&dev, dir.path()).unwrap();
+    assert_eq!(back.cfg.layer_norm_epsilon, 1e-6);
+}
+
+/// A config.json with a non-positive epsilon is a one-line error naming the key.
+#[test]
+fn checkpoint_with_bad_epsilon_is_refused() {
+    let dev = Cpu::default();
+    let dir = tempfile::tempdir().unwrap();
+    save_model(&Gpt::new(&dev, tiny(), 2), dir.path()).unwrap();
+    let p = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut json = json.as_object().unwrap().clone();
+    json.insert("layer_norm_epsilon".into(), serde_json::json!(-1.0));
+    std::fs::write(&p, serde_json::to_string(&json).unwrap()).unwrap();
+    let err = load_model::<Cpu>(&dev, dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("config.json") && err.contains("layer_norm_epsilon") && !err.contains('\n'),
+        "{err}"
+    );
+}
+
+/// `headsup train --set model.layer_norm_epsilon=1e-6` trains with it and
+/// writes it to the checkpoint's `config.json`.
+#[test]
+fn training_writes_layer_norm_epsilon_to_config_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_headsup"))
+        .env("NO_COLOR", "1")
+        .args(["train", "--config", "copy", "--out"])
+        .arg(&run)
+        .args([
+            "--set",
+            "model.layer_norm_epsilon=1e-6",
+            "--set",
+            "train.max_iters=2",
+            "--set",
+            "model.n_layer=1",
+            "--set",
+            "model.n_embd=16",
+            "--set",
+            "model.block_size=16",
+            "--set",
+            "train.batch_size=2",
+            "--set",
+            "train.eval_iters=1",
+            "--set",
+            "train.threads=1",
+            "--set",
+            "data.synthetic_records=100",
+        ])
+        .output()
+        .expect("running headsup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ck = run.join("checkpoints");
+    let latest = std::fs::read_to_string(ck.join("LATEST")).expect("checkpoints/LATEST");
+    let cfg = ck.join(latest.trim()).join("config.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).expect("config.json")).unwrap();
+    assert_eq!(json["layer_norm_epsilon"].as_f64(), Some(1e-6), "{json}");
 }

@@ -3,25 +3,12 @@
 //! training thread (it is plain data, whatever device trained it), so the UI's
 //! generations and attention probes never wait for training.
 
-use super::{Gpt, GptConfig, LN_EPS};
+use super::{BlockOf, Gpt, GptConfig};
 use dfdx::prelude::*;
 
-/// One block's weights, host side, GPT-2 Conv1D layout `[in, out]`.
-#[derive(Debug, Clone)]
-struct HostBlock {
-    ln_1_g: Vec<f32>,
-    ln_1_b: Vec<f32>,
-    c_attn_w: Vec<f32>,
-    c_attn_b: Vec<f32>,
-    attn_proj_w: Vec<f32>,
-    attn_proj_b: Vec<f32>,
-    ln_2_g: Vec<f32>,
-    ln_2_b: Vec<f32>,
-    c_fc_w: Vec<f32>,
-    c_fc_b: Vec<f32>,
-    mlp_proj_w: Vec<f32>,
-    mlp_proj_b: Vec<f32>,
-}
+/// One block's weights, host side, GPT-2 Conv1D layout `[in, out]`: the
+/// model's block layout with plain vectors.
+type HostBlock = BlockOf<Vec<f32>, Vec<f32>>;
 
 /// A host copy of a model's weights.
 #[derive(Debug, Clone)]
@@ -74,20 +61,7 @@ impl HostModel {
         let blocks = model
             .blocks
             .iter()
-            .map(|b| HostBlock {
-                ln_1_g: b.ln_1_g.as_vec(),
-                ln_1_b: b.ln_1_b.as_vec(),
-                c_attn_w: b.c_attn_w.as_vec(),
-                c_attn_b: b.c_attn_b.as_vec(),
-                attn_proj_w: b.attn_proj_w.as_vec(),
-                attn_proj_b: b.attn_proj_b.as_vec(),
-                ln_2_g: b.ln_2_g.as_vec(),
-                ln_2_b: b.ln_2_b.as_vec(),
-                c_fc_w: b.c_fc_w.as_vec(),
-                c_fc_b: b.c_fc_b.as_vec(),
-                mlp_proj_w: b.mlp_proj_w.as_vec(),
-                mlp_proj_b: b.mlp_proj_b.as_vec(),
-            })
+            .map(|b| b.map(|v| v.as_vec(), |m| m.as_vec()))
             .collect();
         HostModel {
             cfg: model.cfg,
@@ -120,10 +94,11 @@ impl HostModel {
             .map(|i| self.wte[token * c + i] + self.wpe[pos * c + i])
             .collect();
         let scale = 1.0 / (hd as f32).sqrt();
+        let eps = cfg.layer_norm_epsilon as f32;
         let mut buf = vec![0.0f32; c];
         let mut scores = vec![0.0f32; pos + 1];
         for (l, b) in self.blocks.iter().enumerate() {
-            layer_norm(&x, &b.ln_1_g, &b.ln_1_b, &mut buf);
+            layer_norm(&x, &b.ln_1_g, &b.ln_1_b, eps, &mut buf);
             let qkv = vec_mat(&buf, &b.c_attn_w, &b.c_attn_b, 3 * c);
             cache.k[l].extend_from_slice(&qkv[c..2 * c]);
             cache.v[l].extend_from_slice(&qkv[2 * c..]);
@@ -161,7 +136,7 @@ impl HostModel {
             for (xi, pi) in x.iter_mut().zip(&proj) {
                 *xi += pi;
             }
-            layer_norm(&x, &b.ln_2_g, &b.ln_2_b, &mut buf);
+            layer_norm(&x, &b.ln_2_g, &b.ln_2_b, eps, &mut buf);
             let mut hmid = vec_mat(&buf, &b.c_fc_w, &b.c_fc_b, 4 * c);
             for v in hmid.iter_mut() {
                 *v = gelu_tanh(*v);
@@ -172,7 +147,7 @@ impl HostModel {
             }
         }
         cache.len += 1;
-        layer_norm(&x, &self.ln_f_g, &self.ln_f_b, &mut buf);
+        layer_norm(&x, &self.ln_f_g, &self.ln_f_b, eps, &mut buf);
         // Tied LM head: logits = x . wte^T
         (0..cfg.vocab_size)
             .map(|v| dot(&buf, &self.wte[v * c..(v + 1) * c]))
@@ -226,11 +201,12 @@ fn vec_mat(x: &[f32], w: &[f32], b: &[f32], o: usize) -> Vec<f32> {
     out
 }
 
-fn layer_norm(x: &[f32], g: &[f32], b: &[f32], out: &mut [f32]) {
+/// LayerNorm of `x` with gain `g` and bias `b`, `eps` added to the variance.
+fn layer_norm(x: &[f32], g: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    let inv = 1.0 / (var + LN_EPS as f32).sqrt();
+    let inv = 1.0 / (var + eps).sqrt();
     for i in 0..x.len() {
         out[i] = (x[i] - mean) * inv * g[i] + b[i];
     }

@@ -1,101 +1,135 @@
-//! The model's hot operations behind one trait, so the device picks its
-//! implementation once: the plain dfdx composition (the reference, and the
-//! path on CUDA) or, on the CPU with `fused = true`, hand-written kernels.
+//! The model's hot operations as one trait, [`Ops`], with two implementations
+//! chosen once per forward pass (never per op): [`Plain`], compositions of
+//! dfdx ops (the reference, and the path on CUDA), and [`Fused`], the
+//! hand-written CPU kernels of [`super::fused`]. A device names what "fused"
+//! means on it through [`Kernels::Fused`]; the config's `model.fused` picks
+//! between the two as a [`KernelSet`].
 
 use super::{T1, T2, T3, T4};
 use dfdx::prelude::*;
 
 /// Operations the model calls; the default bodies are the plain dfdx reference.
-pub trait Kernels: Device<f32> {
+pub trait Ops<D: Device<f32>> {
     /// Rows of `wte` picked by `idx`: `(N,) -> (N, C)`.
-    fn embedding<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        wte: T2<Self, T>,
-        idx: Tensor<(usize,), usize, Self>,
-        fused: bool,
-    ) -> T2<Self, T> {
-        let _ = fused;
+    fn embedding<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        wte: T2<D, T>,
+        idx: Tensor<(usize,), usize, D>,
+    ) -> T2<D, T> {
         plain::embedding(wte, idx)
     }
 
-    /// LayerNorm over the last axis with gain and bias.
-    fn layer_norm<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T3<Self, T>,
-        g: &T1<Self>,
-        b: &T1<Self>,
+    /// LayerNorm over the last axis with gain and bias; `eps` is added to the variance.
+    fn layer_norm<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        x: T3<D, T>,
+        g: &T1<D>,
+        b: &T1<D>,
         eps: f64,
-        fused: bool,
-    ) -> T3<Self, T> {
-        let _ = fused;
+    ) -> T3<D, T> {
         plain::layer_norm(x, g, b, eps)
     }
 
     /// tanh-approximated GELU (GPT-2's `gelu_new`).
-    fn gelu<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T3<Self, T>,
-        fused: bool,
-    ) -> T3<Self, T> {
-        let _ = fused;
+    fn gelu<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(x: T3<D, T>) -> T3<D, T> {
         plain::gelu(x)
     }
 
     /// Causal multi-head self-attention from the fused q/k/v projection
     /// `(B, S, 3C)` to `(B, S, C)`, and the `(B, H, S, S)` probabilities when asked.
-    fn causal_attention<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        qkv: T3<Self, T>,
+    fn causal_attention<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        qkv: T3<D, T>,
         n_head: usize,
         keep_probs: bool,
-        fused: bool,
-    ) -> (T3<Self, T>, Option<T4<Self>>) {
-        let _ = fused;
+    ) -> (T3<D, T>, Option<T4<D>>) {
         plain::causal_attention(qkv, n_head, keep_probs)
     }
 
     /// `x @ w + b` over the last axis, `x: (B,S,I)`, `w: (I,O)`, `b: (O,)`.
-    fn linear<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T3<Self, T>,
-        w: &T2<Self>,
-        b: &T1<Self>,
-        fused: bool,
-    ) -> T3<Self, T> {
-        let _ = fused;
+    fn linear<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        x: T3<D, T>,
+        w: &T2<D>,
+        b: &T1<D>,
+    ) -> T3<D, T> {
         plain::linear(x, w, b)
     }
 
     /// `gelu(x W + b)`: the MLP's first layer and its activation.
-    fn linear_gelu<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T3<Self, T>,
-        w: &T2<Self>,
-        b: &T1<Self>,
-        fused: bool,
-    ) -> T3<Self, T> {
-        let _ = fused;
+    fn linear_gelu<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        x: T3<D, T>,
+        w: &T2<D>,
+        b: &T1<D>,
+    ) -> T3<D, T> {
         plain::linear_gelu(x, w, b)
     }
 
     /// `res + x W + b`: a linear layer added onto the residual stream.
-    fn linear_residual<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        res: T3<Self, T>,
-        x: T3<Self, T>,
-        w: &T2<Self>,
-        b: &T1<Self>,
-        fused: bool,
-    ) -> T3<Self, T> {
-        let _ = fused;
+    fn linear_residual<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        res: T3<D, T>,
+        x: T3<D, T>,
+        w: &T2<D>,
+        b: &T1<D>,
+    ) -> T3<D, T> {
         plain::linear_residual(res, x, w, b)
     }
 
     /// Token embeddings `(B*S, C)` plus the first `seq` rows of `wpe`,
     /// broadcast over the batch: `(B, S, C)`.
-    fn add_positions<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        tok: T2<Self, T>,
-        wpe: &T2<Self>,
+    fn add_positions<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        tok: T2<D, T>,
+        wpe: &T2<D>,
         batch: usize,
         seq: usize,
-        fused: bool,
-    ) -> T3<Self, T> {
-        let _ = fused;
+    ) -> T3<D, T> {
         plain::add_positions(tok, wpe, batch, seq)
     }
+
+    /// The tied LM head: `x (N, C)` times `wteᵀ` gives `(N, V)` logits.
+    fn lm_head<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(x: T2<D, T>, wte: &T2<D>) -> T2<D, T> {
+        plain::lm_head(x, wte)
+    }
+
+    /// Mean softmax cross-entropy of integer `targets` under `(N, V)` logits.
+    fn cross_entropy<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        logits: T2<D, T>,
+        targets: Tensor<(usize,), usize, D>,
+    ) -> Tensor<(), f32, D, T> {
+        plain::cross_entropy(logits, targets)
+    }
+}
+
+/// The plain dfdx compositions of [`plain`], on any device.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plain;
+
+impl<D: Device<f32>> Ops<D> for Plain {}
+
+/// The fused CPU kernels of [`super::fused`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fused;
+
+/// Which kernels a forward pass runs on, chosen once (from `model.fused`):
+/// the plain reference or the device's fused ones ([`Kernels::Fused`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSet {
+    Plain,
+    Fused,
+}
+
+impl From<bool> for KernelSet {
+    /// `model.fused`: `true` is [`KernelSet::Fused`].
+    fn from(fused: bool) -> Self {
+        if fused {
+            KernelSet::Fused
+        } else {
+            KernelSet::Plain
+        }
+    }
+}
+
+/// A device the model runs on: what [`KernelSet::Fused`] means there, and
+/// host copies of parameters and gradients.
+pub trait Kernels: Device<f32> {
+    /// The device's fused kernels ([`Plain`] where it has none).
+    type Fused: Ops<Self>;
 
     /// The gradient of parameter `t` as a host vector (zeros if it has none).
     fn grad_to_host<S: Shape>(
@@ -112,30 +146,31 @@ pub trait Kernels: Device<f32> {
     fn param_to_host<S: Shape>(t: &Tensor<S, f32, Self>) -> Vec<f32> {
         t.as_vec()
     }
-
-    /// The tied LM head: `x (N, C)` times `wteᵀ` gives `(N, V)` logits.
-    fn lm_head<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T2<Self, T>,
-        wte: &T2<Self>,
-        fused: bool,
-    ) -> T2<Self, T> {
-        let _ = fused;
-        plain::lm_head(x, wte)
-    }
-
-    /// Mean softmax cross-entropy of integer `targets` under `(N, V)` logits.
-    fn cross_entropy<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        logits: T2<Self, T>,
-        targets: Tensor<(usize,), usize, Self>,
-        fused: bool,
-    ) -> Tensor<(), f32, Self, T> {
-        let _ = fused;
-        plain::cross_entropy(logits, targets)
-    }
 }
 
 #[cfg(feature = "cuda")]
-impl Kernels for Cuda {}
+impl Kernels for Cuda {
+    type Fused = Plain;
+}
+
+impl Kernels for Cpu {
+    type Fused = Fused;
+
+    fn grad_to_host<S: Shape>(
+        grads: &mut Gradients<f32, Self>,
+        t: &Tensor<S, f32, Self>,
+    ) -> Vec<f32> {
+        // One memcpy straight from the gradient buffer.
+        match grads.get_or_alloc_mut(t) {
+            Ok(g) => g.to_vec(),
+            Err(_) => vec![0.0; t.shape().num_elements()],
+        }
+    }
+
+    fn param_to_host<S: Shape>(t: &Tensor<S, f32, Self>) -> Vec<f32> {
+        super::fused::host(t)
+    }
+}
 
 /// The reference implementations: compositions of dfdx 0.13.0 ops.
 pub mod plain {
@@ -248,151 +283,5 @@ pub mod plain {
     ) -> Tensor<(), f32, D, T> {
         let picked: Tensor<(usize,), f32, D, T> = logits.log_softmax::<Axis<1>>().select(targets);
         picked.mean().negate()
-    }
-}
-
-/// The CPU: the fused kernels of [`super::fused`] when `fused`, else the plain path.
-impl Kernels for Cpu {
-    fn embedding<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        wte: T2<Self, T>,
-        idx: Tensor<(usize,), usize, Self>,
-        fused: bool,
-    ) -> T2<Self, T> {
-        if fused {
-            super::fused::embedding::embedding(wte, idx)
-        } else {
-            plain::embedding(wte, idx)
-        }
-    }
-
-    fn layer_norm<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T3<Self, T>,
-        g: &T1<Self>,
-        b: &T1<Self>,
-        eps: f64,
-        fused: bool,
-    ) -> T3<Self, T> {
-        if fused {
-            super::fused::layer_norm::layer_norm(x, g, b, eps)
-        } else {
-            plain::layer_norm(x, g, b, eps)
-        }
-    }
-
-    fn gelu<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T3<Self, T>,
-        fused: bool,
-    ) -> T3<Self, T> {
-        if fused {
-            super::fused::gelu::gelu(x)
-        } else {
-            plain::gelu(x)
-        }
-    }
-
-    fn causal_attention<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        qkv: T3<Self, T>,
-        n_head: usize,
-        keep_probs: bool,
-        fused: bool,
-    ) -> (T3<Self, T>, Option<T4<Self>>) {
-        if fused {
-            super::fused::attention::causal_attention(qkv, n_head, keep_probs)
-        } else {
-            plain::causal_attention(qkv, n_head, keep_probs)
-        }
-    }
-
-    fn linear<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T3<Self, T>,
-        w: &T2<Self>,
-        b: &T1<Self>,
-        fused: bool,
-    ) -> T3<Self, T> {
-        if fused {
-            super::fused::linear::linear(x, w, b)
-        } else {
-            plain::linear(x, w, b)
-        }
-    }
-
-    fn linear_gelu<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T3<Self, T>,
-        w: &T2<Self>,
-        b: &T1<Self>,
-        fused: bool,
-    ) -> T3<Self, T> {
-        if fused {
-            super::fused::linear::linear_gelu(x, w, b)
-        } else {
-            plain::linear_gelu(x, w, b)
-        }
-    }
-
-    fn linear_residual<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        res: T3<Self, T>,
-        x: T3<Self, T>,
-        w: &T2<Self>,
-        b: &T1<Self>,
-        fused: bool,
-    ) -> T3<Self, T> {
-        if fused {
-            super::fused::linear::linear_residual(res, x, w, b)
-        } else {
-            plain::linear_residual(res, x, w, b)
-        }
-    }
-
-    fn add_positions<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        tok: T2<Self, T>,
-        wpe: &T2<Self>,
-        batch: usize,
-        seq: usize,
-        fused: bool,
-    ) -> T3<Self, T> {
-        if fused {
-            super::fused::linear::add_positions(tok, wpe, batch, seq)
-        } else {
-            plain::add_positions(tok, wpe, batch, seq)
-        }
-    }
-
-    fn grad_to_host<S: Shape>(
-        grads: &mut Gradients<f32, Self>,
-        t: &Tensor<S, f32, Self>,
-    ) -> Vec<f32> {
-        // One memcpy straight from the gradient buffer.
-        match grads.get_or_alloc_mut(t) {
-            Ok(g) => g.to_vec(),
-            Err(_) => vec![0.0; t.shape().num_elements()],
-        }
-    }
-
-    fn param_to_host<S: Shape>(t: &Tensor<S, f32, Self>) -> Vec<f32> {
-        super::fused::host(t)
-    }
-
-    fn lm_head<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        x: T2<Self, T>,
-        wte: &T2<Self>,
-        fused: bool,
-    ) -> T2<Self, T> {
-        if fused {
-            super::fused::linear::lm_head(x, wte)
-        } else {
-            plain::lm_head(x, wte)
-        }
-    }
-
-    fn cross_entropy<T: Tape<f32, Self> + Merge<T> + Merge<NoneTape>>(
-        logits: T2<Self, T>,
-        targets: Tensor<(usize,), usize, Self>,
-        fused: bool,
-    ) -> Tensor<(), f32, Self, T> {
-        if fused {
-            super::fused::cross_entropy::cross_entropy(logits, targets)
-        } else {
-            plain::cross_entropy(logits, targets)
-        }
     }
 }

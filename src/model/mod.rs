@@ -11,27 +11,40 @@ pub mod checkpoint;
 pub mod fused;
 pub mod infer;
 pub mod kernels;
+pub mod pretrained;
 pub mod sample;
+pub mod simd;
 
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-pub use kernels::Kernels;
+pub use kernels::{Fused, KernelSet, Kernels, Ops, Plain};
 
 pub type T1<D, T = NoneTape> = Tensor<(usize,), f32, D, T>;
 pub type T2<D, T = NoneTape> = Tensor<(usize, usize), f32, D, T>;
 pub type T3<D, T = NoneTape> = Tensor<(usize, usize, usize), f32, D, T>;
 pub type T4<D, T = NoneTape> = Tensor<(usize, usize, usize, usize), f32, D, T>;
 
-/// The sizes of a model (GPT2Config's core keys).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// The sizes of a model and its LayerNorm epsilon (GPT2Config's core keys).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GptConfig {
     pub vocab_size: usize,
     pub n_positions: usize,
     pub n_embd: usize,
     pub n_layer: usize,
     pub n_head: usize,
+    /// Added to the variance in every LayerNorm (GPT-2: 1e-5).
+    #[serde(default = "default_layer_norm_epsilon")]
+    pub layer_norm_epsilon: f64,
+}
+
+/// GPT-2's LayerNorm epsilon, the default of `model.layer_norm_epsilon` and of
+/// a `config.json` without the key.
+pub const DEFAULT_LAYER_NORM_EPSILON: f64 = 1e-5;
+
+fn default_layer_norm_epsilon() -> f64 {
+    DEFAULT_LAYER_NORM_EPSILON
 }
 
 impl GptConfig {
@@ -51,27 +64,134 @@ impl GptConfig {
     }
 }
 
-pub const LN_EPS: f64 = 1e-5;
+/// The GPT-2 (Hugging Face) parameter names, written once: the model's
+/// [`Gpt::visit`] / [`Gpt::visit_mut`], the checkpoints and the optimizer state
+/// take them from here, and the host inference model shares the block layout.
+pub mod names {
+    pub const WTE: &str = "transformer.wte.weight";
+    pub const WPE: &str = "transformer.wpe.weight";
+    pub const LN_F_WEIGHT: &str = "transformer.ln_f.weight";
+    pub const LN_F_BIAS: &str = "transformer.ln_f.bias";
+    /// A block's parameters under `transformer.h.{i}.`, in the order of
+    /// [`super::BlockOf::params`].
+    pub const BLOCK: [&str; 12] = [
+        "ln_1.weight",
+        "ln_1.bias",
+        "attn.c_attn.weight",
+        "attn.c_attn.bias",
+        "attn.c_proj.weight",
+        "attn.c_proj.bias",
+        "ln_2.weight",
+        "ln_2.bias",
+        "mlp.c_fc.weight",
+        "mlp.c_fc.bias",
+        "mlp.c_proj.weight",
+        "mlp.c_proj.bias",
+    ];
 
-/// One transformer block: pre-LayerNorm attention and MLP, GPT-2 names in comments.
+    /// The full name of parameter `name` (one of [`BLOCK`]) of block `i`.
+    pub fn block(i: usize, name: &str) -> String {
+        format!("transformer.h.{i}.{name}")
+    }
+}
+
+/// One transformer block's parameters (pre-LayerNorm attention and MLP),
+/// generic over how a vector (`V1`) and a matrix (`V2`) are held: dfdx
+/// tensors in [`Block`], host vectors in the inference model. Matrices are in
+/// GPT-2's Conv1D layout `[in, out]`.
 #[derive(Debug, Clone)]
-pub struct Block<D: Storage<f32>> {
-    pub ln_1_g: T1<D>,
-    pub ln_1_b: T1<D>,
+pub struct BlockOf<V1, V2> {
+    pub ln_1_g: V1,
+    pub ln_1_b: V1,
     /// `attn.c_attn`: `[C, 3C]`, fused q/k/v.
-    pub c_attn_w: T2<D>,
-    pub c_attn_b: T1<D>,
+    pub c_attn_w: V2,
+    pub c_attn_b: V1,
     /// `attn.c_proj`: `[C, C]`.
-    pub attn_proj_w: T2<D>,
-    pub attn_proj_b: T1<D>,
-    pub ln_2_g: T1<D>,
-    pub ln_2_b: T1<D>,
+    pub attn_proj_w: V2,
+    pub attn_proj_b: V1,
+    pub ln_2_g: V1,
+    pub ln_2_b: V1,
     /// `mlp.c_fc`: `[C, 4C]`.
-    pub c_fc_w: T2<D>,
-    pub c_fc_b: T1<D>,
+    pub c_fc_w: V2,
+    pub c_fc_b: V1,
     /// `mlp.c_proj`: `[4C, C]`.
-    pub mlp_proj_w: T2<D>,
-    pub mlp_proj_b: T1<D>,
+    pub mlp_proj_w: V2,
+    pub mlp_proj_b: V1,
+}
+
+/// A block of dfdx tensors.
+pub type Block<D> = BlockOf<T1<D>, T2<D>>;
+
+/// A parameter of either rank.
+pub enum Param<V1, V2> {
+    One(V1),
+    Two(V2),
+}
+
+impl<V1, V2> BlockOf<V1, V2> {
+    /// The parameters with their names ([`names::BLOCK`]), in checkpoint order.
+    pub fn params(&self) -> [(&'static str, Param<&V1, &V2>); 12] {
+        let p = [
+            Param::One(&self.ln_1_g),
+            Param::One(&self.ln_1_b),
+            Param::Two(&self.c_attn_w),
+            Param::One(&self.c_attn_b),
+            Param::Two(&self.attn_proj_w),
+            Param::One(&self.attn_proj_b),
+            Param::One(&self.ln_2_g),
+            Param::One(&self.ln_2_b),
+            Param::Two(&self.c_fc_w),
+            Param::One(&self.c_fc_b),
+            Param::Two(&self.mlp_proj_w),
+            Param::One(&self.mlp_proj_b),
+        ];
+        let mut i = 0;
+        p.map(|x| {
+            i += 1;
+            (names::BLOCK[i - 1], x)
+        })
+    }
+
+    /// [`BlockOf::params`], mutable.
+    pub fn params_mut(&mut self) -> [(&'static str, Param<&mut V1, &mut V2>); 12] {
+        let p = [
+            Param::One(&mut self.ln_1_g),
+            Param::One(&mut self.ln_1_b),
+            Param::Two(&mut self.c_attn_w),
+            Param::One(&mut self.c_attn_b),
+            Param::Two(&mut self.attn_proj_w),
+            Param::One(&mut self.attn_proj_b),
+            Param::One(&mut self.ln_2_g),
+            Param::One(&mut self.ln_2_b),
+            Param::Two(&mut self.c_fc_w),
+            Param::One(&mut self.c_fc_b),
+            Param::Two(&mut self.mlp_proj_w),
+            Param::One(&mut self.mlp_proj_b),
+        ];
+        let mut i = 0;
+        p.map(|x| {
+            i += 1;
+            (names::BLOCK[i - 1], x)
+        })
+    }
+
+    /// The same block with every vector through `f1` and matrix through `f2`.
+    pub fn map<W1, W2>(&self, f1: impl Fn(&V1) -> W1, f2: impl Fn(&V2) -> W2) -> BlockOf<W1, W2> {
+        BlockOf {
+            ln_1_g: f1(&self.ln_1_g),
+            ln_1_b: f1(&self.ln_1_b),
+            c_attn_w: f2(&self.c_attn_w),
+            c_attn_b: f1(&self.c_attn_b),
+            attn_proj_w: f2(&self.attn_proj_w),
+            attn_proj_b: f1(&self.attn_proj_b),
+            ln_2_g: f1(&self.ln_2_g),
+            ln_2_b: f1(&self.ln_2_b),
+            c_fc_w: f2(&self.c_fc_w),
+            c_fc_b: f1(&self.c_fc_b),
+            mlp_proj_w: f2(&self.mlp_proj_w),
+            mlp_proj_b: f1(&self.mlp_proj_b),
+        }
+    }
 }
 
 /// The whole model. Cloning shares the buffers (cheap snapshot).
@@ -86,15 +206,10 @@ pub struct Gpt<D: Storage<f32>> {
 }
 
 /// A borrowed parameter of either rank, for generic visiting.
-pub enum ParamRef<'a, D: Storage<f32>> {
-    One(&'a T1<D>),
-    Two(&'a T2<D>),
-}
+pub type ParamRef<'a, D> = Param<&'a T1<D>, &'a T2<D>>;
 
-pub enum ParamMut<'a, D: Storage<f32>> {
-    One(&'a mut T1<D>),
-    Two(&'a mut T2<D>),
-}
+/// A mutably borrowed parameter of either rank.
+pub type ParamMut<'a, D> = Param<&'a mut T1<D>, &'a mut T2<D>>;
 
 impl<D: Storage<f32>> ParamRef<'_, D> {
     pub fn shape(&self) -> Vec<usize> {
@@ -188,22 +303,21 @@ impl<D: Device<f32>> Gpt<D> {
         self.wte.device().clone()
     }
 
-    /// Forward pass over `tokens` (`batch * seq` ids, row-major), returning
-    /// logits, and the attention probabilities of every layer when `keep_attention`.
-    /// `wte` is the token embedding carrying the tape to record on (use
-    /// [`Gpt::forward_inference`] or [`Gpt::forward_train`]).
-    fn forward_with<T>(
+    /// Forward pass over `tokens` (`batch * seq` ids, row-major) on the
+    /// kernels `K`, returning logits, and the attention probabilities of every
+    /// layer when `keep_attention`. `wte` is the token embedding carrying the
+    /// tape to record on (see [`Gpt::forward_inference`] and [`Gpt::loss_train`]).
+    fn forward_with<K, T>(
         &self,
         wte: T2<D, T>,
         tokens: &[usize],
         batch: usize,
         seq: usize,
         keep_attention: bool,
-        fused: bool,
     ) -> ForwardOut<D, T>
     where
+        K: Ops<D>,
         T: Tape<f32, D> + Merge<T> + Merge<NoneTape>,
-        D: Kernels,
     {
         let dev = self.device();
         let c = self.cfg.n_embd;
@@ -214,40 +328,50 @@ impl<D: Device<f32>> Gpt<D> {
         );
         assert_eq!(tokens.len(), batch * seq, "token count must be batch * seq");
         let idx: Tensor<(usize,), usize, D> = dev.tensor_from_vec(tokens.to_vec(), (batch * seq,));
-        let tok = D::embedding(wte, idx, fused); // (B*S, C)
-        let mut x: T3<D, T> = D::add_positions(tok, &self.wpe, batch, seq, fused);
+        let eps = self.cfg.layer_norm_epsilon;
+        let tok = K::embedding(wte, idx); // (B*S, C)
+        let mut x: T3<D, T> = K::add_positions(tok, &self.wpe, batch, seq);
         let mut attention = Vec::new();
         for blk in &self.blocks {
-            let a = D::layer_norm(x.retaped::<T>(), &blk.ln_1_g, &blk.ln_1_b, LN_EPS, fused);
-            let qkv = D::linear(a, &blk.c_attn_w, &blk.c_attn_b, fused); // (B,S,3C)
-            let (y, probs) = D::causal_attention(qkv, h, keep_attention, fused); // (B,S,C)
+            let a = K::layer_norm(x.retaped::<T>(), &blk.ln_1_g, &blk.ln_1_b, eps);
+            let qkv = K::linear(a, &blk.c_attn_w, &blk.c_attn_b); // (B,S,3C)
+            let (y, probs) = K::causal_attention(qkv, h, keep_attention); // (B,S,C)
             if let Some(p) = probs {
                 attention.push(p);
             }
-            x = D::linear_residual(x, y, &blk.attn_proj_w, &blk.attn_proj_b, fused);
-            let m = D::layer_norm(x.retaped::<T>(), &blk.ln_2_g, &blk.ln_2_b, LN_EPS, fused);
-            let m = D::linear_gelu(m, &blk.c_fc_w, &blk.c_fc_b, fused);
-            x = D::linear_residual(x, m, &blk.mlp_proj_w, &blk.mlp_proj_b, fused);
+            x = K::linear_residual(x, y, &blk.attn_proj_w, &blk.attn_proj_b);
+            let m = K::layer_norm(x.retaped::<T>(), &blk.ln_2_g, &blk.ln_2_b, eps);
+            let m = K::linear_gelu(m, &blk.c_fc_w, &blk.c_fc_b);
+            x = K::linear_residual(x, m, &blk.mlp_proj_w, &blk.mlp_proj_b);
         }
-        let x = D::layer_norm(x, &self.ln_f_g, &self.ln_f_b, LN_EPS, fused);
+        let x = K::layer_norm(x, &self.ln_f_g, &self.ln_f_b, eps);
         let x: T2<D, T> = x.reshape_like(&(batch * seq, c));
-        let logits = D::lm_head(x, &self.wte, fused);
+        let logits = K::lm_head(x, &self.wte);
         ForwardOut { logits, attention }
     }
 
-    /// Forward without gradients.
+    /// Forward without gradients, on the kernels `kernels` names (a
+    /// [`KernelSet`], or `model.fused` as a bool).
     pub fn forward_inference(
         &self,
         tokens: &[usize],
         batch: usize,
         seq: usize,
         keep_attention: bool,
-        fused: bool,
+        kernels: impl Into<KernelSet>,
     ) -> ForwardOut<D, NoneTape>
     where
         D: Kernels,
     {
-        self.forward_with(self.wte.clone(), tokens, batch, seq, keep_attention, fused)
+        let wte = self.wte.clone();
+        match kernels.into() {
+            KernelSet::Plain => {
+                self.forward_with::<Plain, _>(wte, tokens, batch, seq, keep_attention)
+            }
+            KernelSet::Fused => {
+                self.forward_with::<D::Fused, _>(wte, tokens, batch, seq, keep_attention)
+            }
+        }
     }
 
     /// Mean cross-entropy of `targets` under the model, with gradients recorded.
@@ -259,17 +383,16 @@ impl<D: Device<f32>> Gpt<D> {
         batch: usize,
         seq: usize,
         grads: Gradients<f32, D>,
-        fused: bool,
+        kernels: impl Into<KernelSet>,
     ) -> Tensor<(), f32, D, OwnedTape<f32, D>>
     where
         D: Kernels,
     {
         let wte = self.wte.clone().traced(grads);
-        let out = self.forward_with(wte, tokens, batch, seq, false, fused);
-        let dev = self.device();
-        let tgt: Tensor<(usize,), usize, D> =
-            dev.tensor_from_vec(targets.to_vec(), (targets.len(),));
-        D::cross_entropy(out.logits, tgt, fused)
+        match kernels.into() {
+            KernelSet::Plain => self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq),
+            KernelSet::Fused => self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq),
+        }
     }
 
     /// Mean cross-entropy without gradients.
@@ -279,16 +402,37 @@ impl<D: Device<f32>> Gpt<D> {
         targets: &[usize],
         batch: usize,
         seq: usize,
-        fused: bool,
+        kernels: impl Into<KernelSet>,
     ) -> f32
     where
         D: Kernels,
     {
-        let out = self.forward_inference(tokens, batch, seq, false, fused);
-        let dev = self.device();
-        let tgt: Tensor<(usize,), usize, D> =
-            dev.tensor_from_vec(targets.to_vec(), (targets.len(),));
-        D::cross_entropy(out.logits, tgt, fused).as_vec()[0]
+        let wte = self.wte.clone();
+        let loss = match kernels.into() {
+            KernelSet::Plain => self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq),
+            KernelSet::Fused => self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq),
+        };
+        loss.as_vec()[0]
+    }
+
+    /// Mean cross-entropy of `targets` on the kernels `K`, recorded on `wte`'s tape.
+    fn loss_with<K, T>(
+        &self,
+        wte: T2<D, T>,
+        tokens: &[usize],
+        targets: &[usize],
+        batch: usize,
+        seq: usize,
+    ) -> Tensor<(), f32, D, T>
+    where
+        K: Ops<D>,
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape>,
+    {
+        let out = self.forward_with::<K, T>(wte, tokens, batch, seq, false);
+        let tgt: Tensor<(usize,), usize, D> = self
+            .device()
+            .tensor_from_vec(targets.to_vec(), (targets.len(),));
+        K::cross_entropy(out.logits, tgt)
     }
 
     /// A fresh gradient store. (dfdx 0.13 keeps tensor ids private, so the
@@ -300,92 +444,31 @@ impl<D: Device<f32>> Gpt<D> {
 }
 
 impl<D: Storage<f32>> Gpt<D> {
-    /// Visits every parameter with its GPT-2 (Hugging Face) name, in a fixed order.
+    /// Visits every parameter with its GPT-2 (Hugging Face) name ([`names`]),
+    /// in a fixed order: `wte`, `wpe`, each block's, `ln_f`'s.
     pub fn visit<'a>(&'a self, mut f: impl FnMut(String, ParamRef<'a, D>)) {
-        f("transformer.wte.weight".into(), ParamRef::Two(&self.wte));
-        f("transformer.wpe.weight".into(), ParamRef::Two(&self.wpe));
+        f(names::WTE.into(), Param::Two(&self.wte));
+        f(names::WPE.into(), Param::Two(&self.wpe));
         for (i, b) in self.blocks.iter().enumerate() {
-            let p = format!("transformer.h.{i}.");
-            f(format!("{p}ln_1.weight"), ParamRef::One(&b.ln_1_g));
-            f(format!("{p}ln_1.bias"), ParamRef::One(&b.ln_1_b));
-            f(format!("{p}attn.c_attn.weight"), ParamRef::Two(&b.c_attn_w));
-            f(format!("{p}attn.c_attn.bias"), ParamRef::One(&b.c_attn_b));
-            f(
-                format!("{p}attn.c_proj.weight"),
-                ParamRef::Two(&b.attn_proj_w),
-            );
-            f(
-                format!("{p}attn.c_proj.bias"),
-                ParamRef::One(&b.attn_proj_b),
-            );
-            f(format!("{p}ln_2.weight"), ParamRef::One(&b.ln_2_g));
-            f(format!("{p}ln_2.bias"), ParamRef::One(&b.ln_2_b));
-            f(format!("{p}mlp.c_fc.weight"), ParamRef::Two(&b.c_fc_w));
-            f(format!("{p}mlp.c_fc.bias"), ParamRef::One(&b.c_fc_b));
-            f(
-                format!("{p}mlp.c_proj.weight"),
-                ParamRef::Two(&b.mlp_proj_w),
-            );
-            f(format!("{p}mlp.c_proj.bias"), ParamRef::One(&b.mlp_proj_b));
+            for (name, p) in b.params() {
+                f(names::block(i, name), p);
+            }
         }
-        f(
-            "transformer.ln_f.weight".into(),
-            ParamRef::One(&self.ln_f_g),
-        );
-        f("transformer.ln_f.bias".into(), ParamRef::One(&self.ln_f_b));
+        f(names::LN_F_WEIGHT.into(), Param::One(&self.ln_f_g));
+        f(names::LN_F_BIAS.into(), Param::One(&self.ln_f_b));
     }
 
     /// Mutable visit in the same order as [`Gpt::visit`].
     pub fn visit_mut(&mut self, mut f: impl FnMut(String, ParamMut<'_, D>)) {
-        f(
-            "transformer.wte.weight".into(),
-            ParamMut::Two(&mut self.wte),
-        );
-        f(
-            "transformer.wpe.weight".into(),
-            ParamMut::Two(&mut self.wpe),
-        );
+        f(names::WTE.into(), Param::Two(&mut self.wte));
+        f(names::WPE.into(), Param::Two(&mut self.wpe));
         for (i, b) in self.blocks.iter_mut().enumerate() {
-            let p = format!("transformer.h.{i}.");
-            f(format!("{p}ln_1.weight"), ParamMut::One(&mut b.ln_1_g));
-            f(format!("{p}ln_1.bias"), ParamMut::One(&mut b.ln_1_b));
-            f(
-                format!("{p}attn.c_attn.weight"),
-                ParamMut::Two(&mut b.c_attn_w),
-            );
-            f(
-                format!("{p}attn.c_attn.bias"),
-                ParamMut::One(&mut b.c_attn_b),
-            );
-            f(
-                format!("{p}attn.c_proj.weight"),
-                ParamMut::Two(&mut b.attn_proj_w),
-            );
-            f(
-                format!("{p}attn.c_proj.bias"),
-                ParamMut::One(&mut b.attn_proj_b),
-            );
-            f(format!("{p}ln_2.weight"), ParamMut::One(&mut b.ln_2_g));
-            f(format!("{p}ln_2.bias"), ParamMut::One(&mut b.ln_2_b));
-            f(format!("{p}mlp.c_fc.weight"), ParamMut::Two(&mut b.c_fc_w));
-            f(format!("{p}mlp.c_fc.bias"), ParamMut::One(&mut b.c_fc_b));
-            f(
-                format!("{p}mlp.c_proj.weight"),
-                ParamMut::Two(&mut b.mlp_proj_w),
-            );
-            f(
-                format!("{p}mlp.c_proj.bias"),
-                ParamMut::One(&mut b.mlp_proj_b),
-            );
+            for (name, p) in b.params_mut() {
+                f(names::block(i, name), p);
+            }
         }
-        f(
-            "transformer.ln_f.weight".into(),
-            ParamMut::One(&mut self.ln_f_g),
-        );
-        f(
-            "transformer.ln_f.bias".into(),
-            ParamMut::One(&mut self.ln_f_b),
-        );
+        f(names::LN_F_WEIGHT.into(), Param::One(&mut self.ln_f_g));
+        f(names::LN_F_BIAS.into(), Param::One(&mut self.ln_f_b));
     }
 
     /// All parameters as host vectors with names and shapes (checkpoints, snapshots).

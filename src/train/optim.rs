@@ -97,7 +97,7 @@ impl StepConsts {
     }
 }
 
-crate::model::fused::simd_fn! {
+crate::model::simd::simd_fn! {
     fn adamw_slice(param: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: &StepConsts) {
         for (((p, &gj), mj), vj) in param.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             *mj = k.beta1 * *mj + (1.0 - k.beta1) * gj;
@@ -108,17 +108,17 @@ crate::model::fused::simd_fn! {
     }
 }
 
-crate::model::fused::simd_fn! {
+crate::model::simd::simd_fn! {
     /// Σ x² in f64, with eight accumulators (a fixed order, so the result
     /// does not depend on the machine or the thread count).
     fn sum_squares(g: &[f32]) -> f64 {
-        crate::model::fused::reduce8!(g.len(), 0.0f64, |a: f64, b: f64| a + b, |j| {
+        crate::model::simd::reduce8!(g.len(), 0.0f64, |a: f64, b: f64| a + b, |j| {
             (g[j] as f64) * (g[j] as f64)
         })
     }
 }
 
-crate::model::fused::simd_fn! {
+crate::model::simd::simd_fn! {
     fn scale_slice(c: &mut [f32], coef: f32) {
         for x in c.iter_mut() {
             *x *= coef;

@@ -8,7 +8,8 @@
 //! is the parallel one.
 
 use super::matmul::{sgemm, Mat};
-use super::{dot8, fast_exp, grad_io, host, max8, simd_fn, sum8};
+use super::{grad_io, host};
+use crate::model::simd::{dot8, fast_exp, max8, simd_fn, sum8};
 use crate::model::{T3, T4};
 use dfdx::prelude::*;
 use rayon::prelude::*;

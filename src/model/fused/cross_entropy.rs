@@ -1,7 +1,8 @@
 //! Mean softmax cross-entropy of integer targets; the backward writes
 //! `(softmax - onehot) * dloss / N` without keeping the probabilities.
 
-use super::{fast_exp, host, max8, simd_fn, sum_exp8, ROW_CHUNK};
+use super::{host, ROW_CHUNK};
+use crate::model::simd::{fast_exp, max8, simd_fn, sum_exp8};
 use crate::model::T2;
 use dfdx::prelude::*;
 use rayon::prelude::*;

@@ -3,7 +3,8 @@
 //! shares the one `tanh`), and keeps that instead of the input: the backward
 //! is then a plain product.
 
-use super::{fast_tanh, grad_io, host, simd_fn, ELEM_CHUNK};
+use super::{grad_io, host, ELEM_CHUNK};
+use crate::model::simd::{fast_tanh, simd_fn};
 use crate::model::T3;
 use dfdx::prelude::*;
 use rayon::prelude::*;

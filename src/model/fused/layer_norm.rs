@@ -1,6 +1,7 @@
 //! LayerNorm over the last axis with gain and bias; rows in parallel.
 
-use super::{dot3_8, dot8, grad_io, host, simd_fn, sq_dev8, sum8, ROW_CHUNK};
+use super::{grad_io, host, ROW_CHUNK};
+use crate::model::simd::{dot3_8, dot8, simd_fn, sq_dev8, sum8};
 use crate::model::{T1, T3};
 use dfdx::prelude::*;
 use rayon::prelude::*;

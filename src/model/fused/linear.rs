@@ -6,7 +6,8 @@
 
 use super::gelu::{activate, chain_in_place};
 use super::matmul::{sgemm, Mat};
-use super::{grad_io, host, simd_fn, ELEM_CHUNK, ROW_CHUNK};
+use super::{grad_io, host, ELEM_CHUNK, ROW_CHUNK};
+use crate::model::simd::simd_fn;
 use crate::model::{T1, T2, T3};
 use dfdx::prelude::*;
 use rayon::prelude::*;

@@ -1,329 +1,28 @@
-//! The one matrix product the fused kernels use, on host slices with
-//! arbitrary strides (so transposed operands and per-head column blocks need
-//! no copies).
-//!
-//! On x86-64 with AVX2 + FMA (checked at run time): BLIS-style, B packed into
-//! KC x NR panels, A into MR x KC panels, and a 6x16 microkernel with 12 ymm
-//! accumulators. When an operand is small and has a unit stride it is read
-//! in place instead of packed (only the ragged edge panel is packed, zero
-//! padded); edge tiles are written back with masked stores. About 1.55x the
-//! `gemm` crate (dfdx's matmul) on the baby config's shapes (68-87 against
-//! 46-57 GFLOP/s on one core; `cargo bench --bench sgemm`). Elsewhere the `gemm`
-//! crate does the work.
-//!
-//! Numerics (AVX2 path): every C element is computed as, for each k-block of
-//! KC (in order), a sequential chain of FMAs over p starting from 0, then
-//! `C = alpha*acc` (first block, !accumulate) or `C = fma(alpha, acc, C)`.
-//! This does not depend on the tile position, so results are bit-identical
-//! for any thread count / work split.
+//! The AVX2 + FMA matrix product behind [`super::sgemm`]: BLIS-style
+//! blocking (B packed into KC x NR panels, A into MR x KC panels), a 6x16
+//! microkernel with 12 ymm accumulators, operands read in place when small
+//! and unit-strided, and masked stores for the ragged edge. Only
+//! [`super::sgemm_st`] calls it, on a CPU that has AVX2 and FMA.
 
-use super::has_avx2 as has_avx2_fma;
-use std::cell::RefCell;
+use super::{MC, MR, NC, NR};
+use std::arch::x86_64::*;
 
-const MR: usize = 6;
-const NR: usize = 16;
-const KC: usize = 256;
-const MC: usize = 72; // rows of A per packed block (multiple of MR); measured ~same as 120/240
-const NC: usize = 2048; // multiple of NR
-
-/// A strided matrix operand: element `(i, j)` at `data[i*rs + j*cs]`.
-#[derive(Clone, Copy, Debug)]
-pub struct Mat<'a> {
-    pub data: &'a [f32],
-    pub rs: usize,
-    pub cs: usize,
-}
-
-impl<'a> Mat<'a> {
-    pub fn new(data: &'a [f32], rs: usize, cs: usize) -> Self {
-        Mat { data, rs, cs }
-    }
-    /// Row-major rows `rs` apart.
-    pub fn rows(data: &'a [f32], rs: usize) -> Self {
-        Mat { data, rs, cs: 1 }
-    }
-    /// The transpose of row-major rows `rs` apart.
-    pub fn t(data: &'a [f32], rs: usize) -> Self {
-        Mat {
-            data,
-            rs: 1,
-            cs: rs,
-        }
-    }
-}
-
-/// C = (if accumulate { C } else { 0 }) + alpha * A·B, where A is m×k, B is k×n, C is m×n.
-/// Element (i,j) of X lives at x[i*x_rs + j*x_cs] (strides in elements).
-/// C has column stride 1 (c[i*c_rs + j]).
-/// `threads`: if > 1, split the work over rayon tasks (by blocks of rows or
-/// columns of C only, never splitting k, so results are bit-identical for any
-/// thread count).
-#[allow(clippy::too_many_arguments)]
-pub fn sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: Mat,
-    b: Mat,
-    c: &mut [f32],
-    c_rs: usize,
-    accumulate: bool,
-    threads: usize,
-) {
-    let simd = has_avx2_fma();
-    sgemm_impl(simd, m, n, k, alpha, a, b, c, c_rs, accumulate, threads);
-}
-
-/// [`sgemm`] on the AVX2 path when `simd`, else on the `gemm` crate.
-#[allow(clippy::too_many_arguments)]
-fn sgemm_impl(
-    simd: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: Mat,
-    b: Mat,
-    c: &mut [f32],
-    c_rs: usize,
-    accumulate: bool,
-    threads: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(m == 1 || c_rs >= n, "sgemm: C rows overlap (c_rs < n)");
-    assert!(
-        max_index(m, c_rs, n, 1) < c.len(),
-        "sgemm: C slice too short"
-    );
-    if k == 0 || alpha == 0.0 {
-        if !accumulate {
-            for i in 0..m {
-                c[i * c_rs..i * c_rs + n].fill(0.0);
-            }
-        }
-        return;
-    }
-    assert!(
-        max_index(m, a.rs, k, a.cs) < a.data.len(),
-        "sgemm: A slice too short"
-    );
-    assert!(
-        max_index(k, b.rs, n, b.cs) < b.data.len(),
-        "sgemm: B slice too short"
-    );
-
-    if !simd {
-        // SAFETY: the asserts above keep every index the strides reach in bounds.
-        unsafe { gemm_crate(m, n, k, alpha, a, b, c, c_rs, accumulate, threads) };
-        return;
-    }
-
-    // SAFETY (for every use of `p` below): the asserts above keep every index
-    // the strides reach in bounds, and the parallel split hands each task
-    // disjoint rows or columns of C.
-    let p = Raw {
-        m,
-        n,
-        k,
-        alpha,
-        a: a.data.as_ptr(),
-        a_rs: a.rs,
-        a_cs: a.cs,
-        b: b.data.as_ptr(),
-        b_rs: b.rs,
-        b_cs: b.cs,
-        c: c.as_mut_ptr(),
-        c_rs,
-        accumulate,
-    };
-
-    // Below ~1 MFLOP the rayon fork/join cost outweighs the gain.
-    let threads = if m * n * k < 512 * 1024 {
-        1
-    } else {
-        threads.max(1)
-    };
-    if threads <= 1 {
-        unsafe { sgemm_st(p) };
-        return;
-    }
-
-    // Split over rows (multiples of MR) or columns (multiples of NR) of C.
-    let (mb, nb) = (m.div_ceil(MR), n.div_ceil(NR));
-    // Splitting rows duplicates B packing, splitting columns duplicates A packing.
-    let split_m = (m >= n && mb >= threads) || nb < threads;
-    let (blk, nblk, dim) = if split_m { (MR, mb, m) } else { (NR, nb, n) };
-    let t = threads.min(nblk);
-    let ranges: Vec<(usize, usize)> = (0..t)
-        .map(|ti| {
-            (
-                (nblk * ti / t) * blk,
-                ((nblk * (ti + 1) / t) * blk).min(dim),
-            )
-        })
-        .filter(|(s, e)| e > s)
-        .collect();
-    rayon::scope(move |sc| {
-        let last = ranges.len() - 1;
-        for (idx, &(s, e)) in ranges.iter().enumerate() {
-            let part = unsafe {
-                if split_m {
-                    p.rows(s, e)
-                } else {
-                    p.cols(s, e)
-                }
-            };
-            if idx == last {
-                unsafe { sgemm_st(part) };
-            } else {
-                sc.spawn(move |_| unsafe { sgemm_st(part) });
-            }
-        }
-    });
-}
-
-/// The `gemm` crate (dfdx's own matmul engine): the path without AVX2/FMA
-/// (and on other architectures, where it has its own SIMD kernels). Its
-/// parallel split is over rows/columns of C too.
+/// `C (+)= alpha A B` for one thread's problem `p`, packing into `pa` / `pb`
+/// (grown as needed).
 ///
 /// # Safety
-/// m, n, k > 0 and every index the strides reach is in bounds (as checked by
-/// [`sgemm_impl`]).
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_crate(
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: Mat,
-    b: Mat,
-    c: &mut [f32],
-    c_rs: usize,
-    accumulate: bool,
-    threads: usize,
-) {
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the caller keeps every index the strides reach in bounds.
+/// `p` is a problem checked by [`super::sgemm_impl`] (every index its strides
+/// reach lies inside A, B and C), no other thread touches its part of C while
+/// this runs, and the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn gemm(p: super::Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
+    // SAFETY: the blocking loops only form offsets of elements (i, p) of A,
+    // (p, j) of B and (i, j) of C inside the m x k, k x n, m x n problem,
+    // which the caller guarantees to be in bounds; `pa` and `pb` are sized
+    // first thing for the largest block (mc_max x kc_max, kc_max x nc_max, plus
+    // slack), which is all `pack_a`, `pack_b` and the kernel's packed reads
+    // touch; and the CPU has AVX2 and FMA (the caller).
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            c_rs as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            alpha,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
-
-/// Largest index touched by a rows×cols view (rows, cols >= 1); usize::MAX on overflow.
-fn max_index(rows: usize, rs: usize, cols: usize, cs: usize) -> usize {
-    (rows - 1)
-        .checked_mul(rs)
-        .and_then(|x| (cols - 1).checked_mul(cs).and_then(|y| x.checked_add(y)))
-        .unwrap_or(usize::MAX)
-}
-
-/// One product on raw pointers, already checked by [`sgemm_impl`]:
-/// `C (+)= alpha A B` with the strides of [`Mat`], C's columns contiguous.
-#[derive(Clone, Copy)]
-struct Raw {
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: *const f32,
-    a_rs: usize,
-    a_cs: usize,
-    b: *const f32,
-    b_rs: usize,
-    b_cs: usize,
-    c: *mut f32,
-    c_rs: usize,
-    accumulate: bool,
-}
-
-// SAFETY: a `Raw` is only sent to the rayon tasks of one `sgemm_impl` call,
-// which outlive none of the borrowed slices and write disjoint parts of C.
-unsafe impl Send for Raw {}
-
-impl Raw {
-    /// Rows `s..e` of C (and of A).
-    ///
-    /// # Safety
-    /// `s <= e <= m`.
-    unsafe fn rows(self, s: usize, e: usize) -> Raw {
-        Raw {
-            m: e - s,
-            a: self.a.add(s * self.a_rs),
-            c: self.c.add(s * self.c_rs),
-            ..self
-        }
-    }
-
-    /// Columns `s..e` of C (and of B).
-    ///
-    /// # Safety
-    /// `s <= e <= n`.
-    unsafe fn cols(self, s: usize, e: usize) -> Raw {
-        Raw {
-            n: e - s,
-            b: self.b.add(s * self.b_cs),
-            c: self.c.add(s),
-            ..self
-        }
-    }
-}
-
-thread_local! {
-    static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// One thread's share, with this thread's packing buffers.
-///
-/// # Safety
-/// `p` as made by [`sgemm_impl`] (in bounds), on a CPU with AVX2 and FMA.
-unsafe fn sgemm_st(p: Raw) {
-    #[cfg(target_arch = "x86_64")]
-    BUFS.with(|bufs| {
-        let mut bufs = bufs.borrow_mut();
-        let (pa, pb) = &mut *bufs;
-        avx2::gemm(p, pa, pb);
-    });
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = p;
-        unreachable!("sgemm_st runs only where has_avx2_fma() holds");
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{MC, MR, NC, NR};
-    use std::arch::x86_64::*;
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn gemm(p: super::Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
         let super::Raw {
             m,
             n,
@@ -441,34 +140,44 @@ mod avx2 {
             jc += nc;
         }
     }
+}
 
-    /// Decide whether to read A / B in place instead of packing them.
-    #[inline(always)]
-    fn choose_direct(
-        m: usize,
-        n: usize,
-        k: usize,
-        a_rs: usize,
-        a_cs: usize,
-        b_cs: usize,
-    ) -> (bool, bool) {
-        // Reading A in place avoids the packing pass (which matters most when n
-        // is small); it is only worth it while A stays cache resident.
-        let da = if a_cs == 1 {
-            m * k <= 512 * 1024
-        } else if a_rs == 1 {
-            m * k <= 64 * 1024 || (n <= 128 && m * k <= 512 * 1024)
-        } else {
-            false
-        };
-        let db = b_cs == 1 && k * n <= 16 * 1024;
-        (da, db)
-    }
+/// Decide whether to read A / B in place instead of packing them.
+#[inline(always)]
+fn choose_direct(
+    m: usize,
+    n: usize,
+    k: usize,
+    a_rs: usize,
+    a_cs: usize,
+    b_cs: usize,
+) -> (bool, bool) {
+    // Reading A in place avoids the packing pass (which matters most when n
+    // is small); it is only worth it while A stays cache resident.
+    let da = if a_cs == 1 {
+        m * k <= 512 * 1024
+    } else if a_rs == 1 {
+        m * k <= 64 * 1024 || (n <= 128 && m * k <= 512 * 1024)
+    } else {
+        false
+    };
+    let db = b_cs == 1 && k * n <= 16 * 1024;
+    (da, db)
+}
 
-    /// Pack an mc×kc block of A into MR-row panels: panel r, element (i,p) at
-    /// r*MR*kc + p*MR + i.  Rows beyond mc are zero-padded.
-    #[inline(always)]
-    unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, a_rs: usize, a_cs: usize, dst: *mut f32) {
+/// Pack an mc×kc block of A into MR-row panels: panel r, element (i,p) at
+/// r*MR*kc + p*MR + i.  Rows beyond mc are zero-padded.
+///
+/// # Safety
+/// Elements (i, p), i < mc, p < kc, at `a + i*a_rs + p*a_cs` are readable;
+/// `dst` has room for `mc.div_ceil(MR) * MR * kc` floats; the CPU has AVX2.
+#[inline(always)]
+unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, a_rs: usize, a_cs: usize, dst: *mut f32) {
+    // SAFETY: reads stay at (i, p) with i < mc, p < kc (partial panels read
+    // only their `mr` live rows; the 4-wide loads of the transposing loop
+    // read columns p..p+4 <= kc); writes stay in the `ceil(mc/MR)*MR x kc`
+    // panels of `dst` (the caller's contract).
+    unsafe {
         let mut ir = 0;
         while ir < mc {
             let mr = MR.min(mc - ir);
@@ -554,11 +263,21 @@ mod avx2 {
             ir += MR;
         }
     }
+}
 
-    /// Pack a kc×nc block of B into NR-column panels: panel q, element (p,j) at
-    /// q*NR*kc + p*NR + j.  Columns beyond nc are zero-padded.
-    #[inline(always)]
-    unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, dst: *mut f32) {
+/// Pack a kc×nc block of B into NR-column panels: panel q, element (p,j) at
+/// q*NR*kc + p*NR + j.  Columns beyond nc are zero-padded.
+///
+/// # Safety
+/// Elements (p, j), p < kc, j < nc, at `b + p*b_rs + j*b_cs` are readable;
+/// `dst` has room for `nc.div_ceil(NR) * NR * kc` floats; the CPU has AVX2.
+#[inline(always)]
+unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, dst: *mut f32) {
+    // SAFETY: reads stay at (p, j) with p < kc, j < nc (full panels read NR
+    // columns only when `nr == NR`; the 8x8 transposes read rows p..p+8 <=
+    // kc); writes stay in the `ceil(nc/NR)*NR x kc` panels of `dst` (the
+    // caller's contract).
+    unsafe {
         let mut jr = 0;
         while jr < nc {
             let nr = NR.min(nc - jr);
@@ -609,9 +328,16 @@ mod avx2 {
             jr += NR;
         }
     }
+}
 
-    #[inline(always)]
-    unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+/// The transpose of an 8x8 block held as 8 rows.
+///
+/// # Safety
+/// The CPU has AVX (only AVX2 code calls it).
+#[inline(always)]
+unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // SAFETY: register-only AVX shuffles; the CPU has AVX (the caller).
+    unsafe {
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);
         let t1 = _mm256_unpackhi_ps(r[0], r[1]);
         let t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -639,25 +365,35 @@ mod avx2 {
             _mm256_permute2f128_ps::<0x31>(s3, s7),
         ]
     }
+}
 
-    /// 6x16 microkernel. A element (i,p) at a[i*ars + p*acs]; B row p at b[p*ldb..p*ldb+16].
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    unsafe fn kernel_6x16(
-        kc: usize,
-        a: *const f32,
-        ars: usize,
-        acs: usize,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        c_rs: usize,
-        alpha: f32,
-        first: bool,
-        mr: usize,
-        nr: usize,
-        pf: bool,
-    ) {
+/// 6x16 microkernel. A element (i,p) at a[i*ars + p*acs]; B row p at b[p*ldb..p*ldb+16].
+///
+/// # Safety
+/// A's elements (i, p), i < 6, p < kc, B's rows p < kc (16 floats each) and
+/// C's elements (i, j), i < mr, j < nr, at `c + i*c_rs + j`, are in bounds
+/// (A and B padded where `mr < 6` or `nr < 16`); the CPU has AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn kernel_6x16(
+    kc: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    c_rs: usize,
+    alpha: f32,
+    first: bool,
+    mr: usize,
+    nr: usize,
+    pf: bool,
+) {
+    // SAFETY: the loads read A (6 rows, kc columns) and B (kc rows of 16)
+    // inside the bounds the caller guarantees; the stores and masked
+    // loads/stores touch only C's mr x nr tile; prefetches never fault.
+    unsafe {
         if pf {
             for i in 0..mr {
                 let cp = c.add(i * c_rs) as *const i8;
@@ -764,138 +500,5 @@ mod avx2 {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{sgemm, sgemm_impl, Mat};
-
-    #[allow(clippy::too_many_arguments)]
-    fn portable(
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
-        a: Mat,
-        b: Mat,
-        c: &mut [f32],
-        c_rs: usize,
-        acc: bool,
-        threads: usize,
-    ) {
-        sgemm_impl(false, m, n, k, alpha, a, b, c, c_rs, acc, threads);
-    }
-
-    type Gemm = fn(usize, usize, usize, f32, Mat, Mat, &mut [f32], usize, bool, usize);
-
-    struct Lcg(u64);
-    impl Lcg {
-        fn vec(&mut self, n: usize) -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    self.0 = self
-                        .0
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                })
-                .collect()
-        }
-    }
-
-    /// Runs `f` at 1 and 2 threads on one case and checks it against an f64
-    /// triple loop (relative to Σ|a||b|), bit-equality across thread counts,
-    /// and that C's padding between rows is untouched.
-    #[allow(clippy::too_many_arguments)]
-    fn check(
-        f: Gemm,
-        rng: &mut Lcg,
-        m: usize,
-        n: usize,
-        k: usize,
-        a_l: (usize, usize),
-        b_l: (usize, usize),
-        acc: bool,
-        alpha: f32,
-    ) {
-        let ((a_rs, a_cs), (b_rs, b_cs)) = (a_l, b_l);
-        let a = rng.vec((m.max(1) - 1) * a_rs + (k.max(1) - 1) * a_cs + 1);
-        let b = rng.vec((k.max(1) - 1) * b_rs + (n.max(1) - 1) * b_cs + 1);
-        let c_rs = n + 3;
-        let c0 = rng.vec(m * c_rs + 1);
-        let (mut c1, mut c2) = (c0.clone(), c0.clone());
-        let (am, bm) = (Mat::new(&a, a_rs, a_cs), Mat::new(&b, b_rs, b_cs));
-        f(m, n, k, alpha, am, bm, &mut c1, c_rs, acc, 1);
-        f(m, n, k, alpha, am, bm, &mut c2, c_rs, acc, 2);
-        let what = format!("m{m} n{n} k{k} a{a_l:?} b{b_l:?} acc{acc} alpha{alpha}");
-        assert!(
-            c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{what}: 1 vs 2 threads"
-        );
-        for i in 0..m {
-            for j in 0..c_rs {
-                let got = c1[i * c_rs + j] as f64;
-                if j >= n {
-                    assert_eq!(got, c0[i * c_rs + j] as f64, "{what}: padding written");
-                    continue;
-                }
-                let (mut s, mut sa) = (0.0f64, 0.0f64);
-                for p in 0..k {
-                    let x = a[i * a_rs + p * a_cs] as f64 * b[p * b_rs + j * b_cs] as f64;
-                    s += x;
-                    sa += x.abs();
-                }
-                let base = if acc { c0[i * c_rs + j] as f64 } else { 0.0 };
-                let want = base + alpha as f64 * s;
-                let err = (got - want).abs() / (alpha as f64 * sa + base.abs()).max(1e-30);
-                assert!(err < 1e-5, "{what}: ({i},{j}) got {got} want {want}");
-            }
-        }
-        assert_eq!(c1[m * c_rs], c0[m * c_rs], "{what}: wrote past C");
-    }
-
-    fn run_all(f: Gemm, dims: &[usize]) {
-        let mut rng = Lcg(12345);
-        for &m in dims {
-            for &n in dims {
-                for &k in dims {
-                    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                        let a_l = if ta { (1, m.max(1)) } else { (k.max(1), 1) };
-                        let b_l = if tb { (1, k.max(1)) } else { (n.max(1), 1) };
-                        for (acc, alpha) in [(false, 1.0), (true, 0.5)] {
-                            check(f, &mut rng, m, n, k, a_l, b_l, acc, alpha);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn sgemm_matches_f64_reference_on_edge_shapes() {
-        run_all(sgemm, &[0, 1, 2, 5, 7, 16, 17, 33, 70]);
-    }
-
-    #[test]
-    fn sgemm_blocks_and_general_strides() {
-        // k > KC, n > NC, m > MC, and strides that are neither 1 nor the width.
-        let mut rng = Lcg(99);
-        for &(m, n, k) in &[(13, 2100, 300), (130, 70, 513), (64, 32, 64)] {
-            for &(a_l, b_l) in &[
-                ((k + 3, 1), (1, k + 1)),
-                ((2, 2 * m + 1), (3 * n, 2)),
-                ((1, m), (n, 1)),
-            ] {
-                for acc in [false, true] {
-                    check(sgemm, &mut rng, m, n, k, a_l, b_l, acc, 0.75);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn portable_path_matches_f64_reference() {
-        run_all(portable, &[0, 1, 5, 17, 40]);
     }
 }
