@@ -34,6 +34,22 @@ pub enum Cmd {
     Bench(BenchArgs),
     /// List runs: state (live, finished, stopped, crashed), step, best val loss, last activity.
     Runs(RunsArgs),
+    /// The token caches of text datasets (`$HEADSUP_CACHE_DIR` or the user's cache dir).
+    Cache(CacheArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub action: CacheAction,
+}
+
+#[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
+pub enum CacheAction {
+    /// List the cached token files and tokenizers, checked, with their sizes.
+    Ls,
+    /// Remove them all.
+    Clear,
 }
 
 #[derive(Debug, Args)]

@@ -581,6 +581,29 @@ pub fn ls_lines(dir: &Path) -> Vec<String> {
     out
 }
 
+/// `headsup cache ls` (prints [`ls_lines`]) and `headsup cache clear`.
+pub fn run_command(clear: bool) -> anyhow::Result<()> {
+    let dir = cache_dir();
+    if !clear {
+        for l in ls_lines(&dir) {
+            println!("{l}");
+        }
+        return Ok(());
+    }
+    let (n, bytes) = self::clear(&dir).map_err(|e| {
+        anyhow::anyhow!(
+            "token cache {}: cannot remove a file: {e}; check its permissions",
+            dir.display()
+        )
+    })?;
+    println!(
+        "removed {n} files ({:.1} MB) from {}",
+        bytes as f64 / 1e6,
+        dir.display()
+    );
+    Ok(())
+}
+
 /// Removes the temporary files in `dir` of builds whose process is gone (a
 /// SIGKILL mid-build leaves one; Linux, where `/proc` says who is alive).
 pub fn remove_stale_temps(dir: &Path) {
