@@ -120,6 +120,27 @@ impl std::fmt::Debug for TokenCache {
     }
 }
 
+/// CRC-32 of everything after the header, read with `read` rather than
+/// through the map, so that checking a large cache does not make all of it
+/// resident in this process.
+fn payload_crc(file: &File, len: usize) -> std::io::Result<u32> {
+    use std::io::Read;
+    let mut f = file;
+    f.seek(SeekFrom::Start(HEADER as u64))?;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len - HEADER;
+    while left > 0 {
+        let n = f.read(&mut buf[..left.min(1 << 20)])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        h.update(&buf[..n]);
+        left -= n;
+    }
+    Ok(h.finalize())
+}
+
 fn pad8(n: usize) -> usize {
     n.div_ceil(8) * 8
 }
@@ -177,7 +198,9 @@ impl TokenCache {
                 ),
             ));
         }
-        if crc32fast::hash(&map[HEADER..]) != crc {
+        if payload_crc(&file, map.len()).map_err(|e| file_err(path, format!("cannot read: {e}")))?
+            != crc
+        {
             return Err(file_err(
                 path,
                 "is corrupted (checksum mismatch); it will be rebuilt",
