@@ -38,6 +38,8 @@ pub enum Cmd {
     Attach(AttachArgs),
     /// Open the workbench on a run from disk (finished, crashed, copied, or a transformers output_dir).
     Watch(WatchArgs),
+    /// The token caches of text datasets (`$HEADSUP_CACHE_DIR` or the user's cache dir).
+    Cache(CacheArgs),
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +59,20 @@ pub struct WatchArgs {
     /// Colour theme: dark, light, ansi16, or a file name in the config dir's themes/.
     #[arg(long)]
     pub theme: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub action: CacheAction,
+}
+
+#[derive(Debug, Subcommand, Clone, Copy, PartialEq, Eq)]
+pub enum CacheAction {
+    /// List the cached token files and tokenizers, checked, with their sizes.
+    Ls,
+    /// Remove them all.
+    Clear,
 }
 
 #[derive(Debug, Args)]

@@ -89,6 +89,19 @@ pub struct DataConfig {
     pub synthetic_records: usize,
     /// Fraction of the data used for training; the rest is validation.
     pub train_fraction: f64,
+    /// Width of the ids in the token cache of a text file: `auto` (u16 when
+    /// the vocabulary fits), `u16` or `u32`.
+    pub token_ids: TokenIds,
+}
+
+/// [`DataConfig::token_ids`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenIds {
+    #[default]
+    Auto,
+    U16,
+    U32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -106,6 +119,9 @@ pub struct TokenizerConfig {
     pub vocab_size: usize,
     /// Load this tokenizer.json instead of building one.
     pub path: Option<PathBuf>,
+    /// BPE on a text file: trained on at most this many MB from its start
+    /// (the whole file when smaller).
+    pub train_sample_mb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -207,6 +223,7 @@ impl Default for DataConfig {
             task: SyntheticTask::Copy,
             synthetic_records: 2000,
             train_fraction: 0.9,
+            token_ids: TokenIds::Auto,
         }
     }
 }
@@ -217,6 +234,7 @@ impl Default for TokenizerConfig {
             kind: TokenizerKind::Char,
             vocab_size: 512,
             path: None,
+            train_sample_mb: 64,
         }
     }
 }
@@ -494,6 +512,18 @@ impl Config {
         }
         if t.eval_iters == 0 {
             return bad("train.eval_iters must be at least 1".into());
+        }
+        if self.tokenizer.kind == TokenizerKind::Bpe
+            && self.data.token_ids == TokenIds::U16
+            && self.tokenizer.vocab_size > 1 << 16
+        {
+            return bad(format!(
+                "tokenizer.vocab_size {} does not fit data.token_ids = \"u16\" (at most 65536 ids); use \"u32\" or \"auto\"",
+                self.tokenizer.vocab_size
+            ));
+        }
+        if self.tokenizer.kind == TokenizerKind::Bpe && self.tokenizer.train_sample_mb == 0 {
+            return bad("tokenizer.train_sample_mb must be at least 1".into());
         }
         if self.tokenizer.kind == TokenizerKind::Bpe && self.tokenizer.vocab_size < 260 {
             return bad(format!(

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use headsup::cli::{Cli, Cmd, TuiArgs};
+use headsup::cli::{CacheAction, Cli, Cmd, TuiArgs};
 use headsup::experiment::{self, load_experiment};
 use headsup::train;
 use std::io::{IsTerminal, Write};
@@ -37,6 +37,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Generate(a)) => headsup::commands::run_generate(&a),
         Some(Cmd::Eval(a)) => headsup::commands::run_eval(&a),
         Some(Cmd::Runs(a)) => headsup::runs::run(&a.dir),
+        Some(Cmd::Cache(a)) => headsup::data::cache::run_command(a.action == CacheAction::Clear),
         Some(Cmd::Bench(a)) => {
             headsup::bench::run(load_experiment(&a.exp.experiment())?, &a.options())
         }

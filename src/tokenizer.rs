@@ -66,6 +66,10 @@ pub struct Tokenizer {
     /// Fast path for this module's char tokenizers: char -> id, and the
     /// `[UNK]` id (the same ids the `tokenizers` pipeline gives, ~100x faster).
     char_ids: Option<(std::collections::HashMap<char, u32>, u32)>,
+    /// True for this module's byte-level BPE shape (see [`bpe_fast_path`]):
+    /// `encode` splits ASCII text itself, with the same cuts as the GPT-2
+    /// regex, and caches each word's ids.
+    bpe_fast: bool,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -86,11 +90,13 @@ impl Tokenizer {
             _ => DecodeMode::Whole,
         };
         let char_ids = char_fast_path(&inner);
+        let bpe_fast = bpe_fast_path(&inner);
         Tokenizer {
             inner,
             kind,
             mode,
             char_ids,
+            bpe_fast,
         }
     }
 
@@ -334,6 +340,15 @@ impl Tokenizer {
         })
     }
 
+    /// A hash of the tokenizer's whole definition (its `tokenizer.json`):
+    /// equal for tokenizers that encode alike; the token cache's key.
+    pub fn fingerprint(&self) -> u64 {
+        let json = self.inner.to_string(false).unwrap_or_default();
+        let mut h = crate::data::stream::ContentHash::default();
+        h.update(json.as_bytes());
+        h.finish()
+    }
+
     pub fn kind(&self) -> TokenizerKind {
         self.kind
     }
@@ -349,7 +364,74 @@ impl Tokenizer {
                 .map(|c| map.get(&c).copied().unwrap_or(*unk))
                 .collect();
         }
+        if self.bpe_fast {
+            if let ModelWrapper::BPE(model) = self.inner.get_model() {
+                return self.encode_bpe(model, text);
+            }
+        }
         self.encode_slow(text)
+    }
+
+    /// Byte-level BPE encoding with the same ids as the pipeline: the text
+    /// cut into segments after a newline that a non-space follows (always a
+    /// pre-token boundary of the GPT-2 regex); ASCII segments are split by
+    /// [`gpt2_split_ascii`] and each distinct word goes through the model
+    /// once; the others (rare in most corpora) through the pipeline.
+    fn encode_bpe(&self, model: &BPE, text: &str) -> Vec<u32> {
+        use tokenizers::Model;
+        let bytes = text.as_bytes();
+        let table = byte_chars();
+        let mut out = Vec::with_capacity(bytes.len() / 3 + 1);
+        let mut cache: std::collections::HashMap<&[u8], Vec<u32>> = Default::default();
+        let mut word = String::new();
+        let mut slow_from: Option<usize> = None;
+        let mut start = 0;
+        while start < bytes.len() {
+            let mut end = start;
+            loop {
+                match bytes[end..].iter().position(|&b| b == b'\n') {
+                    None => {
+                        end = bytes.len();
+                        break;
+                    }
+                    Some(p) => {
+                        end += p + 1;
+                        match text[end..].chars().next() {
+                            Some(c) if c.is_whitespace() => continue,
+                            _ => break,
+                        }
+                    }
+                }
+            }
+            let seg = &bytes[start..end];
+            if !seg.is_ascii() {
+                slow_from.get_or_insert(start);
+                start = end;
+                continue;
+            }
+            if let Some(from) = slow_from.take() {
+                out.extend(self.encode_slow(&text[from..start]));
+            }
+            gpt2_split_ascii(seg, |w| {
+                if let Some(ids) = cache.get(w) {
+                    out.extend_from_slice(ids);
+                    return;
+                }
+                word.clear();
+                word.extend(w.iter().map(|&b| table[b as usize]));
+                let ids: Vec<u32> = model
+                    .tokenize(&word)
+                    .map(|ts| ts.into_iter().map(|t| t.id).collect())
+                    .unwrap_or_default();
+                out.extend_from_slice(&ids);
+                cache.insert(w, ids);
+            });
+            start = end;
+        }
+        if let Some(from) = slow_from {
+            out.extend(self.encode_slow(&text[from..]));
+        }
+        out
     }
 
     /// `encode` through the `tokenizers` pipeline, without the char fast path.
@@ -447,6 +529,105 @@ fn char_fast_path(
         }
     }
     Some((map, unk))
+}
+
+/// True when `inner` is a byte-level BPE of the shape `train_bpe` makes (or
+/// GPT-2's): a BPE model without dropout, no normalizer, no added tokens, and
+/// the `ByteLevel` pre-tokenizer with the GPT-2 regex and no prefix space.
+fn bpe_fast_path(inner: &tokenizers::Tokenizer) -> bool {
+    let ModelWrapper::BPE(model) = inner.get_model() else {
+        return false;
+    };
+    model.dropout.is_none()
+        && inner.get_normalizer().is_none()
+        && inner.get_added_tokens_decoder().is_empty()
+        && matches!(
+            inner.get_pre_tokenizer(),
+            Some(PreTokenizerWrapper::ByteLevel(b)) if !b.add_prefix_space && b.use_regex
+        )
+}
+
+/// GPT-2's byte-to-char table: the char a byte-level token uses for each byte.
+fn byte_chars() -> &'static [char; 256] {
+    static TABLE: std::sync::OnceLock<[char; 256]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = ['\0'; 256];
+        for c in ByteLevel::alphabet() {
+            if let Some(b) = char_to_byte(c) {
+                t[b as usize] = c;
+            }
+        }
+        t
+    })
+}
+
+/// ASCII whitespace as the regex's `\s` has it (tab, LF, VT, FF, CR, space).
+fn ascii_space(b: u8) -> bool {
+    b == b' ' || (0x09..=0x0d).contains(&b)
+}
+
+/// Splits ASCII `s` exactly as GPT-2's pre-tokenizer regex
+/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+/// does, calling `emit` with each piece in order.
+fn gpt2_split_ascii<'a>(s: &'a [u8], mut emit: impl FnMut(&'a [u8])) {
+    let letter = |b: u8| b.is_ascii_alphabetic();
+    let digit = |b: u8| b.is_ascii_digit();
+    let other = |b: u8| !ascii_space(b) && !b.is_ascii_alphanumeric();
+    let n = s.len();
+    let mut i = 0;
+    while i < n {
+        if s[i] == b'\'' {
+            let rest = &s[i + 1..];
+            let len =
+                if rest.starts_with(b"re") || rest.starts_with(b"ve") || rest.starts_with(b"ll") {
+                    3
+                } else if matches!(rest.first(), Some(b's' | b't' | b'm' | b'd')) {
+                    2
+                } else {
+                    0
+                };
+            if len > 0 {
+                emit(&s[i..i + len]);
+                i += len;
+                continue;
+            }
+        }
+        // ` ?` then a run of one class.
+        let j = if s[i] == b' ' && i + 1 < n && !ascii_space(s[i + 1]) {
+            i + 1
+        } else {
+            i
+        };
+        if !ascii_space(s[j]) {
+            let c = s[j];
+            let class: &dyn Fn(u8) -> bool = if letter(c) {
+                &letter
+            } else if digit(c) {
+                &digit
+            } else {
+                &other
+            };
+            let mut k = j + 1;
+            while k < n && class(s[k]) {
+                k += 1;
+            }
+            emit(&s[i..k]);
+            i = k;
+            continue;
+        }
+        // A run of whitespace: to the end, or all but its last char before
+        // a non-space (`\s+(?!\S)`), or that last char alone (`\s+`; a
+        // last space goes with the next word instead, above).
+        let mut k = i;
+        while k < n && ascii_space(s[k]) {
+            k += 1;
+        }
+        if k < n && k - i >= 2 {
+            k -= 1;
+        }
+        emit(&s[i..k]);
+        i = k;
+    }
 }
 
 /// GPT-2's end-of-text token, special in `GPT2Tokenizer`.

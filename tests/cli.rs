@@ -145,3 +145,41 @@ fn cuda_without_the_feature_is_a_clear_error() {
     let out = run(&["train", "--device", "cuda"]);
     assert_clean_error(&out, &["cuda", "--features cuda"]);
 }
+
+/// A text file trains from a token cache that `headsup cache ls` lists and
+/// `headsup cache clear` removes; a second run uses the same cache file.
+#[test]
+fn token_cache_ls_and_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let with_cache = |args: &[&str]| {
+        bin()
+            .env("HEADSUP_CACHE_DIR", &cache)
+            .args(args)
+            .output()
+            .expect("running headsup")
+    };
+    let data = fixture("small.txt");
+    for run in ["a", "b"] {
+        let mut args = tiny_train_args(&dir.path().join(run), &["--set", "train.max_iters=2"]);
+        args.extend(["--data".into(), data.display().to_string()]);
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let out = with_cache(&refs);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = with_cache(&["cache", "ls"]);
+    let ls = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{ls}");
+    assert!(ls.contains(&cache.display().to_string()), "{ls}");
+    assert!(ls.contains(" tokens "), "{ls}");
+    assert!(ls.contains("1 files"), "{ls}");
+    let out = with_cache(&["cache", "clear"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("removed 1 files"), "{said}");
+    let out = with_cache(&["cache", "ls"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 files"));
+}

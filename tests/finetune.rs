@@ -26,8 +26,8 @@ fn tiny() -> GptConfig {
     }
 }
 
-fn data() -> Vec<u32> {
-    (0..2000u32).map(|i| (i * 7 + i / 13) % 13).collect()
+fn data() -> headsup::data::Tokens {
+    headsup::data::Tokens::owned((0..2000u32).map(|i| (i * 7 + i / 13) % 13).collect())
 }
 
 fn micro(

@@ -6,9 +6,13 @@
 //! into windows of about 1–2 KB at line boundaries; its corpus is the file's
 //! text exactly.
 
+pub mod cache;
+pub mod load;
 mod sources;
 mod stats;
+pub mod stream;
 mod synthetic;
+pub mod tokens;
 
 #[cfg(test)]
 mod tests;
@@ -18,6 +22,7 @@ use std::path::PathBuf;
 
 pub use stats::{DatasetStats, HIST_BUCKETS};
 pub use synthetic::generate as generate_synthetic;
+pub use tokens::Tokens;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -144,25 +149,16 @@ pub(crate) fn source_name(kind: SourceKind) -> &'static str {
 }
 
 /// Token streams for training and validation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct TokenSplit {
-    pub train: Vec<u32>,
-    pub val: Vec<u32>,
+    pub train: Tokens,
+    pub val: Tokens,
 }
 
 impl TokenSplit {
     /// The first `train_fraction` of the tokens train, the rest validate (as nanoGPT).
     pub fn new(tokens: Vec<u32>, train_fraction: f64) -> TokenSplit {
-        let f = if train_fraction.is_finite() {
-            train_fraction.clamp(0.0, 1.0)
-        } else {
-            1.0
-        };
-        let n = ((tokens.len() as f64) * f).round() as usize;
-        let n = n.min(tokens.len());
-        let val = tokens[n..].to_vec();
-        let mut train = tokens;
-        train.truncate(n);
+        let (train, val) = Tokens::owned(tokens).split(train_fraction);
         TokenSplit { train, val }
     }
 }

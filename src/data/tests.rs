@@ -446,7 +446,7 @@ fn stats_count_tokens_with_the_tokenizer() {
 fn token_split_fractions() {
     let s = TokenSplit::new((0..10).collect(), 0.9);
     assert_eq!(s.train.len(), 9);
-    assert_eq!(s.val, vec![9]);
+    assert_eq!(s.val.to_vec(0..s.val.len()), vec![9]);
     let s = TokenSplit::new((0..10).collect(), f64::NAN);
     assert_eq!(s.train.len(), 10);
 }

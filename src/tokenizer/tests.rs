@@ -21,6 +21,7 @@ fn bpe_tok(vocab_size: usize) -> Tokenizer {
         kind: TokenizerKind::Bpe,
         vocab_size,
         path: None,
+        ..TokenizerConfig::default()
     };
     Tokenizer::build(&cfg, &CORPUS.repeat(3)).unwrap()
 }
@@ -192,6 +193,7 @@ fn save_load_identical_encodings() {
             kind: TokenizerKind::Char,
             vocab_size: 512,
             path: Some(path.clone()),
+            ..TokenizerConfig::default()
         };
         let built = Tokenizer::build(&cfg, "xyz").unwrap();
         assert_eq!(built.encode(CORPUS), tok.encode(CORPUS));
@@ -225,6 +227,7 @@ fn bpe_vocab_too_small_is_an_error() {
         kind: TokenizerKind::Bpe,
         vocab_size: 100,
         path: None,
+        ..TokenizerConfig::default()
     };
     let e = Tokenizer::build(&cfg, CORPUS).unwrap_err().to_string();
     assert!(e.contains("too small"), "{e}");
@@ -254,6 +257,8 @@ fn bpe_on_tinyshakespeare_compresses() {
     assert_eq!(tok.vocab_size(), 512);
     let sample = &text[..5000];
     assert_eq!(tok.decode(&tok.encode(sample)), sample);
+    assert!(tok.bpe_fast);
+    assert_eq!(tok.encode(&text), tok.encode_slow(&text));
     let n = tok.encode(sample).len();
     assert!(
         n * 10 < sample.len() * 7,
@@ -298,6 +303,15 @@ mod props {
             let tok = shared_bpe();
             let (pushes, tail) = stream(tok, &ids);
             prop_assert_eq!(pushes.concat() + &tail, tok.decode(&ids));
+        }
+
+        #[test]
+        fn bpe_fast_path_matches_the_pipeline(
+            s in "([a-zA-Z0-9 '\t\n\r\x0b\x0c.,!?;:_-]|'s|'re|'ll|'d|'t|'m|'ve|  |\n\n|é|漢| \u{a0}|\u{3000})*"
+        ) {
+            let tok = shared_bpe();
+            prop_assert!(tok.bpe_fast);
+            prop_assert_eq!(tok.encode(&s), tok.encode_slow(&s));
         }
 
         #[test]

@@ -5,6 +5,7 @@
 //! `train.freeze` keeps fixed.
 
 use super::batch::Batcher;
+use crate::data::Tokens;
 use crate::model::dropout::{Dropout, DropoutMasks};
 use crate::model::{Gpt, KernelSet, Kernels, ParamRef};
 use dfdx::prelude::*;
@@ -34,7 +35,7 @@ pub struct MicroBatches {
 pub fn accumulate<D: Kernels>(
     model: &Gpt<D>,
     batcher: &mut Batcher,
-    data: &[u32],
+    data: &Tokens,
     m: &MicroBatches,
 ) -> StepGradients {
     let count = m.count.max(1);

@@ -3,6 +3,7 @@
 //! The RNG state is part of the trainer state, so a resumed run draws the
 //! same batches as an uninterrupted one.
 
+use crate::data::Tokens;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -53,14 +54,15 @@ impl Batcher {
 
     /// Draws a batch from `data` (needs at least `block + 1` tokens):
     /// `(inputs, targets)`, each `batch * block` ids, row-major.
-    pub fn draw(&mut self, data: &[u32], batch: usize, block: usize) -> (Vec<usize>, Vec<usize>) {
+    /// The windows are read from memory or from the mapped token cache.
+    pub fn draw(&mut self, data: &Tokens, batch: usize, block: usize) -> (Vec<usize>, Vec<usize>) {
         let mut x = Vec::with_capacity(batch * block);
         let mut y = Vec::with_capacity(batch * block);
         let hi = data.len().saturating_sub(block).max(1);
         for _ in 0..batch {
             let i = self.rng.gen_range(0..hi);
-            x.extend(data[i..i + block].iter().map(|&t| t as usize));
-            y.extend(data[i + 1..i + block + 1].iter().map(|&t| t as usize));
+            data.extend_window(i, block, &mut x);
+            data.extend_window(i + 1, block, &mut y);
         }
         (x, y)
     }
@@ -71,7 +73,7 @@ mod tests {
     use super::*;
     #[test]
     fn state_round_trip_draws_the_same() {
-        let data: Vec<u32> = (0..1000).collect();
+        let data = Tokens::owned((0..1000).collect());
         let mut a = Batcher::new(7);
         a.draw(&data, 4, 8);
         let st = a.state(7);
@@ -81,7 +83,7 @@ mod tests {
     }
     #[test]
     fn targets_are_shifted_inputs() {
-        let data: Vec<u32> = (0..100).collect();
+        let data = Tokens::owned((0..100).collect());
         let (x, y) = Batcher::new(1).draw(&data, 3, 5);
         for (a, b) in x.iter().zip(&y) {
             assert_eq!(a + 1, *b);

@@ -135,10 +135,8 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
             config.data.path = Some(abs);
         }
     }
-    let dataset = Dataset::load(&config.data, config.seed)?;
-    let corpus = dataset.corpus();
-    let tokenizer = if let Some(ck) = &resume_from {
-        Tokenizer::load(&ck.join("tokenizer.json"))?
+    let fixed = if let Some(ck) = &resume_from {
+        Some(Tokenizer::load(&ck.join("tokenizer.json"))?)
     } else if let Some(init) = &config.train.init_from {
         let gcfg = crate::model::checkpoint::load_config(init)?;
         config.model.n_layer = gcfg.n_layer;
@@ -158,12 +156,15 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
         }
         let tok = Tokenizer::load_dir(init)?;
         crate::model::pretrained::check_vocab(init, tok.id_limit(), gcfg.vocab_size)?;
-        tok
+        Some(tok)
     } else {
-        Tokenizer::build(&config.tokenizer, &corpus)?
+        None
     };
-    let tokens = tokenizer.encode(&corpus);
-    let split = TokenSplit::new(tokens, config.data.train_fraction);
+    let loaded = crate::data::load::load(&config.data, &config.tokenizer, fixed, config.seed)?;
+    for note in &loaded.notes {
+        println!("{note}");
+    }
+    let (dataset, tokenizer, split) = (loaded.dataset, loaded.tokenizer, loaded.split);
     let need = config.model.block_size + 1;
     let what = config
         .data

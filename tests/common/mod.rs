@@ -7,6 +7,11 @@ use std::process::{Command, Output};
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_headsup"));
     c.env("NO_COLOR", "1");
+    // Token caches of the tests' text files go here, not to the user's cache.
+    c.env(
+        "HEADSUP_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("token-cache"),
+    );
     c
 }
 

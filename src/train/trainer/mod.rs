@@ -148,7 +148,7 @@ impl<D: Kernels> Trainer<D> {
             AdamW::new(&sizes)
         });
         let n = cfg.model.block_size.min(p.split.val.len());
-        let probe = p.split.val[..n].to_vec();
+        let probe = p.split.val.to_vec(0..n);
         run_dir::remove_stale_temps(&p.run_dir);
         Ok(Trainer {
             fused: opts.fused,

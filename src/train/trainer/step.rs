@@ -127,7 +127,7 @@ impl<D: Kernels> Trainer<D> {
     pub fn evaluate(&self) -> (f32, f32) {
         let t = &self.cfg.train;
         let (b, s) = (t.batch_size, self.cfg.model.block_size);
-        let mean = |data: &[u32], salt: u64| {
+        let mean = |data: &crate::data::Tokens, salt: u64| {
             let mut bt = Batcher::new(self.cfg.seed ^ salt);
             let mut sum = 0.0;
             for _ in 0..t.eval_iters {

@@ -1,0 +1,237 @@
+//! From a config to what training needs: the dataset for the browser, the
+//! tokenizer and the train/validation token streams. A text file goes
+//! through the token cache (one streamed scan, a tokenizer trained on a
+//! sample, ids tokenized once and memory-mapped, progress on stdout, Ctrl-C
+//! leaving no cache behind); other sources are small enough to hold and are
+//! tokenized in memory as before.
+
+use super::cache::{self, CacheError, Progress, Width};
+use super::tokens::{self, CacheUse, Tokens};
+use super::{sources, Dataset, TokenSplit};
+use crate::config::{DataConfig, SourceKind, TokenIds, TokenizerConfig, TokenizerKind};
+use crate::tokenizer::Tokenizer;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A text file larger than this is shown in the browser by its first this
+/// many bytes (training uses all of it, from the token cache).
+pub const BROWSER_PREVIEW_BYTES: u64 = 64 << 20;
+
+/// What [`load`] made.
+pub struct Loaded {
+    pub dataset: Dataset,
+    pub tokenizer: Tokenizer,
+    pub split: TokenSplit,
+    /// Lines worth telling the user (what was sampled, cache reuse).
+    pub notes: Vec<String>,
+}
+
+/// Progress lines on stdout for long steps: none for a step under a second;
+/// then, on a terminal, one line redrawn in place, otherwise a plain line
+/// every 2 seconds and the last one.
+pub struct ProgressLines {
+    started: Instant,
+    last: Option<Instant>,
+    tty: bool,
+    open: bool,
+}
+
+impl Default for ProgressLines {
+    fn default() -> Self {
+        ProgressLines {
+            started: Instant::now(),
+            last: None,
+            tty: std::io::stdout().is_terminal(),
+            open: false,
+        }
+    }
+}
+
+impl ProgressLines {
+    pub fn report(&mut self, p: &Progress) {
+        let finished = p.done >= p.total;
+        if p.started.elapsed() < Duration::from_secs(1) && !(finished && self.last.is_some()) {
+            return;
+        }
+        let every = if self.tty { 0.2 } else { 2.0 };
+        if !finished && self.last.is_some_and(|t| t.elapsed().as_secs_f64() < every) {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = if self.tty {
+            write!(out, "\r{}\x1b[K", p.line())
+        } else {
+            writeln!(out, "{}", p.line())
+        };
+        let _ = out.flush();
+        self.open = self.tty && !finished;
+        if self.tty && finished {
+            let _ = writeln!(out);
+        }
+        self.last = Some(Instant::now());
+        let _ = self.started;
+    }
+}
+
+impl Drop for ProgressLines {
+    fn drop(&mut self) {
+        if self.open {
+            println!();
+        }
+    }
+}
+
+/// Sets a flag on SIGINT/SIGTERM/SIGHUP while alive (the default action,
+/// ending the process, comes back when dropped), so a long tokenization stops
+/// cleanly and removes its temporary file.
+struct CancelOnSignal {
+    flag: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl CancelOnSignal {
+    fn new() -> CancelOnSignal {
+        let flag = Arc::new(AtomicBool::new(false));
+        let ids = [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ]
+        .into_iter()
+        .filter_map(|s| signal_hook::flag::register(s, flag.clone()).ok())
+        .collect();
+        CancelOnSignal { flag, ids }
+    }
+}
+
+impl Drop for CancelOnSignal {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+fn width(ids: TokenIds) -> Option<Width> {
+    match ids {
+        TokenIds::Auto => None,
+        TokenIds::U16 => Some(Width::U16),
+        TokenIds::U32 => Some(Width::U32),
+    }
+}
+
+fn cache_err(e: CacheError) -> anyhow::Error {
+    match e {
+        CacheError::Cancelled => anyhow::anyhow!(
+            "data: tokenization cancelled by a signal; no token cache was written (run again to start over)"
+        ),
+        e => anyhow::anyhow!(e.to_string()),
+    }
+}
+
+/// Loads the data `data` names and tokenizes it: with `fixed` (a resumed
+/// run's or an initial checkpoint's tokenizer) or the one `tok_cfg` asks
+/// for. `seed` drives synthetic data.
+pub fn load(
+    data: &DataConfig,
+    tok_cfg: &TokenizerConfig,
+    fixed: Option<Tokenizer>,
+    seed: u64,
+) -> anyhow::Result<Loaded> {
+    let text_path = match (data.source, data.path.as_deref()) {
+        (SourceKind::Text, Some(p)) if p.is_file() => Some(p),
+        _ => None,
+    };
+    let Some(path) = text_path else {
+        let dataset = Dataset::load(data, seed)?;
+        let corpus = dataset.corpus();
+        let tokenizer = match fixed {
+            Some(t) => t,
+            None => Tokenizer::build(tok_cfg, &corpus)?,
+        };
+        let ids = tokenizer.encode(&corpus);
+        return Ok(Loaded {
+            dataset,
+            tokenizer,
+            split: TokenSplit::new(ids, data.train_fraction),
+            notes: Vec::new(),
+        });
+    };
+    let cancel = CancelOnSignal::new();
+    let mut lines = ProgressLines::default();
+    let mut progress = |p: &Progress| lines.report(p);
+    let mut notes = Vec::new();
+    let fixed = match (fixed, &tok_cfg.path) {
+        (Some(t), _) => Some(t),
+        (None, Some(p)) => Some(Tokenizer::load(p)?),
+        (None, None) => None,
+    };
+    let want_chars = fixed.is_none() && tok_cfg.kind == TokenizerKind::Char;
+    let scan = tokens::scan_text(path, want_chars, Some(&cancel.flag), &mut progress)
+        .map_err(cache_err)?;
+    let dir = cache::cache_dir();
+    let tokenizer = match fixed {
+        Some(t) => t,
+        None => match tok_cfg.kind {
+            TokenizerKind::Char => {
+                let chars: String = scan.chars.iter().flatten().collect();
+                Tokenizer::train_char(&chars)?
+            }
+            TokenizerKind::Bpe => {
+                let budget = tok_cfg.train_sample_mb.saturating_mul(1 << 20);
+                let (t, s) = tokens::cached_bpe(&dir, &scan, tok_cfg.vocab_size, budget)
+                    .map_err(cache_err)?;
+                if s.sampled < s.total || s.reused {
+                    notes.push(s.describe(tok_cfg.vocab_size));
+                }
+                t
+            }
+        },
+    };
+    let (cache, how) = tokens::cached_tokens(
+        &dir,
+        &scan,
+        &tokenizer,
+        width(data.token_ids),
+        Some(&cancel.flag),
+        &mut progress,
+    )
+    .map_err(cache_err)?;
+    drop(cancel);
+    let mb = scan.bytes as f64 / 1e6;
+    match how {
+        CacheUse::Reused if scan.bytes >= BROWSER_PREVIEW_BYTES => notes.push(format!(
+            "token cache reused: {} ({} tokens of {mb:.1} MB)",
+            cache.path().display(),
+            cache.len()
+        )),
+        CacheUse::Rebuilt(why) => notes.push(format!("token cache rebuilt: {why}")),
+        _ => {}
+    }
+    let dataset = if scan.bytes <= BROWSER_PREVIEW_BYTES {
+        Dataset::load(data, seed)?
+    } else {
+        let text = tokens::sample_text(path, BROWSER_PREVIEW_BYTES)?;
+        let mut d = Dataset {
+            source: String::new(),
+            records: sources::windows(&text),
+            contiguous: true,
+        };
+        d.source = format!(
+            "text {} (the browser shows the first {:.1} MB of {mb:.1} MB)",
+            path.display(),
+            text.len() as f64 / 1e6
+        );
+        d
+    };
+    let all = Tokens::mapped(cache);
+    let (train, val) = all.split(data.train_fraction);
+    Ok(Loaded {
+        dataset,
+        tokenizer,
+        split: TokenSplit { train, val },
+        notes,
+    })
+}
