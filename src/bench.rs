@@ -5,34 +5,28 @@
 //! directory; generation uses the host inference path with and without the
 //! KV cache on a model of the same widths with 256 positions.
 
+use crate::config::Config;
 use crate::model::infer::HostModel;
-use crate::model::sample::generate;
+use crate::model::sample::{generate, SampleSettings};
 use crate::model::{Gpt, GptConfig};
-use crate::train::trainer::Trainer;
-use crate::train::{PrepareOptions, SampleSettings};
+use crate::train::trainer::{gpt_config, Trainer, TrainerOptions};
+use crate::train::{EventBus, PrepareOptions, Prepared};
 use anyhow::Context;
-use clap::Args;
 use dfdx::prelude::*;
 use serde_json::json;
 use std::time::Instant;
 
-#[derive(Debug, Args, Clone)]
-pub struct BenchArgs {
-    #[command(flatten)]
-    pub exp: crate::cli::ExperimentArgs,
-    /// Timed training steps (after 3 warm-up steps).
-    #[arg(long, default_value_t = 30)]
+/// What to measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchOptions {
+    /// Timed training steps on the fused kernels (after 3 warm-up steps).
     pub steps: usize,
     /// Timed training steps on the plain (unfused) path; 0 skips it.
-    #[arg(long, default_value_t = 10)]
     pub plain_steps: usize,
-    /// Timed training steps on the fused kernels' portable path (no AVX2/FMA
-    /// code, the `gemm` crate for products); 0 skips it.
-    #[arg(long, default_value_t = 0)]
+    /// Timed training steps on the fused kernels' portable path; 0 skips it.
     pub portable_steps: usize,
-    /// Skip the generation measurements.
-    #[arg(long)]
-    pub no_generate: bool,
+    /// Measure generation speed too.
+    pub generate: bool,
 }
 
 /// Peak resident set size of this process in MB (`VmHWM`), if readable.
@@ -52,10 +46,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Tokens per second over `steps` timed steps after 3 warm-up steps.
-fn train_tps(tr: &mut Trainer<Cpu>, fused: bool, steps: usize) -> (f64, f64, f32) {
-    tr.cfg.model.fused = fused;
-    let tokens = (tr.cfg.train.batch_size * tr.cfg.model.block_size) as f64;
+/// Tokens per second over `steps` timed steps after 3 warm-up steps, of a
+/// fresh trainer on the fused kernels or the plain path; and the last loss.
+fn train_tps(p: &Prepared, fused: bool, steps: usize) -> anyhow::Result<(f64, f64, f32)> {
+    let dev = Cpu::seed_from_u64(p.config.seed);
+    // Events go nowhere: no metrics, no consumer.
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let opts = TrainerOptions {
+        fused,
+        ..TrainerOptions::from_config(&p.config, "cpu")
+    };
+    let mut tr = Trainer::new(&dev, p, EventBus::new(tx), opts)?;
+    let tokens = tr.tokens_per_step() as f64;
     for _ in 0..3 {
         tr.train_step();
     }
@@ -64,12 +66,12 @@ fn train_tps(tr: &mut Trainer<Cpu>, fused: bool, steps: usize) -> (f64, f64, f32
     let mut loss = 0.0;
     for _ in 0..steps {
         let t = Instant::now();
-        loss = tr.train_step().0;
+        loss = tr.train_step().loss;
         per_step.push(t.elapsed().as_secs_f64());
     }
     let total = t0.elapsed().as_secs_f64().max(1e-9);
     let med = median(per_step).max(1e-9);
-    (tokens * steps as f64 / total, tokens / med, loss)
+    Ok((tokens * steps as f64 / total, tokens / med, loss))
 }
 
 /// Mean seconds per generated token for a total length `len` (1-token prompt).
@@ -90,8 +92,9 @@ fn gen_secs_per_token(host: &HostModel, len: usize, use_cache: bool) -> f64 {
     t0.elapsed().as_secs_f64() / n.max(1) as f64
 }
 
-pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
-    let mut cfg = crate::cli::load_experiment(&a.exp)?;
+/// Measures the experiment `cfg` names (on the CPU, in a throw-away run
+/// directory) and prints the figures as one JSON object.
+pub fn run(mut cfg: Config, a: &BenchOptions) -> anyhow::Result<()> {
     cfg.device = "cpu".into();
     cfg.train.eval_interval = 0;
     let threads = if cfg.train.threads == 0 {
@@ -117,35 +120,29 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn measure(
-    a: &BenchArgs,
-    p: &crate::train::Prepared,
-    threads: usize,
-) -> anyhow::Result<serde_json::Value> {
+fn measure(a: &BenchOptions, p: &Prepared, threads: usize) -> anyhow::Result<serde_json::Value> {
     let cfg = &p.config;
     let dev = Cpu::seed_from_u64(cfg.seed);
-    let (tx, _rx) = std::sync::mpsc::channel();
-    let mut tr = Trainer::new(&dev, p, tx, "cpu".into())?;
     let fused_cfg = cfg.model.fused;
     let steps = a.steps.max(1);
-    let (fused_tps, fused_tps_median, fused_loss) = train_tps(&mut tr, true, steps);
+    let (fused_tps, fused_tps_median, fused_loss) = train_tps(p, true, steps)?;
     let rss_train = peak_rss_mb();
     let plain = if a.plain_steps > 0 {
-        let (tps, tps_med, _) = train_tps(&mut tr, false, a.plain_steps);
+        let (tps, tps_med, _) = train_tps(p, false, a.plain_steps)?;
         Some((tps, tps_med))
     } else {
         None
     };
     let portable = if a.portable_steps > 0 {
         crate::model::fused::set_portable_only(true);
-        let r = train_tps(&mut tr, true, a.portable_steps);
+        let r = train_tps(p, true, a.portable_steps);
         crate::model::fused::set_portable_only(false);
+        let r = r?;
         Some((r.0, r.1))
     } else {
         None
     };
-    drop(tr);
-    let gen = if a.no_generate {
+    let gen = if !a.generate {
         serde_json::Value::Null
     } else {
         let gcfg = GptConfig {
@@ -183,7 +180,7 @@ fn measure(
             "block_size": cfg.model.block_size,
             "batch_size": cfg.train.batch_size,
             "vocab_size": p.tokenizer.vocab_size(),
-            "n_params": tr_params(cfg, p.tokenizer.vocab_size()),
+            "n_params": gpt_config(cfg, p.tokenizer.vocab_size()).n_params(),
             "fused": fused_cfg,
             "data": cfg.data.path.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "synthetic".into()),
         },
@@ -204,8 +201,4 @@ fn measure(
         "peak_rss_mb_after_fused_training": rss_train,
         "peak_rss_mb": peak_rss_mb(),
     }))
-}
-
-fn tr_params(cfg: &crate::config::Config, vocab: usize) -> usize {
-    crate::train::trainer::gpt_config(cfg, vocab).n_params()
 }

@@ -1,29 +1,13 @@
-//! Command line: clap subcommands and flags, and their dispatch.
+//! Command line: the clap subcommands and flags, and their conversion into
+//! the plain options the rest of the program takes (`Experiment`,
+//! `PrepareOptions`, `SampleSettings`, `BenchOptions`). Dispatch is in `main.rs`.
 
-use crate::config::Config;
-use crate::model::infer::HostModel;
-use crate::model::sample::generate;
-use crate::sanitize::escape_keep_newlines;
-use crate::tokenizer::{StreamDecoder, Tokenizer};
-use crate::train::{self, PrepareOptions, SampleSettings};
-use anyhow::{bail, Context, Result};
+use crate::bench::BenchOptions;
+use crate::experiment::Experiment;
+use crate::model::sample::SampleSettings;
+use crate::train::PrepareOptions;
 use clap::{Args, Parser, Subcommand};
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-
-/// The configs in `samples/`, built into the binary so that `headsup` runs
-/// anywhere with no arguments and no download.
-pub const BUILTIN_SAMPLES: &[(&str, &str)] = &[
-    ("copy", include_str!("../samples/copy.toml")),
-    ("induction", include_str!("../samples/induction.toml")),
-    ("reverse", include_str!("../samples/reverse.toml")),
-    ("addition", include_str!("../samples/addition.toml")),
-    (
-        "shakespeare-char",
-        include_str!("../samples/shakespeare-char.toml"),
-    ),
-    ("tang-bpe", include_str!("../samples/tang-bpe.toml")),
-];
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,9 +31,19 @@ pub enum Cmd {
     /// Validation loss, perplexity and next-token accuracy of a checkpoint.
     Eval(EvalArgs),
     /// Throughput and memory benchmark; prints JSON.
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
+    /// List runs: state (live, finished, stopped, crashed), step, best val loss, last activity.
+    Runs(RunsArgs),
 }
 
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Also list the runs in this directory (or this run); repeatable.
+    #[arg(long)]
+    pub dir: Vec<PathBuf>,
+}
+
+/// The experiment: a config and the overrides on top of it.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ExperimentArgs {
     /// Config file (TOML), or the name of a built-in sample (copy, induction, reverse,
@@ -62,12 +56,6 @@ pub struct ExperimentArgs {
     /// Override a config key: --set train.max_iters=100 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
-    /// Run directory (default: a new one under the user's data directory).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the run in this directory from its latest checkpoint.
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
     /// cpu, cuda or cuda:N (overrides the config's `device`).
     #[arg(long)]
     pub device: Option<String>,
@@ -76,16 +64,52 @@ pub struct ExperimentArgs {
     pub threads: Option<usize>,
 }
 
+impl ExperimentArgs {
+    pub fn experiment(&self) -> Experiment {
+        Experiment {
+            config: self.config.clone(),
+            data: self.data.clone(),
+            sets: self.sets.clone(),
+            device: self.device.clone(),
+            threads: self.threads,
+        }
+    }
+}
+
+/// Where a training run lives.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunDirArgs {
+    /// Run directory (default: a new one under the user's data directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its latest checkpoint.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+impl RunDirArgs {
+    pub fn prepare_options(&self) -> PrepareOptions {
+        PrepareOptions {
+            out: self.out.clone(),
+            resume: self.resume.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     #[command(flatten)]
     pub exp: ExperimentArgs,
+    #[command(flatten)]
+    pub run: RunDirArgs,
 }
 
 #[derive(Debug, Args, Default)]
 pub struct TuiArgs {
     #[command(flatten)]
     pub exp: ExperimentArgs,
+    #[command(flatten)]
+    pub run: RunDirArgs,
     /// Colour theme: dark, light, ansi16, or a file name in the config dir's themes/.
     #[arg(long)]
     pub theme: Option<String>,
@@ -113,6 +137,18 @@ pub struct GenerateArgs {
     pub no_cache: bool,
 }
 
+impl GenerateArgs {
+    pub fn settings(&self) -> SampleSettings {
+        SampleSettings {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            max_new_tokens: self.max_new_tokens,
+            seed: self.seed,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Checkpoint directory.
@@ -125,236 +161,114 @@ pub struct EvalArgs {
     /// Batches of validation windows to average over.
     #[arg(long, default_value_t = 50)]
     pub batches: usize,
+    /// Instead of validation loss: complete each prompt of this JSONL file of
+    /// {"prompt": ..., "reference": ...} and score the completions (BLEU-4,
+    /// ROUGE-1/2/L, token F1, exact match) and the references' perplexity.
+    #[arg(long)]
+    pub references: Option<PathBuf>,
+    /// With --references: print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// With --references: also write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// With --references: tokens to generate at most per prompt.
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+    /// With --references: 0 is greedy; above 0 samples (seeded).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Example i samples with seed + i.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// A completion ends before this text ("" for never); always at <|endoftext|>.
+    #[arg(long, default_value = "\n")]
+    pub stop: String,
 }
 
-/// Loads the config an experiment names, with `--data`, `--set`, `--device`
-/// and `--threads` applied. No `--config`: the built-in induction sample.
-pub fn load_experiment(exp: &ExperimentArgs) -> Result<Config> {
-    let mut cfg =
-        match &exp.config {
-            None => builtin("copy").context("built-in sample")?,
-            Some(c) => {
-                let path = Path::new(c);
-                if path.exists() || c.contains('/') || c.ends_with(".toml") {
-                    let mut cfg = Config::load(path)?;
-                    // Paths inside a config file are relative to the file.
-                    if let (Some(p), Some(dir)) = (&cfg.data.path, path.parent()) {
-                        if p.is_relative() {
-                            cfg.data.path = Some(dir.join(p));
-                        }
-                    }
-                    cfg
-                } else {
-                    builtin(c).ok_or_else(|| {
-                        anyhow::anyhow!(
-                        "config {c}: no such file, and not a built-in sample ({}); check the path",
-                        BUILTIN_SAMPLES.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
-                    )
-                    })?
-                }
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub exp: ExperimentArgs,
+    /// Timed training steps (after 3 warm-up steps).
+    #[arg(long, default_value_t = 30)]
+    pub steps: usize,
+    /// Timed training steps on the plain (unfused) path; 0 skips it.
+    #[arg(long, default_value_t = 10)]
+    pub plain_steps: usize,
+    /// Timed training steps on the fused kernels' portable path (no AVX2/FMA
+    /// code, the `gemm` crate for products); 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    pub portable_steps: usize,
+    /// Skip the generation measurements.
+    #[arg(long)]
+    pub no_generate: bool,
+}
+
+impl BenchArgs {
+    pub fn options(&self) -> BenchOptions {
+        BenchOptions {
+            steps: self.steps,
+            plain_steps: self.plain_steps,
+            portable_steps: self.portable_steps,
+            generate: !self.no_generate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn train_flags_become_an_experiment_and_a_run_directory() {
+        let cli = Cli::try_parse_from([
+            "headsup",
+            "train",
+            "--config",
+            "copy",
+            "--set",
+            "train.max_iters=5",
+            "--threads",
+            "1",
+            "--out",
+            "runs/x",
+        ])
+        .unwrap();
+        let Some(Cmd::Train(a)) = cli.command else {
+            panic!("not train")
+        };
+        assert_eq!(
+            a.exp.experiment(),
+            Experiment {
+                config: Some("copy".into()),
+                sets: vec!["train.max_iters=5".into()],
+                threads: Some(1),
+                ..Default::default()
             }
-        };
-    if let Some(d) = &exp.data {
-        if !d.exists() {
-            bail!(
-                "data {}: no such file or directory; check the path",
-                d.display()
-            );
-        }
-        cfg.data.path = Some(d.clone());
-        if cfg.data.source == crate::config::SourceKind::Synthetic {
-            cfg.data.source = guess_source(d);
-        }
-    }
-    cfg.apply_overrides(&exp.sets)?;
-    if let Some(dev) = &exp.device {
-        cfg.device = dev.clone();
-    }
-    if let Some(t) = exp.threads {
-        cfg.train.threads = t;
-    }
-    // Values that parse but cannot work, named with where they came from.
-    if let Err(e) = cfg.validate() {
-        let mut from = match &exp.config {
-            Some(c) => format!("config {c}"),
-            None => "config (built-in induction sample)".to_string(),
-        };
-        if !exp.sets.is_empty() || exp.device.is_some() || exp.threads.is_some() {
-            from.push_str(" with the command-line overrides");
-        }
-        match e {
-            crate::config::ConfigError::Invalid(m) => bail!("{from}: {m}"),
-            e => return Err(e.into()),
-        }
-    }
-    Ok(cfg)
-}
-
-fn builtin(name: &str) -> Option<Config> {
-    BUILTIN_SAMPLES
-        .iter()
-        .find(|s| s.0 == name)
-        .and_then(|s| Config::from_toml_str(s.1).ok())
-}
-
-fn guess_source(p: &Path) -> crate::config::SourceKind {
-    use crate::config::SourceKind::*;
-    if p.is_dir() {
-        return Dir;
-    }
-    match p.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "jsonl" => Jsonl,
-        "json" => Json,
-        "csv" => Csv,
-        _ => Text,
-    }
-}
-
-fn prepare(exp: &ExperimentArgs) -> Result<train::Prepared> {
-    prepare_config(load_experiment(exp)?, exp)
-}
-
-fn prepare_config(cfg: Config, exp: &ExperimentArgs) -> Result<train::Prepared> {
-    train::prepare(
-        cfg,
-        &PrepareOptions {
-            out: exp.out.clone(),
-            resume: exp.resume.clone(),
-        },
-    )
-}
-
-/// Parses the command line and runs it.
-pub fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        None => run_tui(TuiArgs::default()),
-        Some(Cmd::Tui(a)) => run_tui(a),
-        Some(Cmd::Train(a)) => {
-            let p = prepare(&a.exp)?;
-            train::headless::run_headless(&p)
-        }
-        Some(Cmd::Generate(a)) => run_generate(&a),
-        Some(Cmd::Eval(a)) => run_eval(&a),
-        Some(Cmd::Bench(a)) => crate::bench::run(&a),
-    }
-}
-
-fn run_tui(a: TuiArgs) -> Result<()> {
-    // The theme and key bindings are checked first, before any training
-    // starts, and whether or not the output is a terminal.
-    let cfg = load_experiment(&a.exp)?;
-    let theme = a.theme.clone().unwrap_or_else(|| cfg.ui.theme.clone());
-    crate::ui::Theme::load(
-        &theme,
-        crate::ui::Theme::user_dir().as_deref(),
-        crate::ui::ColorDepth::detect(),
-    )?;
-    crate::app::KeyMap::from_config(&cfg.ui.keys)?;
-    let p = prepare_config(cfg, &a.exp)?;
-    if !std::io::stdout().is_terminal() {
-        // Not a terminal: the plain progress lines instead of drawing.
-        return train::headless::run_headless(&p);
-    }
-    crate::app::run_workbench_or_headless(p, a.theme)
-}
-
-fn run_generate(a: &GenerateArgs) -> Result<()> {
-    let model = train::trainer::load_cpu_model(&a.checkpoint)?;
-    let tok = Tokenizer::load(&a.checkpoint.join("tokenizer.json"))?;
-    if tok.vocab_size() != model.cfg.vocab_size {
-        bail!(
-            "checkpoint {}: tokenizer.json has {} tokens but config.json says vocab_size {}; they do not belong together",
-            a.checkpoint.display(),
-            tok.vocab_size(),
-            model.cfg.vocab_size
         );
+        assert_eq!(a.run.prepare_options().out, Some(PathBuf::from("runs/x")));
     }
-    let host = HostModel::from_model(&model);
-    let settings = SampleSettings {
-        temperature: a.temperature,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        max_new_tokens: a.max_new_tokens,
-        seed: a.seed,
-    };
-    let prompt: Vec<usize> = tok
-        .encode(&a.prompt)
-        .into_iter()
-        .map(|t| t as usize)
-        .collect();
-    let mut out = std::io::stdout();
-    let _ = write!(out, "{}", escape_keep_newlines(&a.prompt));
-    let mut dec = StreamDecoder::new();
-    generate(&host, &prompt, &settings, !a.no_cache, |id, _| {
-        let piece = dec.push(&tok, id as u32);
-        let _ = write!(out, "{}", escape_keep_newlines(&piece));
-        let _ = out.flush();
-        true
-    });
-    let _ = writeln!(out);
-    Ok(())
-}
 
-fn run_eval(a: &EvalArgs) -> Result<()> {
-    let model = train::trainer::load_cpu_model(&a.checkpoint)?;
-    let mut exp = a.exp.clone();
-    if exp.config.is_none() {
-        // checkpoints live in RUN/checkpoints/step-N: use RUN/config.toml.
-        let run_cfg = a
-            .checkpoint
-            .parent()
-            .and_then(|p| p.parent())
-            .map(|r| r.join("config.toml"));
-        match run_cfg.filter(|p| p.is_file()) {
-            Some(p) => exp.config = Some(p.display().to_string()),
-            None if exp.data.is_none() => bail!(
-                "checkpoint {}: not inside a run directory, so give the data to evaluate on with --data PATH (and --config)",
-                a.checkpoint.display()
-            ),
-            None => {}
+    #[test]
+    fn bench_and_eval_take_no_run_directory() {
+        for cmd in ["bench", "eval"] {
+            let mut args = vec!["headsup", cmd, "--out", "x"];
+            if cmd == "eval" {
+                args.extend(["--checkpoint", "ck"]);
+            }
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{cmd}");
         }
     }
-    let cfg = load_experiment(&exp)?;
-    let tok = Tokenizer::load(&a.checkpoint.join("tokenizer.json"))?;
-    let ds = crate::data::Dataset::load(&cfg.data, cfg.seed)?;
-    let split = crate::data::TokenSplit::new(tok.encode(&ds.corpus()), cfg.data.train_fraction);
-    let block = model.cfg.n_positions;
-    if split.val.len() < block + 1 {
-        bail!(
-            "data: the validation split has {} tokens, fewer than block_size + 1 = {}",
-            split.val.len(),
-            block + 1
-        );
-    }
-    let b = cfg.train.batch_size.max(1);
-    let mut bt = train::batch::Batcher::new(cfg.seed ^ 0x7661_6c21);
-    let (mut loss_sum, mut correct, mut total) = (0.0f64, 0usize, 0usize);
-    for _ in 0..a.batches.max(1) {
-        let (x, y) = bt.draw(&split.val, b, block);
-        let out = model.forward_inference(&x, b, block, false, cfg.model.fused);
-        let logits = out.logits.as_vec();
-        let v = model.cfg.vocab_size;
-        for (i, &t) in y.iter().enumerate() {
-            let row = &logits[i * v..(i + 1) * v];
-            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let lse = max + row.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
-            loss_sum += (lse - row[t]) as f64;
-            let arg = row
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|x| x.0)
-                .unwrap_or(0);
-            correct += (arg == t) as usize;
-            total += 1;
-        }
-    }
-    let loss = loss_sum / total as f64;
-    println!(
-        "{{\"val_loss\": {loss:.4}, \"perplexity\": {:.3}, \"next_token_accuracy\": {:.4}, \"tokens\": {total}}}",
-        loss.exp(),
-        correct as f64 / total as f64
-    );
-    Ok(())
 }

@@ -10,6 +10,9 @@
 //! * **Bpe**: byte-level BPE (GPT-2 style): `ByteLevel` pre-tokenizer without a
 //!   prefix space, `ByteLevel` decoder, trained with the 256-byte initial
 //!   alphabet, so every string encodes and `decode(encode(s)) == s` always.
+//!   GPT-2's own tokenizer files, `vocab.json` + `merges.txt` (what
+//!   `GPT2Tokenizer` reads), load into the same pipeline
+//!   ([`Tokenizer::from_gpt2_files`]), `<|endoftext|>` a special token.
 
 use crate::config::{TokenizerConfig, TokenizerKind};
 use std::path::{Path, PathBuf};
@@ -176,6 +179,149 @@ impl Tokenizer {
         Ok(Self::wrap(inner))
     }
 
+    /// The tokenizer of a checkpoint directory: `tokenizer.json`, or else
+    /// GPT-2's `vocab.json` + `merges.txt`.
+    pub fn load_dir(dir: &Path) -> Result<Tokenizer, TokenizerError> {
+        let json = dir.join("tokenizer.json");
+        if json.exists() {
+            return Self::load(&json);
+        }
+        let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+        match (vocab.exists(), merges.exists()) {
+            (true, true) => Self::from_gpt2_files(&vocab, &merges),
+            (true, false) => Err(TokenizerError::File {
+                path: merges,
+                message: "is missing beside vocab.json; copy the merges.txt that belongs to this vocabulary".into(),
+            }),
+            (false, true) => Err(TokenizerError::File {
+                path: vocab,
+                message: "is missing beside merges.txt; copy the vocab.json that belongs to these merges".into(),
+            }),
+            (false, false) => Err(TokenizerError::File {
+                path: dir.into(),
+                message: "has no tokenizer: give it tokenizer.json, or GPT-2's vocab.json and merges.txt, from the model it was trained with".into(),
+            }),
+        }
+    }
+
+    /// GPT-2's tokenizer files as `GPT2Tokenizer` reads them: byte-level BPE
+    /// with the vocabulary of `vocab.json` (token -> id) and the merges of
+    /// `merges.txt` (one `left right` pair a line, by rank, after an optional
+    /// `#version` line), no prefix space, `<|endoftext|>` (when present) a
+    /// special token.
+    pub fn from_gpt2_files(
+        vocab_path: &Path,
+        merges_path: &Path,
+    ) -> Result<Tokenizer, TokenizerError> {
+        let fail = |path: &Path, message: String| TokenizerError::File {
+            path: path.into(),
+            message: one_line(&message),
+        };
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| {
+                fail(
+                    path,
+                    format!("cannot read: {e}; check the file (UTF-8 text)"),
+                )
+            })
+        };
+        let vocab_text = read(vocab_path)?;
+        let value: serde_json::Value = serde_json::from_str(&vocab_text).map_err(|e| {
+            fail(
+                vocab_path,
+                format!("is not JSON ({e}); give GPT-2's vocab.json"),
+            )
+        })?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(fail(
+                vocab_path,
+                "is not a JSON object of token -> id; give GPT-2's vocab.json".into(),
+            ));
+        };
+        let mut vocab = std::collections::HashMap::with_capacity(map.len());
+        let mut seen = std::collections::HashSet::with_capacity(map.len());
+        for (token, id) in map {
+            let id = id.as_u64().and_then(|i| u32::try_from(i).ok()).ok_or_else(|| {
+                fail(
+                    vocab_path,
+                    format!("token {token:?} has id {id}, not a non-negative integer; give GPT-2's vocab.json"),
+                )
+            })?;
+            if !seen.insert(id) {
+                return Err(fail(
+                    vocab_path,
+                    format!("id {id} is given to two tokens (one is {token:?}); each id must name one token"),
+                ));
+            }
+            vocab.insert(token, id);
+        }
+        for b in 0..=255u8 {
+            let c = byte_to_char(b);
+            if !vocab.contains_key(&c.to_string()) {
+                return Err(fail(
+                    vocab_path,
+                    format!(
+                        "has no token for byte 0x{b:02x} ({c:?}); a GPT-2 byte-level vocabulary holds all 256 bytes, so this is not one"
+                    ),
+                ));
+            }
+        }
+        let merges_text = read(merges_path)?;
+        let mut merges = Vec::new();
+        for (i, line) in merges_text.lines().enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if (i == 0 && line.starts_with("#version")) || line.trim().is_empty() {
+                continue;
+            }
+            let parts: Vec<&str> = line.split(' ').collect();
+            let [left, right] = parts[..] else {
+                return Err(fail(
+                    merges_path,
+                    format!(
+                        "line {}: {:?} is not two tokens separated by one space; give GPT-2's merges.txt",
+                        i + 1,
+                        crate::sanitize::escape(line)
+                    ),
+                ));
+            };
+            for t in [left, right, &format!("{left}{right}")] {
+                if !vocab.contains_key(t) {
+                    return Err(fail(
+                        merges_path,
+                        format!(
+                            "line {}: token {:?} is not in vocab.json; vocab.json and merges.txt do not belong together",
+                            i + 1,
+                            crate::sanitize::escape(t)
+                        ),
+                    ));
+                }
+            }
+            merges.push((left.to_string(), right.to_string()));
+        }
+        let model = BPE::builder()
+            .vocab_and_merges(vocab.clone(), merges)
+            .build()
+            .map_err(|e| fail(merges_path, format!("cannot build the BPE model: {e}")))?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        inner.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+        inner.with_decoder(Some(ByteLevelDecoder::default().add_prefix_space(false)));
+        if vocab.contains_key(ENDOFTEXT) {
+            inner.add_special_tokens(&[tokenizers::AddedToken::from(ENDOFTEXT, true)]);
+        }
+        Ok(Self::wrap(inner))
+    }
+
+    /// One past the largest id the tokenizer can produce or decode (its
+    /// size, for a vocabulary without holes).
+    pub fn id_limit(&self) -> usize {
+        self.inner
+            .get_vocab(true)
+            .values()
+            .map(|&id| id as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Writes `tokenizer.json` atomically.
     pub fn save(&self, path: &Path) -> Result<(), TokenizerError> {
         let json = self
@@ -301,6 +447,21 @@ fn char_fast_path(
         }
     }
     Some((map, unk))
+}
+
+/// GPT-2's end-of-text token, special in `GPT2Tokenizer`.
+pub const ENDOFTEXT: &str = "<|endoftext|>";
+
+/// GPT-2's byte-to-char table: the char a byte-level token uses for `b`.
+fn byte_to_char(b: u8) -> char {
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let b = u32::from(b);
+    if printable(b) {
+        return char::from_u32(b).unwrap_or('?');
+    }
+    let below = (0..b).filter(|&x| !printable(x)).count() as u32;
+    char::from_u32(256 + below).unwrap_or('?')
 }
 
 /// GPT-2's byte-to-char table, inverted: the char a byte-level token uses

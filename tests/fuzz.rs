@@ -250,7 +250,7 @@ fn load_data(kind: SourceKind, path: &Path, field: &str) {
     };
     if let Ok(ds) = Dataset::load(&cfg, 1) {
         let _ = ds.corpus();
-        let _ = ds.stats();
+        let _ = ds.stats(None, 0.9);
     }
 }
 

@@ -33,8 +33,8 @@ fn check_run(run: &Path, kill: usize) -> usize {
     );
     assert_eq!(latest, ck_dir.join(name), "kill {kill}");
     // Loads: weights (every tensor checked), tokenizer, optimizer, state.
-    let model = headsup::train::trainer::load_cpu_model(&latest)
-        .unwrap_or_else(|e| panic!("kill {kill}: {e}"));
+    let model =
+        headsup::train::load_cpu_model(&latest).unwrap_or_else(|e| panic!("kill {kill}: {e}"));
     let tok = headsup::tokenizer::Tokenizer::load(&latest.join("tokenizer.json"))
         .unwrap_or_else(|e| panic!("kill {kill}: {e}"));
     assert_eq!(tok.vocab_size(), model.cfg.vocab_size);

@@ -45,7 +45,7 @@ fn stop_with(signal: &str) {
     let ck = latest_checkpoint(&run).expect("a checkpoint");
     assert_eq!(ck, run.join("checkpoints").join(format!("step-{n:07}")));
     assert_eq!(state(&ck).step, n);
-    headsup::train::trainer::load_cpu_model(&ck).unwrap();
+    headsup::train::load_cpu_model(&ck).unwrap();
     assert!(stderr.trim().is_empty(), "SIG{signal}: stderr: {stderr}");
 }
 

@@ -3,7 +3,7 @@
 
 mod tui_support;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use headsup::app::{Action, Effect, KeyMap, KeyMapError, Pane, RunState};
 use headsup::train::*;
 use ratatui::layout::Rect;
@@ -43,11 +43,11 @@ fn space_pauses_and_resumes() {
 fn quit_asks_then_stops_and_waits_for_stopped() {
     let mut app = busy_app();
     assert!(app.handle_key(ch('q')).is_empty());
-    assert!(app.confirm_quit);
+    assert!(app.confirming_quit());
     assert!(text(&render(&app, 80, 24)).contains("quit?"));
     // Anything else cancels.
     assert!(app.handle_key(ch('n')).is_empty());
-    assert!(!app.confirm_quit && !app.should_quit);
+    assert!(!app.confirming_quit() && !app.should_quit);
     app.handle_key(ch('q'));
     assert_eq!(app.handle_key(ch('y')), vec![Effect::Send(Command::Stop)]);
     assert!(app.stopping && !app.should_quit);
@@ -79,10 +79,10 @@ fn playground_input_generate_and_history() {
     // Not editing yet: space still pauses.
     assert_eq!(app.handle_key(ch(' ')), vec![Effect::Send(Command::Pause)]);
     app.handle_key(ch('i'));
-    assert!(app.playground.editing);
+    assert!(app.editing());
     // Now keys go to the input, including q and space.
     assert!(type_str(&mut app, "q  x").is_empty());
-    assert!(!app.confirm_quit);
+    assert!(!app.confirming_quit());
     app.handle_key(key(KeyCode::Backspace));
     app.handle_key(key(KeyCode::Home));
     app.handle_key(ch('>'));
@@ -113,7 +113,7 @@ fn playground_input_generate_and_history() {
     });
     assert!(text(&render(&app, 200, 60)).contains("> >q  !"));
     app.handle_key(key(KeyCode::Esc));
-    assert!(!app.playground.editing);
+    assert!(!app.editing());
     assert_eq!(app.handle_key(ch(' ')), vec![Effect::Send(Command::Pause)]);
 }
 
@@ -159,7 +159,7 @@ fn search_filters_records_and_probe_uses_the_selection() {
     type_str(&mut app, "BETA");
     assert_eq!(app.browser.visible, vec![1]);
     app.handle_key(key(KeyCode::Enter));
-    assert!(!app.browser.searching);
+    assert!(!app.searching());
     assert_eq!(
         app.selected_record().map(|r| r.title.as_str()),
         Some("beta.txt")
@@ -183,17 +183,11 @@ fn search_filters_records_and_probe_uses_the_selection() {
 #[test]
 fn mouse_click_focuses_and_selects() {
     let mut app = busy_app();
-    let click = |x, y| MouseEvent {
-        kind: MouseEventKind::Down(MouseButton::Left),
-        column: x,
-        row: y,
-        modifiers: KeyModifiers::NONE,
-    };
     let area = Rect::new(0, 0, 200, 60);
-    app.handle_mouse(click(150, 45), area);
+    click(&mut app, area, 150, 45);
     assert_eq!(app.focus, Pane::Playground);
     // Third row of the record list (inside the border).
-    app.handle_mouse(click(3, 3), area);
+    click(&mut app, area, 3, 3);
     assert_eq!(app.focus, Pane::Browser);
     assert_eq!(app.browser.selected, 2);
 }
@@ -219,7 +213,7 @@ fn help_overlay_lists_keys() {
     let s = text(&render(&app, 200, 60));
     assert!(s.contains("pause / resume training"), "{s}");
     app.handle_key(ch('x'));
-    assert!(!app.help);
+    assert!(!app.help_open());
 }
 
 #[test]

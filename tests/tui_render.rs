@@ -3,7 +3,7 @@
 
 mod tui_support;
 
-use headsup::app::{Pane, RunState};
+use headsup::app::{InputMode, Pane, RunState};
 use headsup::data::{Dataset, Record};
 use headsup::train::*;
 use headsup::ui::{ColorDepth, Theme};
@@ -144,7 +144,11 @@ fn tiny_terminals_show_a_message_and_never_panic() {
         let w = rng.gen_range(1..=200);
         let h = rng.gen_range(1..=60);
         app.zoom = i % 3 == 0;
-        app.help = i % 7 == 0;
+        app.mode = if i % 7 == 0 {
+            InputMode::Help { editing: false }
+        } else {
+            InputMode::Normal
+        };
         app.attention.overview = i % 2 == 0;
         app.focus = Pane::ALL[i % 4];
         let buf = render(&app, w, h);
@@ -186,10 +190,7 @@ fn untrusted_text_is_escaped_everywhere() {
             text: format!("{NASTY}\nmore {NASTY}"),
         }],
     );
-    let mut app = app_with(
-        ds,
-        Theme::builtin("dark", ColorDepth::TrueColor).expect("theme"),
-    );
+    let mut app = app_with(ds);
     app.update_event(Event::Started(run_info()));
     app.update_event(Event::Attention(attention(
         &[NASTY, "\x1b", "\u{202E}", "ok"],
@@ -238,4 +239,66 @@ fn record_text_shows_tokens_in_alternating_colours() {
     assert_eq!(bg(0), theme.token(0).bg.expect("bg"));
     assert_eq!(bg(1), theme.token(1).bg.expect("bg"));
     assert_eq!(bg(2), theme.token(0).bg.expect("bg"));
+}
+
+/// The rows of `buf` as strings.
+fn rows(buf: &ratatui::buffer::Buffer) -> Vec<String> {
+    text(buf).lines().map(String::from).collect()
+}
+
+#[test]
+fn loss_pane_shows_the_gradient_norm_and_clip_threshold() {
+    let mut app = busy_app();
+    let theme = theme();
+    // The last step's norm was clipped (above train.grad_clip = 1.0).
+    app.update_event(Event::Step(StepStats {
+        step: 510,
+        loss: 1.5,
+        lr: 1e-3,
+        grad_norm: 3.5,
+        tokens_per_sec: 12_345.0,
+        eta_secs: 10.0,
+        elapsed_secs: 11.0,
+    }));
+    assert_eq!(app.loss.grad_norm.len(), 51);
+    app.update(headsup::app::Action::FocusLoss);
+    app.update(headsup::app::Action::Zoom);
+    // Wide: learning rate and gradient norm side by side.
+    let buf = render_with(&app, &theme, 200, 60);
+    let s = text(&buf);
+    assert!(s.contains("grad 3.50 (clip 1.00)"), "{s}");
+    assert!(s.contains("lr 1.1e-3"), "{s}");
+    assert!(s.contains("grad 3.68"), "top of the grad chart: {s}");
+    // The header's value is in the warning colour (it was clipped).
+    let (y, line) = rows(&buf)
+        .into_iter()
+        .enumerate()
+        .find(|(_, l)| l.contains("grad 3.50"))
+        .expect("header");
+    let x = line[..line.find("3.50").expect("value")].chars().count() as u16;
+    assert_eq!(buf[(x, y as u16)].fg, theme.warn().fg.expect("warn"));
+    // The clip threshold is a dotted line in the warning colour: a row of the
+    // lower right chart has many warn-coloured dots.
+    let warn = theme.warn().fg.expect("warn");
+    let dotted = (0..buf.area.height).any(|y| {
+        (100..buf.area.width)
+            .filter(|&x| buf[(x, y)].fg == warn && buf[(x, y)].symbol() == "•")
+            .count()
+            > 30
+    });
+    assert!(dotted, "no clip line\n{s}");
+
+    // Narrow (80x24 zoomed: 78 columns inside, 120x40 unzoomed: 58): one
+    // chart at a time, `n` switches from the learning rate to the norm.
+    app.update(headsup::app::Action::Zoom);
+    let s = text(&render_with(&app, &theme, 120, 40));
+    assert!(s.contains("lr 1.1e-3") && !s.contains("grad 3.68"), "{s}");
+    assert!(s.contains("grad 3.50"), "header at 120x40: {s}");
+    app.handle_key(ch('n'));
+    assert!(app.loss.show_grad);
+    let s = text(&render_with(&app, &theme, 120, 40));
+    assert!(s.contains("grad 3.68") && !s.contains("lr 1.1e-3"), "{s}");
+    // 80x24: the header still shows the norm.
+    let s = text(&render_with(&app, &theme, 80, 24));
+    assert!(s.contains("grad 3.50"), "{s}");
 }

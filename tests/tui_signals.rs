@@ -201,7 +201,7 @@ fn sigkill_at_random_moments_then_resume() {
             .unwrap()
             .to_string_lossy()
             .starts_with(".tmp"));
-        let model = headsup::train::trainer::load_cpu_model(&ck);
+        let model = headsup::train::load_cpu_model(&ck);
         assert!(
             model.is_ok(),
             "kill {i}: latest checkpoint does not load: {:?}",

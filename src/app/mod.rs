@@ -1,33 +1,37 @@
 //! The workbench's state. `App` holds everything the screen shows; trainer
-//! events are folded in by `update_event`, keys and mouse by `handle_key` /
-//! `handle_mouse` (through `Action`s from the `KeyMap`), which return the
-//! `Effect`s the event loop carries out. Drawing (`crate::ui::draw`) is a pure
-//! function of `&App`.
+//! events are folded in by `update_event`, keys by `handle_key` and mouse
+//! clicks (already resolved by the view's `ui::hit_test`) by `handle_mouse`,
+//! through `Action`s from the `KeyMap`; they return the `Effect`s the event
+//! loop (`crate::tui`) carries out. `App` knows nothing of the view: drawing
+//! (`crate::ui::draw`) reads `&App`, never the reverse.
 //!
-//! Input mode: the playground's input line takes keys only while editing.
-//! `i` or Enter (the `input` action) on the focused playground starts editing;
-//! Esc stops; Tab/Shift-Tab still move focus (and stop editing); ctrl-c always
-//! quits. The browser's `/` search works the same way (Enter keeps the filter,
-//! Esc clears it).
+//! Input mode (`InputMode`): the playground's input line takes keys only
+//! while editing. `i` or Enter (the `input` action) on the focused
+//! playground starts editing; Esc stops; Tab/Shift-Tab still move focus (and
+//! stop editing); ctrl-c always quits. The browser's `/` search works the
+//! same way (Enter keeps the filter, Esc clears it). The help overlay and the
+//! quit question take the next key and return to the mode they were opened in.
 
+pub mod attention;
+pub mod browser;
 pub mod keymap;
+pub mod loss;
 pub mod playground;
-pub mod run;
 pub mod series;
 
+pub use attention::AttentionView;
+pub use browser::{prefix_at_char_boundary, Browser, PIECES_PREFIX_BYTES};
 pub use keymap::{Action, Key, KeyMap, KeyMapError};
+pub use loss::LossView;
 pub use playground::{Entry, InputLine, Playground};
-pub use run::{run_workbench, run_workbench_or_headless};
 pub use series::Series;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, DatasetStats};
 use crate::tokenizer::Tokenizer;
-use crate::train::{AttentionMap, Command, Event, GenerateRequest, RunInfo, SampleSettings};
-use crate::ui::theme::Theme;
+use crate::train::{Command, Event, GenerateRequest, RunInfo, SampleSettings};
 use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
-use ratatui::layout::{Position, Rect};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -55,6 +59,34 @@ impl Pane {
     }
     fn prev(self) -> Pane {
         Pane::ALL[(self.index() + 3) % 4]
+    }
+}
+
+/// Who takes the next key. One value instead of a chain of flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputMode {
+    /// Keys are looked up in the key map.
+    #[default]
+    Normal,
+    /// The browser's `/` search line takes the keys.
+    Search,
+    /// The playground's input line takes the keys (the playground has focus).
+    Edit,
+    /// The help overlay is open; any key closes it. `editing`: return to `Edit`.
+    Help { editing: bool },
+    /// "Stop training and quit?": `y`/Enter confirms, any other key cancels.
+    ConfirmQuit { editing: bool },
+}
+
+impl InputMode {
+    /// The mode an overlay opened from `self` returns to.
+    fn editing(self) -> bool {
+        matches!(
+            self,
+            InputMode::Edit
+                | InputMode::Help { editing: true }
+                | InputMode::ConfirmQuit { editing: true }
+        )
     }
 }
 
@@ -87,80 +119,12 @@ pub enum Effect {
     Export,
 }
 
-/// Dataset statistics, computed once.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct DatasetStats {
-    pub records: usize,
-    pub bytes: usize,
-    pub tokens: usize,
-    /// True when `tokens` was extrapolated from a prefix of a large corpus.
-    pub tokens_estimated: bool,
-    pub vocab_size: usize,
-    pub train_tokens: usize,
-    pub val_tokens: usize,
-    /// Record lengths (bytes) in buckets; `hist_max` is the largest length.
-    pub length_hist: Vec<u64>,
-    pub hist_max: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Browser {
-    /// Index into `visible`.
-    pub selected: usize,
-    /// Record indices shown (all, or those matching the filter).
-    pub visible: Vec<usize>,
-    pub filter: String,
-    pub searching: bool,
-    pub search: InputLine,
-    /// Tokenizer pieces of the selected record (a display-sized prefix).
-    pub pieces: Vec<String>,
-    /// Token count of the whole selected record.
-    pub token_count: usize,
-    /// Lines scrolled in the record text.
-    pub text_scroll: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LossView {
-    pub train: Series,
-    pub lr: Series,
-    pub eval_train: Series,
-    pub eval_val: Series,
-    pub smooth: bool,
-    /// EMA strength in [0, 0.99].
-    pub strength: f64,
-    pub log_scale: bool,
-    /// Show only the most recent `recent_steps` steps.
-    pub recent: bool,
-    pub recent_steps: usize,
-    pub best_val: Option<f32>,
-}
-
-impl Default for LossView {
-    fn default() -> Self {
-        LossView {
-            train: Series::default(),
-            lr: Series::default(),
-            eval_train: Series::default(),
-            eval_val: Series::default(),
-            smooth: true,
-            strength: 0.6,
-            log_scale: false,
-            recent: false,
-            recent_steps: 500,
-            best_val: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct AttentionView {
-    pub map: Option<AttentionMap>,
-    pub layer: usize,
-    pub head: usize,
-    /// The query token under the cursor.
-    pub cursor: usize,
-    pub overview: bool,
+/// Where a click landed, as the view's `ui::hit_test` works it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub pane: Pane,
+    /// The row of the browser's (filtered) record list, if a record was hit.
+    pub record: Option<usize>,
 }
 
 /// What a new `App` needs (the event loop builds it from `Prepared`).
@@ -172,10 +136,9 @@ pub struct AppInit {
     pub dataset: Arc<Dataset>,
     pub tokenizer: Option<Arc<Tokenizer>>,
     pub train_fraction: f64,
-    /// Exact (train, val) token counts when the split is known.
-    pub split: Option<(usize, usize)>,
+    /// `train.grad_clip`, marked on the gradient-norm chart (<= 0: none).
+    pub grad_clip: f64,
     pub sample: SampleSettings,
-    pub theme: Theme,
     pub keymap: KeyMap,
 }
 
@@ -186,7 +149,6 @@ pub struct App {
     pub dataset: Arc<Dataset>,
     pub tokenizer: Option<Arc<Tokenizer>>,
     pub stats: DatasetStats,
-    pub theme: Theme,
     pub keymap: KeyMap,
     pub run: Option<RunInfo>,
     pub state: RunState,
@@ -199,8 +161,7 @@ pub struct App {
     pub last_loss: Option<f32>,
     pub focus: Pane,
     pub zoom: bool,
-    pub help: bool,
-    pub confirm_quit: bool,
+    pub mode: InputMode,
     pub should_quit: bool,
     /// The latest log line (checkpoint saved, export written...).
     pub message: Option<String>,
@@ -210,17 +171,11 @@ pub struct App {
     pub playground: Playground,
 }
 
-/// Bytes of the selected record shown with token cuts (the rest is not cut).
-pub const PIECES_PREFIX_BYTES: usize = 16 * 1024;
-const HIST_BUCKETS: usize = 24;
-
 impl App {
     pub fn new(init: AppInit) -> App {
-        let stats = compute_stats(
-            &init.dataset,
-            init.tokenizer.as_deref(),
-            init.train_fraction,
-        );
+        let stats = init
+            .dataset
+            .stats(init.tokenizer.as_deref(), init.train_fraction);
         let mut app = App {
             run_name: init.run_name,
             run_dir: init.run_dir,
@@ -228,7 +183,6 @@ impl App {
             dataset: init.dataset,
             tokenizer: init.tokenizer,
             stats,
-            theme: init.theme,
             keymap: init.keymap,
             run: None,
             state: RunState::Starting,
@@ -240,17 +194,36 @@ impl App {
             last_loss: None,
             focus: Pane::Browser,
             zoom: false,
-            help: false,
-            confirm_quit: false,
+            mode: InputMode::Normal,
             should_quit: false,
             message: None,
             browser: Browser::default(),
-            loss: LossView::default(),
+            loss: LossView::with_grad_clip(init.grad_clip),
             attention: AttentionView::default(),
             playground: Playground::new(init.sample),
         };
         app.apply_filter();
         app
+    }
+
+    /// The help overlay is open.
+    pub fn help_open(&self) -> bool {
+        matches!(self.mode, InputMode::Help { .. })
+    }
+
+    /// The quit question is shown.
+    pub fn confirming_quit(&self) -> bool {
+        matches!(self.mode, InputMode::ConfirmQuit { .. })
+    }
+
+    /// The browser's search line is being typed.
+    pub fn searching(&self) -> bool {
+        self.mode == InputMode::Search
+    }
+
+    /// The playground's input line takes keys (also under an overlay opened from it).
+    pub fn editing(&self) -> bool {
+        self.mode.editing()
     }
 
     /// Folds one trainer event into the state.
@@ -274,30 +247,10 @@ impl App {
                 if s.loss.is_finite() {
                     self.last_loss = Some(s.loss);
                 }
-                self.loss.train.push(s.step as f64, s.loss as f64);
-                self.loss.lr.push(s.step as f64, s.lr);
+                self.loss.on_step(&s);
             }
-            Event::Eval(e) => {
-                self.loss
-                    .eval_train
-                    .push(e.step as f64, e.train_loss as f64);
-                self.loss.eval_val.push(e.step as f64, e.val_loss as f64);
-                let best = [Some(e.best_val_loss), Some(e.val_loss), self.loss.best_val]
-                    .into_iter()
-                    .flatten()
-                    .filter(|v| v.is_finite())
-                    .fold(None, |acc: Option<f32>, v| {
-                        Some(acc.map_or(v, |a| a.min(v)))
-                    });
-                self.loss.best_val = best;
-            }
-            Event::Attention(map) => {
-                let a = &mut self.attention;
-                a.layer = a.layer.min(map.n_layer.saturating_sub(1));
-                a.head = a.head.min(map.n_head.saturating_sub(1));
-                a.cursor = a.cursor.min(map.len().saturating_sub(1));
-                a.map = Some(map);
-            }
+            Event::Eval(e) => self.loss.on_eval(&e),
+            Event::Attention(map) => self.attention.on_map(map),
             Event::Token { id, text, .. } => self.playground.on_token(id, &text),
             Event::GenerationDone {
                 id,
@@ -310,6 +263,8 @@ impl App {
                     path.display()
                 ));
             }
+            // The `Paused` event that follows carries the reason.
+            Event::NonFinite { .. } => {}
             Event::Paused { step, reason } => {
                 self.step = step;
                 self.state = RunState::Paused(reason);
@@ -375,30 +330,28 @@ impl App {
         if action == Some(Action::ForceQuit) {
             return self.quit_now();
         }
-        if self.confirm_quit {
-            self.confirm_quit = false;
-            return match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => self.quit_now(),
-                _ => Vec::new(),
-            };
-        }
-        if self.help {
-            // Any key closes the help.
-            self.help = false;
-            return Vec::new();
-        }
-        if self.browser.searching {
-            self.search_key(key);
-            return Vec::new();
-        }
-        if self.focus == Pane::Playground && self.playground.editing {
-            if let Some(effects) = self.input_key(key) {
-                return effects;
+        match self.mode {
+            InputMode::ConfirmQuit { editing } => {
+                self.mode = back_to(editing);
+                match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => self.quit_now(),
+                    _ => Vec::new(),
+                }
             }
-        }
-        match action {
-            Some(a) => self.update(a),
-            None => Vec::new(),
+            InputMode::Help { editing } => {
+                // Any key closes the help.
+                self.mode = back_to(editing);
+                Vec::new()
+            }
+            InputMode::Search => {
+                self.search_key(key);
+                Vec::new()
+            }
+            InputMode::Edit => match self.input_key(key) {
+                Some(effects) => effects,
+                None => action.map_or_else(Vec::new, |a| self.update(a)),
+            },
+            InputMode::Normal => action.map_or_else(Vec::new, |a| self.update(a)),
         }
     }
 
@@ -407,7 +360,7 @@ impl App {
         let pg = &mut self.playground;
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
-            KeyCode::Esc => pg.editing = false,
+            KeyCode::Esc => self.mode = InputMode::Normal,
             KeyCode::Enter => {
                 if let playground::Submit::Generate { id, prompt } = pg.submit() {
                     return Some(vec![Effect::Send(Command::Generate(GenerateRequest {
@@ -435,7 +388,7 @@ impl App {
             KeyCode::PageUp => pg.scroll = pg.scroll.saturating_add(5),
             KeyCode::PageDown => pg.scroll = pg.scroll.saturating_sub(5),
             KeyCode::Tab | KeyCode::BackTab => {
-                pg.editing = false;
+                self.mode = InputMode::Normal;
                 return None;
             }
             _ => {}
@@ -447,11 +400,11 @@ impl App {
         let b = &mut self.browser;
         match key.code {
             KeyCode::Esc => {
-                b.searching = false;
+                self.mode = InputMode::Normal;
                 b.search.take();
                 b.filter.clear();
             }
-            KeyCode::Enter => b.searching = false,
+            KeyCode::Enter => self.mode = InputMode::Normal,
             KeyCode::Backspace => b.search.backspace(),
             KeyCode::Left => b.search.left(),
             KeyCode::Right => b.search.right(),
@@ -467,7 +420,9 @@ impl App {
     }
 
     fn quit_now(&mut self) -> Vec<Effect> {
-        self.confirm_quit = false;
+        if let InputMode::ConfirmQuit { editing } = self.mode {
+            self.mode = back_to(editing);
+        }
         if self.state.is_live() {
             if self.stopping {
                 return Vec::new();
@@ -486,13 +441,22 @@ impl App {
         match action {
             Action::Quit => {
                 if self.state.is_live() && !self.stopping {
-                    self.confirm_quit = true;
+                    self.mode = InputMode::ConfirmQuit {
+                        editing: self.mode.editing(),
+                    };
                 } else if !self.stopping {
                     self.should_quit = true;
                 }
             }
             Action::ForceQuit => return self.quit_now(),
-            Action::Help => self.help = !self.help,
+            Action::Help => {
+                self.mode = match self.mode {
+                    InputMode::Help { editing } => back_to(editing),
+                    m => InputMode::Help {
+                        editing: m.editing(),
+                    },
+                }
+            }
             Action::FocusNext => self.set_focus(self.focus.next()),
             Action::FocusPrev => self.set_focus(self.focus.prev()),
             Action::FocusBrowser => self.set_focus(Pane::Browser),
@@ -520,31 +484,21 @@ impl App {
             Action::PageDown => self.move_by(10),
             Action::Search => {
                 if self.focus == Pane::Browser {
-                    self.browser.searching = true;
+                    self.mode = InputMode::Search;
                     let f = self.browser.filter.clone();
                     self.browser.search.set(&f);
                 }
             }
             Action::Smooth => self.loss.smooth = !self.loss.smooth,
-            Action::SmoothMore => {
-                self.loss.smooth = true;
-                self.loss.strength = ((self.loss.strength * 10.0).round() / 10.0 + 0.1).min(0.9);
-                if self.loss.strength >= 0.9 {
-                    self.loss.strength = (self.loss.strength + 0.09).min(0.99);
-                }
-            }
-            Action::SmoothLess => {
-                self.loss.strength = if self.loss.strength > 0.9 {
-                    0.9
-                } else {
-                    ((self.loss.strength * 10.0).round() / 10.0 - 0.1).max(0.0)
-                };
-            }
+            Action::SmoothMore => self.loss.smooth_more(),
+            Action::SmoothLess => self.loss.smooth_less(),
             Action::LogScale => self.loss.log_scale = !self.loss.log_scale,
             Action::Window => self.loss.recent = !self.loss.recent,
-            Action::LayerPrev | Action::LayerNext | Action::HeadPrev | Action::HeadNext => {
-                self.step_layer_head(action)
-            }
+            Action::GradNorm => self.loss.show_grad = !self.loss.show_grad,
+            Action::LayerPrev => self.attention.step_layer(-1),
+            Action::LayerNext => self.attention.step_layer(1),
+            Action::HeadPrev => self.attention.step_head(-1),
+            Action::HeadNext => self.attention.step_head(1),
             Action::Overview => self.attention.overview = !self.attention.overview,
             Action::Probe => {
                 let text = self
@@ -559,7 +513,7 @@ impl App {
             }
             Action::Input => {
                 if self.focus == Pane::Playground {
-                    self.playground.editing = true;
+                    self.mode = InputMode::Edit;
                 }
             }
         }
@@ -567,47 +521,18 @@ impl App {
     }
 
     fn set_focus(&mut self, pane: Pane) {
-        if pane != Pane::Playground {
-            self.playground.editing = false;
+        if pane != Pane::Playground && self.mode == InputMode::Edit {
+            self.mode = InputMode::Normal;
         }
         self.focus = pane;
     }
 
-    fn step_layer_head(&mut self, action: Action) {
-        let a = &mut self.attention;
-        let (nl, nh) = a
-            .map
-            .as_ref()
-            .map(|m| (m.n_layer, m.n_head))
-            .unwrap_or((1, 1));
-        let (nl, nh) = (nl.max(1), nh.max(1));
-        match action {
-            Action::LayerPrev => a.layer = (a.layer + nl - 1) % nl,
-            Action::LayerNext => a.layer = (a.layer + 1) % nl,
-            Action::HeadPrev => a.head = (a.head + nh - 1) % nh,
-            Action::HeadNext => a.head = (a.head + 1) % nh,
-            _ => {}
-        }
-    }
-
     fn move_by(&mut self, delta: isize) {
         match self.focus {
-            Pane::Browser => {
-                let n = self.browser.visible.len();
-                if n == 0 {
-                    return;
-                }
-                let sel =
-                    (self.browser.selected as isize + delta).clamp(0, n as isize - 1) as usize;
-                self.select(sel);
-            }
-            Pane::Attention => {
-                let n = self.attention.map.as_ref().map_or(0, |m| m.len());
-                if n > 0 {
-                    self.attention.cursor =
-                        (self.attention.cursor as isize + delta).clamp(0, n as isize - 1) as usize;
-                }
-            }
+            Pane::Browser => self
+                .browser
+                .move_by(delta, &self.dataset, self.tokenizer.as_deref()),
+            Pane::Attention => self.attention.move_cursor(delta),
             Pane::Playground => {
                 let pg = &mut self.playground;
                 pg.scroll = (pg.scroll as isize - delta).max(0) as usize;
@@ -618,85 +543,29 @@ impl App {
 
     /// Selects a row of the (filtered) record list and re-cuts its tokens.
     pub fn select(&mut self, visible_index: usize) {
-        let n = self.browser.visible.len();
-        self.browser.selected = visible_index.min(n.saturating_sub(1));
-        self.browser.text_scroll = 0;
-        self.recut();
+        self.browser
+            .select(visible_index, &self.dataset, self.tokenizer.as_deref());
     }
 
     pub fn selected_record(&self) -> Option<&crate::data::Record> {
-        self.browser
-            .visible
-            .get(self.browser.selected)
-            .and_then(|&i| self.dataset.records.get(i))
+        self.browser.selected_record(&self.dataset)
     }
 
-    fn recut(&mut self) {
-        let Some(rec) = self.selected_record() else {
-            self.browser.pieces.clear();
-            self.browser.token_count = 0;
-            return;
-        };
-        let text = &rec.text;
-        let prefix = prefix_at_char_boundary(text, PIECES_PREFIX_BYTES);
-        let (pieces, count) = match &self.tokenizer {
-            Some(t) => {
-                let pieces = t.pieces(prefix);
-                let count = if prefix.len() == text.len() {
-                    pieces.len()
-                } else {
-                    t.encode(text).len()
-                };
-                (pieces, count)
-            }
-            None => {
-                let pieces: Vec<String> = prefix.chars().map(String::from).collect();
-                (pieces, text.chars().count())
-            }
-        };
-        self.browser.pieces = pieces;
-        self.browser.token_count = count;
-    }
-
-    /// Recomputes the visible records from the filter (case-insensitive
-    /// substring of title or text) and keeps the selection in range.
+    /// Recomputes the visible records from the filter and keeps the
+    /// selection in range.
     pub fn apply_filter(&mut self) {
-        let q = self.browser.filter.to_lowercase();
-        let prev = self.browser.visible.get(self.browser.selected).copied();
-        self.browser.visible = self
-            .dataset
-            .records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| {
-                q.is_empty()
-                    || r.title.to_lowercase().contains(&q)
-                    || prefix_at_char_boundary(&r.text, 64 * 1024)
-                        .to_lowercase()
-                        .contains(&q)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let sel = prev
-            .and_then(|p| self.browser.visible.iter().position(|&i| i == p))
-            .unwrap_or(0);
-        self.select(sel);
+        self.browser
+            .apply_filter(&self.dataset, self.tokenizer.as_deref());
     }
 
-    /// A mouse event; `area` is the whole terminal.
-    pub fn handle_mouse(&mut self, ev: MouseEvent, area: Rect) -> Vec<Effect> {
+    /// A mouse event; `hit` is where the view (`ui::hit_test`) says it landed.
+    pub fn handle_mouse(&mut self, ev: MouseEvent, hit: Option<Hit>) -> Vec<Effect> {
         match ev.kind {
             MouseEventKind::Down(MouseButton::Left) => {
-                let pos = Position::new(ev.column, ev.row);
-                let panes = crate::ui::pane_areas(self, area);
-                for (pane, rect) in Pane::ALL.iter().zip(panes.iter()) {
-                    if rect.contains(pos) {
-                        self.set_focus(*pane);
-                        if *pane == Pane::Browser {
-                            if let Some(row) = crate::ui::browser::record_at(self, *rect, pos) {
-                                self.select(row);
-                            }
-                        }
+                if let Some(hit) = hit {
+                    self.set_focus(hit.pane);
+                    if let Some(row) = hit.record {
+                        self.select(row);
                     }
                 }
             }
@@ -717,75 +586,10 @@ impl App {
     }
 }
 
-/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
-pub fn prefix_at_char_boundary(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-fn compute_stats(ds: &Dataset, tok: Option<&Tokenizer>, train_fraction: f64) -> DatasetStats {
-    const EXACT_LIMIT: usize = 4 << 20;
-    let bytes = ds.total_bytes();
-    let (tokens, estimated) = match tok {
-        Some(t) => {
-            let mut counted_bytes = 0usize;
-            let mut tokens = 0usize;
-            for r in &ds.records {
-                if counted_bytes >= EXACT_LIMIT {
-                    break;
-                }
-                tokens += t.encode(&r.text).len();
-                counted_bytes += r.text.len();
-            }
-            if counted_bytes < bytes && counted_bytes > 0 {
-                let scaled = tokens as f64 * bytes as f64 / counted_bytes as f64;
-                (scaled.round() as usize, true)
-            } else {
-                (tokens, false)
-            }
-        }
-        None => (
-            ds.records.iter().map(|r| r.text.chars().count()).sum(),
-            false,
-        ),
-    };
-    let frac = if train_fraction.is_finite() {
-        train_fraction.clamp(0.0, 1.0)
+fn back_to(editing: bool) -> InputMode {
+    if editing {
+        InputMode::Edit
     } else {
-        0.9
-    };
-    let train_tokens = ((tokens as f64) * frac).round() as usize;
-    let hist_max = ds.records.iter().map(|r| r.text.len()).max().unwrap_or(0);
-    let mut hist = vec![0u64; HIST_BUCKETS];
-    if hist_max > 0 {
-        for r in &ds.records {
-            let b = (r.text.len() * HIST_BUCKETS / (hist_max + 1)).min(HIST_BUCKETS - 1);
-            hist[b] += 1;
-        }
-    }
-    DatasetStats {
-        records: ds.records.len(),
-        bytes,
-        tokens,
-        tokens_estimated: estimated,
-        vocab_size: match tok {
-            Some(t) => t.vocab_size(),
-            None => {
-                let mut chars: Vec<char> = ds.records.iter().flat_map(|r| r.text.chars()).collect();
-                chars.sort_unstable();
-                chars.dedup();
-                chars.len()
-            }
-        },
-        train_tokens,
-        val_tokens: tokens.saturating_sub(train_tokens),
-        length_hist: hist,
-        hist_max,
+        InputMode::Normal
     }
 }

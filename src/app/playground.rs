@@ -78,7 +78,6 @@ pub enum Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Playground {
     pub input: InputLine,
-    pub editing: bool,
     pub history: Vec<String>,
     /// Position while browsing history (None: editing a new line).
     pub history_pos: Option<usize>,
@@ -107,7 +106,6 @@ impl Playground {
     pub fn new(settings: SampleSettings) -> Playground {
         Playground {
             input: InputLine::default(),
-            editing: false,
             history: Vec::new(),
             history_pos: None,
             draft: String::new(),

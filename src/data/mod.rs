@@ -7,6 +7,7 @@
 //! text exactly.
 
 mod sources;
+mod stats;
 mod synthetic;
 
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod tests;
 use crate::config::{DataConfig, SourceKind};
 use std::path::PathBuf;
 
+pub use stats::{DatasetStats, HIST_BUCKETS};
 pub use synthetic::generate as generate_synthetic;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,36 +60,6 @@ pub struct Dataset {
     /// original text byte for byte.
     pub contiguous: bool,
 }
-
-/// Size statistics for the UI's statistics panel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DatasetStats {
-    pub records: usize,
-    /// UTF-8 bytes of all records.
-    pub bytes: usize,
-    /// Unicode scalar values of all records.
-    pub chars: usize,
-    /// Distinct characters (the size of a character vocabulary, without `[UNK]`).
-    pub distinct_chars: usize,
-    /// Shortest and longest record, in chars.
-    pub min_chars: usize,
-    pub max_chars: usize,
-    pub mean_chars: f64,
-    /// Record lengths in chars, in up to [`HISTOGRAM_BUCKETS`] equal-width buckets
-    /// from `min_chars` to `max_chars` (fewer when the range is narrower).
-    pub histogram: Vec<LengthBucket>,
-}
-
-/// Records whose length in chars lies in `lo..=hi`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LengthBucket {
-    pub lo: usize,
-    pub hi: usize,
-    pub count: usize,
-}
-
-/// Buckets of [`DatasetStats::histogram`].
-pub const HISTOGRAM_BUCKETS: usize = 10;
 
 impl Dataset {
     /// A dataset of independent records (the corpus joins them with "\n").
@@ -158,59 +130,6 @@ impl Dataset {
     pub fn total_bytes(&self) -> usize {
         self.records.iter().map(|r| r.text.len()).sum()
     }
-
-    /// Counts and a length histogram for the statistics panel.
-    pub fn stats(&self) -> DatasetStats {
-        let lens: Vec<usize> = self
-            .records
-            .iter()
-            .map(|r| r.text.chars().count())
-            .collect();
-        let mut seen = std::collections::HashSet::new();
-        for r in &self.records {
-            seen.extend(r.text.chars());
-        }
-        let chars: usize = lens.iter().sum();
-        let min_chars = lens.iter().copied().min().unwrap_or(0);
-        let max_chars = lens.iter().copied().max().unwrap_or(0);
-        let mean_chars = if lens.is_empty() {
-            0.0
-        } else {
-            chars as f64 / lens.len() as f64
-        };
-        DatasetStats {
-            records: self.records.len(),
-            bytes: self.total_bytes(),
-            chars,
-            distinct_chars: seen.len(),
-            min_chars,
-            max_chars,
-            mean_chars,
-            histogram: histogram(&lens, min_chars, max_chars),
-        }
-    }
-}
-
-fn histogram(lens: &[usize], min: usize, max: usize) -> Vec<LengthBucket> {
-    if lens.is_empty() {
-        return Vec::new();
-    }
-    let range = max - min + 1;
-    let n = range.min(HISTOGRAM_BUCKETS);
-    let width = range.div_ceil(n);
-    let mut buckets: Vec<LengthBucket> = (0..n)
-        .map(|i| LengthBucket {
-            lo: min + i * width,
-            hi: (min + (i + 1) * width - 1).min(max),
-            count: 0,
-        })
-        .collect();
-    buckets.retain(|b| b.lo <= max);
-    for &l in lens {
-        let i = ((l - min) / width).min(buckets.len() - 1);
-        buckets[i].count += 1;
-    }
-    buckets
 }
 
 pub(crate) fn source_name(kind: SourceKind) -> &'static str {

@@ -1,3 +1,7 @@
+//! Unit tests of the dataset readers (text, directories, JSONL, JSON, CSV,
+//! synthetic tasks), their one-line errors, splits and statistics, and the
+//! shared real corpora in `../shared/data`.
+
 use super::*;
 use crate::config::{DataConfig, SourceKind, SyntheticTask};
 use std::path::{Path, PathBuf};
@@ -30,17 +34,11 @@ fn err_of(r: Result<Dataset, DataError>) -> String {
     }
 }
 
-fn shared_data(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipping: {} is absent (no ../shared/data)", p.display());
-        None
-    }
-}
+// The same file as tests/common/required.rs (one helper for every test).
+#[allow(clippy::duplicate_mod)]
+#[path = "../../tests/common/required.rs"]
+mod required;
+use required::shared_data;
 
 #[test]
 fn text_windows_reproduce_the_file() {
@@ -381,6 +379,7 @@ fn synthetic_tasks() {
 
 #[test]
 fn stats_and_histogram() {
+    // Records of 2..=40 bytes ("é" is 2 bytes, 1 char).
     let recs = (1..=20)
         .map(|i| Record {
             title: format!("{i}"),
@@ -388,24 +387,21 @@ fn stats_and_histogram() {
         })
         .collect();
     let ds = Dataset::from_records("t", recs);
-    let s = ds.stats();
+    let s = ds.stats(None, 0.9);
     assert_eq!(s.records, 20);
-    assert_eq!(s.chars, 210);
     assert_eq!(s.bytes, 420);
-    assert_eq!(s.distinct_chars, 1);
-    assert_eq!((s.min_chars, s.max_chars), (1, 20));
-    assert!((s.mean_chars - 10.5).abs() < 1e-9);
-    assert_eq!(s.histogram.len(), HISTOGRAM_BUCKETS);
-    assert_eq!(s.histogram.iter().map(|b| b.count).sum::<usize>(), 20);
-    assert_eq!(
-        s.histogram[0],
-        LengthBucket {
-            lo: 1,
-            hi: 2,
-            count: 2
-        }
-    );
-    assert_eq!(s.histogram[9].hi, 20);
+    // Without a tokenizer a token is a char, the vocabulary the distinct chars.
+    assert_eq!(s.tokens, 210);
+    assert!(!s.tokens_estimated);
+    assert_eq!(s.vocab_size, 1);
+    assert_eq!((s.train_tokens, s.val_tokens), (189, 21));
+    assert_eq!(s.hist_max, 40);
+    assert_eq!(s.length_hist.len(), HIST_BUCKETS);
+    assert_eq!(s.length_hist.iter().sum::<u64>(), 20);
+    // Bucket of a length l: l * 24 / 41. 2 bytes -> 1, 40 bytes -> 23.
+    assert_eq!(s.length_hist[0], 0);
+    assert_eq!(s.length_hist[1], 1);
+    assert_eq!(s.length_hist[23], 1);
 
     let one = Dataset::from_records(
         "t",
@@ -414,19 +410,36 @@ fn stats_and_histogram() {
             text: "abc".into(),
         }],
     )
-    .stats();
-    assert_eq!(
-        one.histogram,
-        vec![LengthBucket {
-            lo: 3,
-            hi: 3,
-            count: 1
-        }]
+    .stats(None, f64::NAN);
+    assert_eq!((one.hist_max, one.vocab_size), (3, 3));
+    // A non-finite fraction splits 0.9 / 0.1.
+    assert_eq!((one.train_tokens, one.val_tokens), (3, 0));
+    assert_eq!(one.length_hist[3 * HIST_BUCKETS / 4], 1);
+    let empty = Dataset::from_records("t", vec![]).stats(None, 0.9);
+    assert_eq!((empty.records, empty.bytes, empty.tokens), (0, 0, 0));
+    assert!(empty.length_hist.iter().all(|&c| c == 0));
+}
+
+#[test]
+fn stats_count_tokens_with_the_tokenizer() {
+    let ds = Dataset::from_records(
+        "t",
+        vec![
+            Record {
+                title: "a".into(),
+                text: "abab".into(),
+            },
+            Record {
+                title: "b".into(),
+                text: "ba".into(),
+            },
+        ],
     );
-    assert!(Dataset::from_records("t", vec![])
-        .stats()
-        .histogram
-        .is_empty());
+    let tok = crate::tokenizer::Tokenizer::train_char(&ds.corpus()).unwrap();
+    let s = ds.stats(Some(&tok), 0.5);
+    assert_eq!(s.tokens, 6);
+    assert_eq!(s.vocab_size, tok.vocab_size());
+    assert_eq!((s.train_tokens, s.val_tokens), (3, 3));
 }
 
 #[test]
@@ -440,7 +453,7 @@ fn token_split_fractions() {
 
 #[test]
 fn tang300_nested_json() {
-    let Some(p) = shared_data("tang300.json") else {
+    let Some(p) = shared_data("tang300.json", "tang300_nested_json") else {
         return;
     };
     let mut c = cfg(SourceKind::Json, &p);
@@ -452,13 +465,13 @@ fn tang300_nested_json() {
         ds.records[0].text,
         "寥落古行宮，宮花寂寞紅。\n白頭宮女在，閒坐說玄宗。"
     );
-    let s = ds.stats();
-    assert!(s.distinct_chars > 1000);
+    let s = ds.stats(None, 0.9);
+    assert!(s.vocab_size > 1000);
 }
 
 #[test]
 fn poet_tang_array_json() {
-    let Some(p) = shared_data("poet.tang.0.json") else {
+    let Some(p) = shared_data("poet.tang.0.json", "poet_tang_array_json") else {
         return;
     };
     let mut c = cfg(SourceKind::Json, &p);
@@ -473,7 +486,7 @@ fn poet_tang_array_json() {
 
 #[test]
 fn tinyshakespeare_text_roundtrip() {
-    let Some(p) = shared_data("tinyshakespeare.txt") else {
+    let Some(p) = shared_data("tinyshakespeare.txt", "tinyshakespeare_text_roundtrip") else {
         return;
     };
     let ds = Dataset::load(&cfg(SourceKind::Text, &p), 0).unwrap();

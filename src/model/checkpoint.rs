@@ -208,17 +208,11 @@ pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
     }
     let p = dir.join("config.json");
     let text = std::fs::read_to_string(&p).map_err(|e| bad(&p, format!("cannot read: {e}")))?;
-    let hf: HfConfig = serde_json::from_str(&text)
+    let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| bad(&p, format!("not a GPT-2 config.json: {e}")))?;
-    if hf.activation_function != "gelu_new" && hf.activation_function != "gelu_pytorch_tanh" {
-        return Err(bad(
-            &p,
-            format!(
-                "activation_function `{}` is not supported (headsup uses gelu_new)",
-                hf.activation_function
-            ),
-        ));
-    }
+    let value = gpt2_family(&p, value)?;
+    let hf: HfConfig = serde_json::from_value(value)
+        .map_err(|e| bad(&p, format!("not a GPT-2 config.json: {e}")))?;
     let cfg = hf.to_gpt();
     if !(cfg.layer_norm_epsilon.is_finite() && cfg.layer_norm_epsilon > 0.0) {
         return Err(bad(
@@ -243,6 +237,86 @@ pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
     Ok(cfg)
 }
 
+/// The GPT-2 variants headsup computes exactly: the checks on `config.json`'s
+/// keys before its sizes are read, and `n_ctx` standing in for a missing
+/// `n_positions` (older GPT-2 configs).
+fn gpt2_family(p: &Path, mut v: serde_json::Value) -> Result<serde_json::Value, CheckpointError> {
+    let Some(obj) = v.as_object_mut() else {
+        return Err(bad(p, "not a GPT-2 config.json: not a JSON object"));
+    };
+    let text = |k: &str| {
+        obj.get(k).map(|x| {
+            x.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| x.to_string())
+        })
+    };
+    if let Some(t) = text("model_type") {
+        if t != "gpt2" {
+            return Err(bad(
+                p,
+                format!("model_type `{}` is not supported; headsup reads GPT-2 checkpoints (model_type gpt2)", crate::sanitize::escape(&t)),
+            ));
+        }
+    }
+    if let Some(archs) = obj.get("architectures").and_then(|a| a.as_array()) {
+        for a in archs {
+            let name = a.as_str().unwrap_or("");
+            if name != "GPT2LMHeadModel" && name != "GPT2Model" {
+                return Err(bad(
+                    p,
+                    format!(
+                        "architectures names `{}`, which is not supported; headsup reads GPT2LMHeadModel and GPT2Model checkpoints",
+                        crate::sanitize::escape(&a.as_str().map(str::to_string).unwrap_or_else(|| a.to_string()))
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(act) = text("activation_function") {
+        if act != "gelu_new" && act != "gelu_pytorch_tanh" {
+            return Err(bad(
+                p,
+                format!(
+                    "activation_function `{}` is not supported; headsup computes the tanh GELU (gelu_new or gelu_pytorch_tanh)",
+                    crate::sanitize::escape(&act)
+                ),
+            ));
+        }
+    }
+    if let (Some(n_inner), Some(n_embd)) = (
+        obj.get("n_inner").and_then(|x| x.as_u64()),
+        obj.get("n_embd").and_then(|x| x.as_u64()),
+    ) {
+        if n_inner != 4 * n_embd {
+            return Err(bad(
+                p,
+                format!("n_inner {n_inner} is not supported; headsup's MLP is 4 x n_embd = {} wide (set n_inner to null)", 4 * n_embd),
+            ));
+        }
+    }
+    if obj.get("tie_word_embeddings").and_then(|x| x.as_bool()) == Some(false) {
+        return Err(bad(
+            p,
+            "tie_word_embeddings false is not supported; headsup's LM head is the token embedding (wte), as GPT-2's",
+        ));
+    }
+    if !obj.contains_key("n_positions") {
+        match obj.get("n_ctx").cloned() {
+            Some(n) => {
+                obj.insert("n_positions".into(), n);
+            }
+            None => {
+                return Err(bad(
+                    p,
+                    "has neither n_positions nor n_ctx; give the model's number of positions",
+                ))
+            }
+        }
+    }
+    Ok(v)
+}
+
 /// `GptConfig::n_params` without overflow, for sizes read from files.
 fn params_u128(cfg: &GptConfig) -> u128 {
     let c = cfg.n_embd as u128;
@@ -254,6 +328,23 @@ fn params_u128(cfg: &GptConfig) -> u128 {
 pub fn load_model<D: Device<f32>>(dev: &D, dir: &Path) -> Result<Gpt<D>, CheckpointError> {
     let cfg = load_config(dir)?;
     let st_path = dir.join("model.safetensors");
+    if !st_path.exists() {
+        if dir.join("pytorch_model.bin").exists() {
+            return Err(bad(
+                dir,
+                format!(
+                    "has pytorch_model.bin but no model.safetensors, and headsup reads safetensors only; convert it with transformers: python -c \"from transformers import GPT2LMHeadModel as M; M.from_pretrained('{0}').save_pretrained('{0}', safe_serialization=True)\"",
+                    dir.display()
+                ),
+            ));
+        }
+        if dir.join("model.safetensors.index.json").exists() {
+            return Err(bad(
+                dir,
+                "holds a sharded model (model.safetensors.index.json); headsup reads one model.safetensors: save it unsharded with transformers (save_pretrained(DIR, max_shard_size=\"100GB\"))",
+            ));
+        }
+    }
     let mut tensors = read_safetensors(&st_path)?;
     // Accept GPT2Model names without the `transformer.` prefix too.
     let keys: Vec<String> = tensors.keys().cloned().collect();
@@ -308,9 +399,17 @@ pub fn load_model<D: Device<f32>>(dev: &D, dir: &Path) -> Result<Gpt<D>, Checkpo
     if let Some(e) = err {
         return Err(e);
     }
-    tensors.retain(|k, _| {
-        !(k.ends_with(".attn.bias") || k.ends_with(".attn.masked_bias") || k == "lm_head.weight")
-    });
+    // GPT2LMHeadModel's head is tied to wte; a file that holds it must agree.
+    if let Some((shape, data)) = tensors.remove("lm_head.weight") {
+        let wte = model.wte.as_vec();
+        if shape != [cfg.vocab_size, cfg.n_embd] || data != wte {
+            return Err(bad(
+                &st_path,
+                "lm_head.weight differs from transformer.wte.weight; headsup ties the LM head to the token embedding, as GPT-2 does",
+            ));
+        }
+    }
+    tensors.retain(|k, _| !(k.ends_with(".attn.bias") || k.ends_with(".attn.masked_bias")));
     if let Some(extra) = tensors.keys().next() {
         return Err(bad(
             &st_path,

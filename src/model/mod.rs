@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod fused;
 pub mod infer;
 pub mod kernels;
+pub mod pretrained;
 pub mod sample;
 pub mod simd;
 

@@ -2,8 +2,21 @@
 //! KV cache, sliding the window when the context fills.
 
 use super::infer::{HostModel, KvCache};
-use crate::train::SampleSettings;
 use rand::{Rng, SeedableRng};
+
+/// How to pick tokens: the `[sample]` config section, the playground's
+/// `/temp` and friends, and `headsup generate`'s flags.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SampleSettings {
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// 0 means no top-k cut.
+    pub top_k: usize,
+    /// 1.0 means no nucleus cut.
+    pub top_p: f32,
+    pub max_new_tokens: usize,
+    pub seed: u64,
+}
 
 /// Picks the next token from `logits` under `s`. Temperature 0 is greedy.
 pub fn sample_logits(logits: &[f32], s: &SampleSettings, rng: &mut impl Rng) -> (usize, f32) {
@@ -61,8 +74,22 @@ pub fn generate(
     prompt: &[usize],
     s: &SampleSettings,
     use_cache: bool,
+    on_token: impl FnMut(usize, f32) -> bool,
+) {
+    generate_within(model, model.cfg.vocab_size, prompt, s, use_cache, on_token)
+}
+
+/// [`generate`] that never samples an id at or past `id_limit`: a model
+/// whose vocabulary is padded past its tokenizer's gets those logits masked.
+pub fn generate_within(
+    model: &HostModel,
+    id_limit: usize,
+    prompt: &[usize],
+    s: &SampleSettings,
+    use_cache: bool,
     mut on_token: impl FnMut(usize, f32) -> bool,
 ) {
+    let limit = id_limit.clamp(1, model.cfg.vocab_size.max(1));
     let ctx_max = model.cfg.n_positions;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s.seed);
     let mut context: Vec<usize> = if prompt.is_empty() {
@@ -82,7 +109,7 @@ pub fn generate(
     };
     refill(&mut cache, &context, &mut logits, ctx_max);
     for _ in 0..s.max_new_tokens {
-        let (id, p) = sample_logits(&logits, s, &mut rng);
+        let (id, p) = sample_logits(&logits[..limit.min(logits.len())], s, &mut rng);
         context.push(id);
         if !on_token(id, p) {
             break;

@@ -1,4 +1,12 @@
+//! Unit tests of the tokenizers: round trips, pieces, streaming decode,
+//! save/load, errors, and BPE on the shared tinyshakespeare text.
+
 use super::*;
+
+// The same file as tests/common/required.rs (one helper for every test).
+#[allow(clippy::duplicate_mod)]
+#[path = "../../tests/common/required.rs"]
+mod required;
 
 const CORPUS: &str = "First Citizen:\nBefore we proceed any further, hear me speak.\n\n\
 All:\nSpeak, speak.\n\n床前明月光，疑是地上霜。\n舉頭望明月，低頭思故鄉。\n\
@@ -232,49 +240,26 @@ fn byte_table_is_a_bijection() {
     assert_eq!(bytes.len(), 256);
 }
 
+/// BPE trained on tinyshakespeare: the asked vocabulary, a lossless round
+/// trip, and real compression. (How fast it trains and encodes is measured by
+/// `cargo bench --bench tokenize`, not asserted here.)
 #[test]
-fn bpe_on_tinyshakespeare_is_fast() {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/tinyshakespeare.txt");
-    let Ok(text) = std::fs::read_to_string(&p) else {
-        eprintln!("skipping: {} is absent (no ../shared/data)", p.display());
+fn bpe_on_tinyshakespeare_compresses() {
+    let test = "bpe_on_tinyshakespeare_compresses";
+    let Some(p) = required::shared_data("tinyshakespeare.txt", test) else {
         return;
     };
-    let t0 = std::time::Instant::now();
+    let text = std::fs::read_to_string(&p).unwrap();
     let tok = Tokenizer::train_bpe(&text, 512).unwrap();
-    let took = t0.elapsed();
-    eprintln!("BPE 512 on tinyshakespeare: {took:?}");
     assert_eq!(tok.vocab_size(), 512);
     let sample = &text[..5000];
     assert_eq!(tok.decode(&tok.encode(sample)), sample);
     let n = tok.encode(sample).len();
-    eprintln!("{} bytes -> {n} tokens", sample.len());
     assert!(
         n * 10 < sample.len() * 7,
         "{n} tokens for {} bytes",
         sample.len()
     );
-    assert!(took.as_secs() < 30, "BPE training took {took:?}");
-}
-
-#[test]
-#[ignore = "timing probe"]
-fn probe_encode_speed() {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/tinyshakespeare.txt");
-    let Ok(text) = std::fs::read_to_string(&p) else {
-        eprintln!("skipping: {} is absent (no ../shared/data)", p.display());
-        return;
-    };
-    for tok in [
-        Tokenizer::train_char(&text).unwrap(),
-        Tokenizer::train_bpe(&text, 512).unwrap(),
-    ] {
-        let t0 = std::time::Instant::now();
-        let ids = tok.encode(&text);
-        eprintln!("{:?}: {} ids in {:?}", tok.kind(), ids.len(), t0.elapsed());
-        let t0 = std::time::Instant::now();
-        let back = tok.decode(&ids);
-        eprintln!("decode in {:?} ok={}", t0.elapsed(), back == text);
-    }
 }
 
 fn shared_bpe() -> &'static Tokenizer {

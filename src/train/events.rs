@@ -1,10 +1,15 @@
 //! The messages between the training thread and its consumers (the TUI, the
-//! headless printer). Plain data only: numbers, strings, `Vec<f32>`; never tensors.
+//! headless printer, `metrics.jsonl`). Plain data only: numbers, strings,
+//! `Vec<f32>`; never tensors. `Event` and `Command` are serde types: their
+//! JSON form is the wire format a viewer in another process receives, so it
+//! must round-trip (floats that may be NaN or infinite travel as strings).
 
+pub use crate::model::sample::SampleSettings;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// What the trainer reports. One channel, in order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     /// Sent once before the first step.
     Started(RunInfo),
@@ -18,18 +23,31 @@ pub enum Event {
     Token {
         id: u64,
         text: String,
+        #[serde(with = "any_f32")]
         prob: f32,
     },
     /// Generation `id` finished.
     GenerationDone {
         id: u64,
         tokens: usize,
+        #[serde(with = "any_f64")]
         tokens_per_sec: f64,
     },
     /// A checkpoint was written (completely) at `path`.
     Checkpoint {
         step: usize,
         path: PathBuf,
+    },
+    /// The non-finite guard tripped on the step after `step`: what went
+    /// non-finite, with the loss and gradient norm of that step. Nothing was
+    /// updated; a `Paused` event with the reason follows.
+    NonFinite {
+        step: usize,
+        what: NonFinite,
+        #[serde(with = "any_f32")]
+        loss: f32,
+        #[serde(with = "any_f32")]
+        grad_norm: f32,
     },
     /// Training paused (by command, or by the non-finite guard with a reason).
     Paused {
@@ -56,8 +74,44 @@ pub enum Event {
     Log(String),
 }
 
+/// What went non-finite in a training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonFinite {
+    /// The loss of the batch.
+    Loss,
+    /// The global norm of the gradients.
+    GradNorm,
+    /// A weight after the update (the loss and gradients were finite).
+    Weights,
+}
+
+impl NonFinite {
+    /// What went non-finite, in words ("gradient norm").
+    pub fn describe(self) -> &'static str {
+        match self {
+            NonFinite::Loss => "loss",
+            NonFinite::GradNorm => "gradient norm",
+            NonFinite::Weights => "weights after the update",
+        }
+    }
+
+    /// The sentence a user reads: what, its value, at which step, and what to do.
+    pub fn reason(self, step: usize, loss: f32, grad_norm: f32) -> String {
+        let value = match self {
+            NonFinite::Loss => format!(" ({loss})"),
+            NonFinite::GradNorm => format!(" ({grad_norm})"),
+            NonFinite::Weights => String::new(),
+        };
+        format!(
+            "non-finite {}{value} at step {step}; the update was not applied and the latest checkpoint is the last good one; lower train.learning_rate and resume",
+            self.describe()
+        )
+    }
+}
+
 /// What the consumer asks of the trainer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     Pause,
     Resume,
@@ -73,26 +127,14 @@ pub enum Command {
     Stop,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateRequest {
     pub id: u64,
     pub prompt: String,
     pub settings: SampleSettings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SampleSettings {
-    /// 0 means greedy.
-    pub temperature: f32,
-    /// 0 means no top-k cut.
-    pub top_k: usize,
-    /// 1.0 means no nucleus cut.
-    pub top_p: f32,
-    pub max_new_tokens: usize,
-    pub seed: u64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub name: String,
     pub run_dir: PathBuf,
@@ -109,29 +151,38 @@ pub struct RunInfo {
     pub tokens_per_step: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StepStats {
     pub step: usize,
+    #[serde(with = "any_f32")]
     pub loss: f32,
+    #[serde(with = "any_f64")]
     pub lr: f64,
+    #[serde(with = "any_f32")]
     pub grad_norm: f32,
+    #[serde(with = "any_f64")]
     pub tokens_per_sec: f64,
     /// Seconds left at the current rate.
+    #[serde(with = "any_f64")]
     pub eta_secs: f64,
+    #[serde(with = "any_f64")]
     pub elapsed_secs: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EvalStats {
     pub step: usize,
+    #[serde(with = "any_f32")]
     pub train_loss: f32,
+    #[serde(with = "any_f32")]
     pub val_loss: f32,
+    #[serde(with = "any_f32")]
     pub best_val_loss: f32,
 }
 
 /// `probs[layer][head]` is a row-major `n x n` matrix (query rows, key columns),
 /// n = `tokens.len()`; entries above the diagonal are 0 and each row sums to 1.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttentionMap {
     pub step: usize,
     /// The probe's tokens as text (raw; escape before display).
@@ -157,5 +208,227 @@ impl AttentionMap {
             .and_then(|h| h.get(query * n + key))
             .copied()
             .unwrap_or(0.0)
+    }
+}
+
+/// Serde for floats that may be NaN or infinite. JSON has no such numbers
+/// (serde_json writes `null` and cannot read it back), so they travel as
+/// the strings `"NaN"`, `"inf"` and `"-inf"`; finite values as numbers.
+macro_rules! any_float {
+    ($name:ident, $t:ty, $ser:ident) => {
+        pub(crate) mod $name {
+            use serde::{Deserialize, Deserializer, Serializer};
+
+            pub fn serialize<S: Serializer>(v: &$t, s: S) -> Result<S::Ok, S::Error> {
+                if v.is_finite() {
+                    s.$ser(*v)
+                } else if v.is_nan() {
+                    s.serialize_str("NaN")
+                } else if *v > 0.0 {
+                    s.serialize_str("inf")
+                } else {
+                    s.serialize_str("-inf")
+                }
+            }
+
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Repr {
+                Number($t),
+                Text(String),
+            }
+
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                match Repr::deserialize(d)? {
+                    Repr::Number(v) => Ok(v),
+                    Repr::Text(t) => match t.as_str() {
+                        "NaN" => Ok(<$t>::NAN),
+                        "inf" => Ok(<$t>::INFINITY),
+                        "-inf" => Ok(<$t>::NEG_INFINITY),
+                        _ => Err(serde::de::Error::custom(format!(
+                            "expected a number, \"NaN\", \"inf\" or \"-inf\", found \"{t}\""
+                        ))),
+                    },
+                }
+            }
+        }
+    };
+}
+any_float!(any_f32, f32, serialize_f32);
+any_float!(any_f64, f64, serialize_f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of every event and command, with the awkward values: NaN and
+    /// infinities, control characters and non-ASCII text, empty collections.
+    fn samples() -> (Vec<Event>, Vec<Command>) {
+        let settings = SampleSettings {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            max_new_tokens: 200,
+            seed: u64::MAX,
+        };
+        let events = vec![
+            Event::Started(RunInfo {
+                name: "copy \u{1b}[2J é".into(),
+                run_dir: "/tmp/runs/copy-1".into(),
+                device: "cpu".into(),
+                max_iters: 60,
+                start_step: 20,
+                n_params: 105_152,
+                n_layer: 2,
+                n_head: 4,
+                n_embd: 64,
+                block_size: 64,
+                vocab_size: 15,
+                tokens_per_step: 1024,
+            }),
+            Event::Step(StepStats {
+                step: 10,
+                loss: 2.654_255_6,
+                lr: 5.882_352_941_176_47e-4,
+                grad_norm: f32::INFINITY,
+                tokens_per_sec: 58_396.957_550_447_456,
+                eta_secs: f64::NAN,
+                elapsed_secs: 0.218_161_588,
+            }),
+            Event::Eval(EvalStats {
+                step: 0,
+                train_loss: f32::NEG_INFINITY,
+                val_loss: 2.729_154,
+                best_val_loss: f32::MIN_POSITIVE,
+            }),
+            Event::Attention(AttentionMap {
+                step: 25,
+                tokens: vec!["a".into(), "\n".into(), "中".into()],
+                n_layer: 1,
+                n_head: 1,
+                probs: vec![vec![vec![1.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.2, 0.3, 0.5]]],
+            }),
+            Event::Attention(AttentionMap {
+                step: 0,
+                tokens: vec![],
+                n_layer: 0,
+                n_head: 0,
+                probs: vec![],
+            }),
+            Event::Token {
+                id: 3,
+                text: "\u{202e}x\r".into(),
+                prob: 0.125,
+            },
+            Event::GenerationDone {
+                id: 3,
+                tokens: 0,
+                tokens_per_sec: 0.0,
+            },
+            Event::Checkpoint {
+                step: 20,
+                path: "/tmp/runs/copy-1/checkpoints/step-0000020".into(),
+            },
+            Event::NonFinite {
+                step: 62,
+                what: NonFinite::Loss,
+                loss: f32::NAN,
+                grad_norm: f32::NAN,
+            },
+            Event::NonFinite {
+                step: 5,
+                what: NonFinite::Weights,
+                loss: 1.0,
+                grad_norm: 2.0,
+            },
+            Event::Paused {
+                step: 61,
+                reason: Some("non-finite loss (NaN) at step 62".into()),
+            },
+            Event::Paused {
+                step: 61,
+                reason: None,
+            },
+            Event::Resumed { step: 61 },
+            Event::Finished { step: 60 },
+            Event::Stopped { step: 105 },
+            Event::Failed {
+                step: 0,
+                error: "data x: too short".into(),
+            },
+            Event::Log("checkpoint failed: \"quoted\"".into()),
+        ];
+        let commands = vec![
+            Command::Pause,
+            Command::Resume,
+            Command::Save,
+            Command::Probe { text: None },
+            Command::Probe {
+                text: Some("abc|".into()),
+            },
+            Command::Generate(GenerateRequest {
+                id: 9,
+                prompt: "qwertyui|".into(),
+                settings,
+            }),
+            Command::Stop,
+        ];
+        (events, commands)
+    }
+
+    /// Equal, with NaN equal to NaN (compared through the debug form, which
+    /// prints every field).
+    fn same<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn every_event_and_command_round_trips_through_json() {
+        let (events, commands) = samples();
+        for e in &events {
+            let text = serde_json::to_string(e).unwrap();
+            assert!(!text.contains('\n'), "one line per event: {text}");
+            let back: Event = serde_json::from_str(&text).unwrap();
+            assert!(same(e, &back), "{e:?}\n -> {text}\n -> {back:?}");
+        }
+        for c in &commands {
+            let text = serde_json::to_string(c).unwrap();
+            let back: Command = serde_json::from_str(&text).unwrap();
+            assert_eq!(c, &back, "{text}");
+        }
+    }
+
+    #[test]
+    fn non_finite_floats_travel_as_strings() {
+        let e = Event::NonFinite {
+            step: 62,
+            what: NonFinite::GradNorm,
+            loss: f32::NEG_INFINITY,
+            grad_norm: f32::NAN,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"NonFinite":{"step":62,"what":"grad_norm","loss":"-inf","grad_norm":"NaN"}}"#
+        );
+        let bad = r#"{"NonFinite":{"step":62,"what":"loss","loss":"lots","grad_norm":1}}"#;
+        let err = serde_json::from_str::<Event>(bad).unwrap_err().to_string();
+        assert!(
+            err.contains("did not match any variant") || err.contains("lots"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_non_finite_reason_names_what_its_value_and_the_step() {
+        assert_eq!(
+            NonFinite::Loss.reason(62, f32::NAN, 1.0),
+            "non-finite loss (NaN) at step 62; the update was not applied and the latest checkpoint is the last good one; lower train.learning_rate and resume"
+        );
+        assert!(NonFinite::GradNorm
+            .reason(3, 1.0, f32::INFINITY)
+            .starts_with("non-finite gradient norm (inf) at step 3;"));
+        assert!(NonFinite::Weights
+            .reason(5, 1.0, 2.0)
+            .starts_with("non-finite weights after the update at step 5;"));
     }
 }

@@ -22,11 +22,12 @@ pub fn fmt_duration(secs: f64) -> String {
 
 pub fn step_line(s: &StepStats, max_iters: usize) -> String {
     format!(
-        "step {:>6}/{} | loss {:.4} | lr {:.2e} | {:.0} tok/s | ETA {}",
+        "step {:>6}/{} | loss {:.4} | lr {:.2e} | grad norm {:.3} | {:.0} tok/s | ETA {}",
         s.step,
         max_iters,
         s.loss,
         s.lr,
+        s.grad_norm,
         s.tokens_per_sec,
         fmt_duration(s.eta_secs)
     )
@@ -37,6 +38,78 @@ pub fn eval_line(e: &EvalStats) -> String {
         "eval step {}: train loss {:.4}, val loss {:.4} (best {:.4})",
         e.step, e.train_loss, e.val_loss, e.best_val_loss
     )
+}
+
+/// The headless consumer: prints one plain line per event worth a line.
+pub struct HeadlessPrinter<W: Write + Send> {
+    out: W,
+    max_iters: usize,
+    /// The step of the last checkpoint reported written: the stop line only
+    /// claims a checkpoint when one was written for the step it stopped at.
+    saved_step: Option<usize>,
+}
+
+impl<W: Write + Send> HeadlessPrinter<W> {
+    pub fn new(out: W, max_iters: usize) -> Self {
+        HeadlessPrinter {
+            out,
+            max_iters,
+            saved_step: None,
+        }
+    }
+
+    /// Whether the checkpoint of `step` was reported written.
+    pub fn saved(&self, step: usize) -> bool {
+        self.saved_step == Some(step)
+    }
+
+    /// The line an event prints, if any.
+    fn line(&mut self, ev: &Event) -> Option<String> {
+        match ev {
+            Event::Started(info) => {
+                self.max_iters = info.max_iters;
+                Some(format!(
+                    "run {} | {} params | {} layers, {} heads, width {}, block {}, vocab {} | device {} | from step {} | dir {}",
+                    escape(&info.name),
+                    info.n_params,
+                    info.n_layer,
+                    info.n_head,
+                    info.n_embd,
+                    info.block_size,
+                    info.vocab_size,
+                    info.device,
+                    info.start_step,
+                    escape(&info.run_dir.display().to_string())
+                ))
+            }
+            Event::Step(s) => Some(step_line(s, self.max_iters)),
+            Event::Eval(e) => Some(eval_line(e)),
+            Event::Checkpoint { step, path } => {
+                self.saved_step = Some(*step);
+                Some(format!(
+                    "checkpoint step {step}: {}",
+                    escape(&path.display().to_string())
+                ))
+            }
+            Event::Finished { step } => Some(format!("finished at step {step}")),
+            Event::Stopped { step } if self.saved(*step) => {
+                Some(format!("stopped at step {step} (checkpoint saved)"))
+            }
+            Event::Log(m) => Some(escape(m)),
+            _ => None,
+        }
+    }
+}
+
+impl<W: Write + Send> EventSink for HeadlessPrinter<W> {
+    fn on_event(&mut self, ev: &Event) -> Result<(), String> {
+        if let Some(l) = self.line(ev) {
+            // stdout gone (a closed pipe) is no reason to stop training.
+            let _ = writeln!(self.out, "{l}");
+            let _ = self.out.flush();
+        }
+        Ok(())
+    }
 }
 
 /// Runs training without a UI until it finishes, stops, or fails.
@@ -50,57 +123,23 @@ pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
     ] {
         let _ = signal_hook::flag::register(sig, handle.stop.clone());
     }
-    let mut out = std::io::stdout();
-    let mut max_iters = prepared.config.train.max_iters;
+    let mut printer = HeadlessPrinter::new(std::io::stdout(), prepared.config.train.max_iters);
     let mut result = Ok(());
-    // The step of the last checkpoint reported written: the stop line only
-    // claims a checkpoint when one was written for the step it stopped at.
-    let mut saved_step = None;
     for ev in handle.events.iter() {
-        let line = match &ev {
-            Event::Started(info) => {
-                max_iters = info.max_iters;
-                Some(format!(
-                    "run {} | {} params | {} layers, {} heads, width {}, block {}, vocab {} | device {} | from step {} | dir {}",
-                    escape(&info.name),
-                    info.n_params,
-                    info.n_layer,
-                    info.n_head,
-                    info.n_embd,
-                    info.block_size,
-                    info.vocab_size,
-                    info.device,
-                    info.start_step,
-                    info.run_dir.display()
-                ))
-            }
-            Event::Step(s) => Some(step_line(s, max_iters)),
-            Event::Eval(e) => Some(eval_line(e)),
-            Event::Checkpoint { step, path } => {
-                saved_step = Some(*step);
-                Some(format!("checkpoint step {step}: {}", path.display()))
-            }
+        let _ = printer.on_event(&ev);
+        match &ev {
             Event::Paused {
                 reason: Some(r), ..
             } => {
                 result = Err(anyhow::anyhow!("training stopped: {r}"));
                 let _ = handle.commands.send(Command::Stop);
-                None
             }
-            Event::Finished { step } => {
-                let _ = handle.commands.send(Command::Stop);
-                let _ = writeln!(out, "finished at step {step}");
-                break;
-            }
+            Event::Finished { .. } => break,
             Event::Stopped { step } => {
-                if result.is_ok() {
-                    if saved_step == Some(*step) {
-                        let _ = writeln!(out, "stopped at step {step} (checkpoint saved)");
-                    } else {
-                        result = Err(anyhow::anyhow!(
-                            "stopped at step {step}, but its checkpoint could not be saved (see above); the latest complete checkpoint is an earlier one"
-                        ));
-                    }
+                if result.is_ok() && !printer.saved(*step) {
+                    result = Err(anyhow::anyhow!(
+                        "stopped at step {step}, but its checkpoint could not be saved (see above); the latest complete checkpoint is an earlier one"
+                    ));
                 }
                 break;
             }
@@ -108,15 +147,51 @@ pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
                 result = Err(anyhow::anyhow!("{error}"));
                 break;
             }
-            Event::Log(m) => Some(escape(m)),
-            _ => None,
-        };
-        if let Some(l) = line {
-            let _ = writeln!(out, "{l}");
-            let _ = out.flush();
+            _ => {}
         }
     }
     let _ = handle.commands.send(Command::Stop);
     let _ = handle.thread.join();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_line_shows_the_gradient_norm() {
+        let s = StepStats {
+            step: 10,
+            loss: 2.65432,
+            lr: 5.88e-4,
+            grad_norm: 0.40644,
+            tokens_per_sec: 58397.0,
+            eta_secs: 1.0,
+            elapsed_secs: 0.2,
+        };
+        assert_eq!(
+            step_line(&s, 60),
+            "step     10/60 | loss 2.6543 | lr 5.88e-4 | grad norm 0.406 | 58397 tok/s | ETA 1s"
+        );
+    }
+
+    #[test]
+    fn the_printer_claims_a_saved_stop_only_after_its_checkpoint() {
+        let mut out = Vec::new();
+        {
+            let mut p = HeadlessPrinter::new(&mut out, 100);
+            p.on_event(&Event::Stopped { step: 7 }).unwrap();
+            p.on_event(&Event::Checkpoint {
+                step: 8,
+                path: "ck/step-8".into(),
+            })
+            .unwrap();
+            p.on_event(&Event::Stopped { step: 8 }).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "checkpoint step 8: ck/step-8\nstopped at step 8 (checkpoint saved)\n"
+        );
+    }
 }

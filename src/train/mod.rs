@@ -1,14 +1,22 @@
 //! The training engine: the loop, schedule, clipping, evaluation, checkpoints,
 //! the run directory, and the event/command types its consumers use.
+//! `prepare` checks everything and lays out the run directory; `spawn`
+//! starts the trainer thread, whose events go through an [`EventBus`] to
+//! `metrics.jsonl` and over a channel to the workbench or the headless printer.
 
 pub mod batch;
+mod device;
 pub mod events;
 pub mod headless;
+pub mod metrics;
 pub mod optim;
 pub mod run_dir;
 pub mod schedule;
+pub mod sink;
 pub mod trainer;
+pub use device::load_cpu_model;
 pub use events::*;
+pub use sink::{EventBus, EventSink};
 
 use crate::config::Config;
 use crate::data::{Dataset, TokenSplit};
@@ -213,9 +221,10 @@ pub fn spawn(prepared: &Prepared) -> TrainerHandle {
     let thread = std::thread::Builder::new()
         .name("trainer".into())
         .spawn(move || {
-            let events = etx.clone();
+            let bus = EventBus::new(etx);
+            let events = bus.clone();
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                trainer::run_thread(p, etx, crx, stop2)
+                device::run_thread(p, bus, crx, stop2)
             }));
             if let Err(panic) = result {
                 let msg = panic

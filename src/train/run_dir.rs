@@ -5,8 +5,7 @@
 //! directory and renamed into place only when every file is on disk.
 
 use crate::fsutil::{atomic_write, sync_dir};
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 pub const CHECKPOINTS: &str = "checkpoints";
@@ -140,40 +139,6 @@ pub fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
         }
     }
     list_checkpoints(run).pop().map(|(_, p)| p)
-}
-
-/// Appends JSON lines to `metrics.jsonl`, one per event, flushed each time.
-pub struct MetricsWriter {
-    file: Option<fs::File>,
-}
-
-impl MetricsWriter {
-    pub fn open(run: &Path) -> Self {
-        let path = run.join("metrics.jsonl");
-        // A line torn by a crash must not swallow the next one.
-        if let Ok(bytes) = fs::read(&path) {
-            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
-                if let Ok(mut f) = OpenOptions::new().append(true).open(&path) {
-                    let _ = f.write_all(b"\n");
-                }
-            }
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .ok();
-        MetricsWriter { file }
-    }
-
-    pub fn write(&mut self, value: &serde_json::Value) {
-        if let Some(f) = &mut self.file {
-            let mut line = value.to_string();
-            line.push('\n');
-            let _ = f.write_all(line.as_bytes());
-            let _ = f.flush();
-        }
-    }
 }
 
 /// Reads `metrics.jsonl`, skipping (and counting) lines that do not parse,

@@ -2,6 +2,7 @@
 //! or the all-heads overview, and the top keys of the query under the cursor.
 
 use super::heatmap::{HeadTiles, Heatmap};
+use super::Theme;
 use super::{line_cut, pane_block};
 use crate::app::{App, Pane};
 use crate::sanitize::escape;
@@ -27,8 +28,7 @@ pub fn top_keys(
     keys
 }
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let a = &app.attention;
     let title = match &a.map {
         Some(m) => Line::from(vec![
@@ -51,7 +51,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         ]),
         None => Line::from("attention"),
     };
-    let block = pane_block(app, Pane::Attention, title);
+    let block = pane_block(app, t, Pane::Attention, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(map) = &a.map else {

@@ -3,6 +3,7 @@
 //! with a record-length histogram.
 
 use super::text::si;
+use super::Theme;
 use super::{line_cut, pane_block};
 use crate::app::{App, Pane};
 use crate::sanitize::{escape, escape_char};
@@ -48,7 +49,7 @@ pub fn layout(area: Rect) -> BrowserLayout {
 /// Rows of the list usable by records (the last row holds the search line
 /// while a filter is being typed or is active).
 fn list_rows(app: &App, list: Rect) -> usize {
-    let search = app.browser.searching || !app.browser.filter.is_empty();
+    let search = app.searching() || !app.browser.filter.is_empty();
     (list.height as usize).saturating_sub(search as usize)
 }
 
@@ -76,8 +77,7 @@ pub fn record_at(app: &App, pane: Rect, pos: Position) -> Option<usize> {
     (idx < app.browser.visible.len()).then_some(idx)
 }
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let b = &app.browser;
     let title = Line::from(vec![
         Span::raw("dataset "),
@@ -90,7 +90,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             t.muted(),
         ),
     ]);
-    frame.render_widget(pane_block(app, Pane::Browser, title), area);
+    frame.render_widget(pane_block(app, t, Pane::Browser, title), area);
     let lay = layout(area);
 
     // Record list.
@@ -117,13 +117,17 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         lines.push(Line::styled("(no records match)", t.muted()));
     }
     frame.render_widget(Paragraph::new(lines), lay.list);
-    if b.searching || !b.filter.is_empty() {
+    if app.searching() || !b.filter.is_empty() {
         let y = lay.list.y + lay.list.height.saturating_sub(1);
         let r = Rect::new(lay.list.x, y, lay.list.width, 1.min(lay.list.height));
         let txt = format!("/{}", escape(&b.search.text));
-        let style = if b.searching { t.accent() } else { t.muted() };
+        let style = if app.searching() {
+            t.accent()
+        } else {
+            t.muted()
+        };
         frame.render_widget(Paragraph::new(line_cut(&txt, w, style)), r);
-        if b.searching && r.height > 0 {
+        if app.searching() && r.height > 0 {
             let cx = crate::sanitize::width(&escape(
                 &b.search
                     .text

@@ -1,10 +1,14 @@
 //! Loss curves: train loss per step (raw and EMA-smoothed) and eval
-//! train/val overlaid in a `Chart`; the learning rate in a small chart below.
+//! train/val overlaid in a `Chart`; below it, small charts of the learning
+//! rate and of the gradient norm with the clip threshold (side by side when
+//! the pane is wide, else one of them, toggled); the current loss, best val,
+//! gradient norm and tokens/s in the header line.
 
 use super::pane_block;
 use super::text::si;
+use super::Theme;
 use crate::app::series::ema;
-use crate::app::{App, Pane};
+use crate::app::{App, LossView, Pane};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
@@ -19,6 +23,7 @@ pub struct LossCurves {
     pub eval_train: Vec<(f64, f64)>,
     pub eval_val: Vec<(f64, f64)>,
     pub lr: Vec<(f64, f64)>,
+    pub grad: Vec<(f64, f64)>,
     pub x: [f64; 2],
     pub y: [f64; 2],
 }
@@ -52,6 +57,7 @@ pub fn curves(app: &App) -> LossCurves {
     let eval_train = apply(window(l.eval_train.points()));
     let eval_val = apply(window(l.eval_val.points()));
     let lr = window(l.lr.points());
+    let grad = window(l.grad_norm.points());
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for &(_, y) in train
         .iter()
@@ -72,6 +78,7 @@ pub fn curves(app: &App) -> LossCurves {
         eval_train,
         eval_val,
         lr,
+        grad,
         x: [min_x, last_x.max(min_x + 1.0)],
         y: [lo - pad, hi + pad],
     }
@@ -85,8 +92,7 @@ fn fmt_loss(v: f64) -> String {
     }
 }
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let l = &app.loss;
     let mut flags = Vec::new();
     if l.smooth {
@@ -104,7 +110,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         Span::raw("loss "),
         Span::styled(flags.join(" · "), t.muted()),
     ]);
-    let block = pane_block(app, Pane::Loss, title);
+    let block = pane_block(app, t, Pane::Loss, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.height == 0 || inner.width == 0 {
@@ -130,6 +136,8 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         Span::styled(fmt_opt(app.last_loss), Style::default().fg(t.loss_train())),
         Span::styled("  best val ", t.muted()),
         Span::styled(fmt_opt(l.best_val), Style::default().fg(t.eval_val())),
+        Span::styled("  grad ", t.muted()),
+        grad_span(l, t),
         Span::styled(format!("  {} tok/s", si(app.tokens_per_sec)), t.muted()),
     ]);
     frame.render_widget(Paragraph::new(head_line), head);
@@ -201,35 +209,132 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
     frame.render_widget(chart, chart_r);
 
-    if lr_h > 0 && !c.lr.is_empty() {
-        let (lo, hi) =
-            c.lr.iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-                    (a.min(p.1), b.max(p.1))
-                });
-        let (lo, hi) = if hi > lo {
-            (lo, hi)
-        } else {
-            (lo * 0.9, hi * 1.1 + 1e-12)
-        };
-        let lr_set = vec![Dataset::default()
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(t.lr()))
-            .data(&c.lr)];
-        let lr_chart = Chart::new(lr_set)
-            .style(t.base())
-            .x_axis(Axis::default().bounds(c.x).style(t.muted()))
-            .y_axis(
-                Axis::default()
-                    .bounds([lo, hi])
-                    .labels(vec![
-                        Span::styled(format!("{lo:.1e}"), t.muted()),
-                        Span::styled(format!("lr {hi:.1e}"), t.muted()),
-                    ])
-                    .style(t.muted()),
-            )
-            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
-        frame.render_widget(lr_chart, lr_r);
+    if lr_h == 0 {
+        return;
     }
+    // Both small charts when there is room, else the one the toggle picks.
+    if lr_r.width >= MIN_SIDE_BY_SIDE {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(lr_r);
+        draw_lr(t, frame, left, &c);
+        draw_grad(l, t, frame, right, &c);
+    } else if l.show_grad {
+        draw_grad(l, t, frame, lr_r, &c);
+    } else {
+        draw_lr(t, frame, lr_r, &c);
+    }
+}
+
+/// Below this width the learning rate and gradient norm charts take turns.
+pub const MIN_SIDE_BY_SIDE: u16 = 70;
+
+/// The latest gradient norm and the clip threshold, in the warning colour
+/// when the norm was above it (the step was clipped).
+fn grad_span(l: &LossView, t: &Theme) -> Span<'static> {
+    match l.last_grad_norm {
+        None => Span::styled("-", t.muted()),
+        Some(g) => {
+            let clipped = l.grad_clip.is_some_and(|c| g as f64 > c);
+            let text = match l.grad_clip {
+                Some(c) => format!("{} (clip {})", fmt_norm(g as f64), fmt_norm(c)),
+                None => fmt_norm(g as f64),
+            };
+            Span::styled(text, if clipped { t.warn() } else { t.accent() })
+        }
+    }
+}
+
+fn fmt_norm(v: f64) -> String {
+    if v != 0.0 && !(0.01..1000.0).contains(&v.abs()) {
+        format!("{v:.1e}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn draw_lr(t: &Theme, frame: &mut Frame, area: Rect, c: &LossCurves) {
+    if c.lr.is_empty() {
+        return;
+    }
+    let (lo, hi) =
+        c.lr.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.1), b.max(p.1))
+            });
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo * 0.9, hi * 1.1 + 1e-12)
+    };
+    let lr_set = vec![Dataset::default()
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(Style::default().fg(t.lr()))
+        .data(&c.lr)];
+    let lr_chart = Chart::new(lr_set)
+        .style(t.base())
+        .x_axis(Axis::default().bounds(c.x).style(t.muted()))
+        .y_axis(
+            Axis::default()
+                .bounds([lo, hi])
+                .labels(vec![
+                    Span::styled(format!("{lo:.1e}"), t.muted()),
+                    Span::styled(format!("lr {hi:.1e}"), t.muted()),
+                ])
+                .style(t.muted()),
+        )
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
+    frame.render_widget(lr_chart, area);
+}
+
+/// The gradient norm per step from 0, with the clip threshold as a dotted line.
+fn draw_grad(l: &LossView, t: &Theme, frame: &mut Frame, area: Rect, c: &LossCurves) {
+    if c.grad.is_empty() {
+        return;
+    }
+    let top = c
+        .grad
+        .iter()
+        .map(|p| p.1)
+        .chain(l.grad_clip)
+        .fold(0.0f64, f64::max);
+    let hi = if top > 0.0 { top * 1.05 } else { 1.0 };
+    let clip_line: Vec<(f64, f64)> = l
+        .grad_clip
+        .map(|v| {
+            let n = 64;
+            (0..=n)
+                .map(|i| (c.x[0] + (c.x[1] - c.x[0]) * i as f64 / n as f64, v))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut sets = vec![Dataset::default()
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(Style::default().fg(t.accent().fg.unwrap_or(t.lr())))
+        .data(&c.grad)];
+    if !clip_line.is_empty() {
+        sets.push(
+            Dataset::default()
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Scatter)
+                .style(t.warn())
+                .data(&clip_line),
+        );
+    }
+    let chart = Chart::new(sets)
+        .style(t.base())
+        .x_axis(Axis::default().bounds(c.x).style(t.muted()))
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, hi])
+                .labels(vec![
+                    Span::styled("0", t.muted()),
+                    Span::styled(format!("grad {}", fmt_norm(hi)), t.muted()),
+                ])
+                .style(t.muted()),
+        )
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
+    frame.render_widget(chart, area);
 }

@@ -1,19 +1,22 @@
-//! Drawing: `draw(&App, &mut Frame)` is a pure function of the app state.
-//! One file per pane; `theme` holds colours, `heatmap` the attention widget,
-//! `export` the plotters PNG/SVG export.
+//! The view: `draw(frame, &App, &Theme)` is a pure function of the app state
+//! and the theme, and `hit_test` turns a click into the pane and record it
+//! landed on. One file per pane; `theme` holds colours (`palette` maps them
+//! to the terminal's depth), `heatmap` the attention widget, `export` the
+//! plotters PNG/SVG export. The view reads `crate::app`; `app` never reads it.
 
 pub mod attention;
 pub mod browser;
 pub mod export;
 pub mod heatmap;
 pub mod loss;
+pub mod palette;
 pub mod playground;
 pub mod status;
 pub mod text;
 pub mod theme;
 
-use crate::app::{Action, App, Pane};
-use ratatui::layout::{Constraint, Layout, Rect};
+use crate::app::{Action, App, Hit, Pane};
+use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Wrap};
@@ -26,10 +29,10 @@ pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 16;
 
 /// Draws the whole screen.
-pub fn draw(app: &App, frame: &mut Frame) {
+pub fn draw(frame: &mut Frame, app: &App, t: &Theme) {
     let area = frame.area();
     let buf = frame.buffer_mut();
-    buf.set_style(area, app.theme.base());
+    buf.set_style(area, t.base());
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let msg = format!(
             "terminal too small: {}x{}, need at least {MIN_WIDTH}x{MIN_HEIGHT}",
@@ -37,7 +40,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
         );
         frame.render_widget(
             Paragraph::new(msg)
-                .style(app.theme.warn())
+                .style(t.warn())
                 .wrap(Wrap { trim: true }),
             area,
         );
@@ -51,19 +54,19 @@ pub fn draw(app: &App, frame: &mut Frame) {
             continue;
         }
         match pane {
-            Pane::Browser => browser::draw(app, frame, rect),
-            Pane::Loss => loss::draw(app, frame, rect),
-            Pane::Attention => attention::draw(app, frame, rect),
-            Pane::Playground => playground::draw(app, frame, rect),
+            Pane::Browser => browser::draw(app, t, frame, rect),
+            Pane::Loss => loss::draw(app, t, frame, rect),
+            Pane::Attention => attention::draw(app, t, frame, rect),
+            Pane::Playground => playground::draw(app, t, frame, rect),
         }
     }
     let _ = main;
-    status::draw(app, frame, status_area);
-    if app.help {
-        draw_help(app, frame, area);
+    status::draw(app, t, frame, status_area);
+    if app.help_open() {
+        draw_help(app, t, frame, area);
     }
-    if app.confirm_quit {
-        draw_confirm(app, frame, area);
+    if app.confirming_quit() {
+        draw_confirm(t, frame, area);
     }
 }
 
@@ -90,13 +93,28 @@ pub fn pane_areas(app: &App, area: Rect) -> [Rect; 4] {
     [tl, tr, bl, br]
 }
 
+/// Where a click at `pos` lands on a screen of `area` (the whole terminal):
+/// the pane, and the record list's row when it hits a record.
+pub fn hit_test(app: &App, area: Rect, pos: Position) -> Option<Hit> {
+    let panes = pane_areas(app, area);
+    let (pane, rect) = Pane::ALL
+        .into_iter()
+        .zip(panes)
+        .find(|(_, r)| r.contains(pos))?;
+    let record = match pane {
+        Pane::Browser => browser::record_at(app, rect, pos),
+        _ => None,
+    };
+    Some(Hit { pane, record })
+}
+
 /// The framed block of a pane, its title styled by focus.
-pub fn pane_block<'a>(app: &App, pane: Pane, title: Line<'a>) -> Block<'a> {
+pub fn pane_block<'a>(app: &App, t: &Theme, pane: Pane, title: Line<'a>) -> Block<'a> {
     let focused = app.focus == pane;
     let n = pane.index() + 1;
-    let mut spans = vec![Span::styled(format!(" {n} "), app.theme.title(focused))];
+    let mut spans = vec![Span::styled(format!(" {n} "), t.title(focused))];
     spans.extend(title.spans.into_iter().map(|s| {
-        let style = app.theme.title(focused).patch(s.style);
+        let style = t.title(focused).patch(s.style);
         Span::styled(s.content, style)
     }));
     spans.push(Span::raw(" "));
@@ -107,7 +125,7 @@ pub fn pane_block<'a>(app: &App, pane: Pane, title: Line<'a>) -> Block<'a> {
         } else {
             BorderType::Plain
         })
-        .border_style(app.theme.border(focused))
+        .border_style(t.border(focused))
         .title(Line::from(spans))
 }
 
@@ -123,58 +141,58 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-fn draw_help(app: &App, frame: &mut Frame, area: Rect) {
+fn draw_help(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let mut lines: Vec<Line> = Vec::new();
     for (action, _name, help) in Action::ALL {
         lines.push(Line::from(vec![
             Span::styled(
                 format!("{:>14}  ", app.keymap.describe(*action)),
-                app.theme.accent(),
+                t.accent(),
             ),
-            Span::styled(*help, app.theme.text()),
+            Span::styled(*help, t.text()),
         ]));
     }
     lines.push(Line::from(""));
     lines.push(Line::styled(
         "playground input: type, ←/→ home/end, ↑/↓ history, Enter sends, Esc leaves input",
-        app.theme.muted(),
+        t.muted(),
     ));
     lines.push(Line::styled(
         "mouse: click a pane to focus it, a record to select it; wheel scrolls",
-        app.theme.muted(),
+        t.muted(),
     ));
-    lines.push(Line::styled("press any key to close", app.theme.muted()));
+    lines.push(Line::styled("press any key to close", t.muted()));
     let h = (lines.len() as u16 + 2).min(area.height);
     let rect = centered(area, 90, h);
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines).style(app.theme.base()).block(
+        Paragraph::new(lines).style(t.base()).block(
             Block::default()
                 .borders(Borders::ALL)
-                .border_style(app.theme.border(true))
-                .title(Span::styled(" keys ", app.theme.title(true))),
+                .border_style(t.border(true))
+                .title(Span::styled(" keys ", t.title(true))),
         ),
         rect,
     );
 }
 
-fn draw_confirm(app: &App, frame: &mut Frame, area: Rect) {
+fn draw_confirm(t: &Theme, frame: &mut Frame, area: Rect) {
     let rect = centered(area, 52, 5);
     frame.render_widget(Clear, rect);
     let lines = vec![
-        Line::styled("Training is running. Stop it (saving a", app.theme.text()),
-        Line::styled("checkpoint) and quit?", app.theme.text()),
+        Line::styled("Training is running. Stop it (saving a", t.text()),
+        Line::styled("checkpoint) and quit?", t.text()),
         Line::styled(
             "y / Enter: stop and quit · any other key: cancel",
-            app.theme.accent(),
+            t.accent(),
         ),
     ];
     frame.render_widget(
-        Paragraph::new(lines).style(app.theme.base()).block(
+        Paragraph::new(lines).style(t.base()).block(
             Block::default()
                 .borders(Borders::ALL)
-                .border_style(app.theme.warn())
-                .title(Span::styled(" quit? ", app.theme.warn())),
+                .border_style(t.warn())
+                .title(Span::styled(" quit? ", t.warn())),
         ),
         rect,
     );

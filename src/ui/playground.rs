@@ -2,6 +2,7 @@
 //! width, following new output unless scrolled) and the input line.
 
 use super::text::wrap;
+use super::Theme;
 use super::{line_cut, pane_block};
 use crate::app::{App, Entry, Pane};
 use crate::sanitize::{escape, escape_keep_newlines, width};
@@ -12,8 +13,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 /// The transcript as display lines for a given width.
-pub fn transcript_lines(app: &App, w: usize) -> Vec<Line<'static>> {
-    let t = &app.theme;
+pub fn transcript_lines(app: &App, t: &Theme, w: usize) -> Vec<Line<'static>> {
     let mut lines: Vec<Line<'static>> = Vec::new();
     let mut push = |text: &str, style: Style| {
         for l in wrap(text, w) {
@@ -38,14 +38,13 @@ pub fn transcript_lines(app: &App, w: usize) -> Vec<Line<'static>> {
     lines
 }
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let pg = &app.playground;
     let title = Line::from(vec![
         Span::raw("playground "),
         Span::styled(pg.settings_label(), t.muted()),
     ]);
-    let block = pane_block(app, Pane::Playground, title);
+    let block = pane_block(app, t, Pane::Playground, title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.height == 0 || inner.width == 0 {
@@ -53,7 +52,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     }
     let [body, input] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(inner);
     let w = body.width as usize;
-    let lines = transcript_lines(app, w);
+    let lines = transcript_lines(app, t, w);
     let h = body.height as usize;
     let end = lines
         .len()
@@ -77,7 +76,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
 
     // Input line with horizontal scrolling so the cursor stays visible.
     let iw = input.width as usize;
-    if pg.editing {
+    if app.editing() {
         let before = escape(
             &pg.input
                 .text

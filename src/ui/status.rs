@@ -3,6 +3,7 @@
 //! ETA is the trainer's figure from the last step event.
 
 use super::text::{duration, si};
+use super::Theme;
 use crate::app::{App, RunState};
 use crate::sanitize::escape;
 use ratatui::layout::Rect;
@@ -12,8 +13,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 /// The state as words, e.g. "running", "failed: out of memory".
-pub fn state_label(app: &App) -> (String, Style) {
-    let t = &app.theme;
+pub fn state_label(app: &App, t: &Theme) -> (String, Style) {
     if app.stopping && app.state.is_live() {
         return ("stopping, saving checkpoint…".into(), t.warn());
     }
@@ -28,10 +28,9 @@ pub fn state_label(app: &App) -> (String, Style) {
     }
 }
 
-pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let t = &app.theme;
+pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let sep = || Span::styled(" │ ", t.muted());
-    let (state, state_style) = state_label(app);
+    let (state, state_style) = state_label(app, t);
     let gauge_w: usize = if area.width >= 140 { 24 } else { 10 };
     let filled = ((app.progress() * gauge_w as f64).round() as usize).min(gauge_w);
     let mut spans = vec![

@@ -1,11 +1,13 @@
 //! Colour themes as data: TOML files (the built-ins embedded with
-//! `include_str!`, a user's own under the config dir), semantic accessors
-//! (`title(focused)`, `heat(weight)`) and colour-depth mapping so an RGB theme
-//! degrades to the 256- or 16-colour palette instead of emitting garbage.
+//! `include_str!`, a user's own under the config dir) read by serde into one
+//! `Colors` struct (the colour list is written once, there), and semantic
+//! accessors (`title(focused)`, `heat(weight)`) that map each colour to the
+//! terminal's depth (`super::palette`).
 
+pub use super::palette::{map_color, nearest_16, nearest_256, ColorDepth};
 use ratatui::style::{Color, Modifier, Style};
-use serde::Deserialize;
-use std::collections::BTreeMap;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -32,165 +34,155 @@ pub enum ThemeError {
     Read { path: PathBuf, message: String },
 }
 
-/// How many colours the terminal can show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ColorDepth {
-    Ansi16,
-    Ansi256,
-    TrueColor,
-}
+/// One theme colour as written: "#rrggbb", a named ANSI colour, an xterm
+/// index or "reset".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThemeColor(pub Color);
 
-impl ColorDepth {
-    /// From `COLORTERM` (truecolor/24bit) and `TERM` (`*-256color`).
-    pub fn detect() -> ColorDepth {
-        Self::from_env(
-            std::env::var("COLORTERM").ok().as_deref(),
-            std::env::var("TERM").ok().as_deref(),
-        )
-    }
-
-    pub fn from_env(colorterm: Option<&str>, term: Option<&str>) -> ColorDepth {
-        let ct = colorterm.unwrap_or("").to_ascii_lowercase();
-        if ct == "truecolor" || ct == "24bit" {
-            return ColorDepth::TrueColor;
-        }
-        let term = term.unwrap_or("").to_ascii_lowercase();
-        if term.contains("256color") {
-            ColorDepth::Ansi256
-        } else {
-            ColorDepth::Ansi16
-        }
-    }
-
-    fn parse(s: &str) -> Option<ColorDepth> {
-        match s {
-            "ansi16" | "16" => Some(ColorDepth::Ansi16),
-            "ansi256" | "256" => Some(ColorDepth::Ansi256),
-            "truecolor" | "24bit" => Some(ColorDepth::TrueColor),
-            _ => None,
-        }
+impl<'de> Deserialize<'de> for ThemeColor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_color(&s).map(ThemeColor).ok_or_else(|| {
+            D::Error::custom(format!(
+                "{s:?} is not a colour; use \"#rrggbb\" or a name like \"red\""
+            ))
+        })
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The `[colors]` table: every colour a theme must set. Unknown keys are an
+/// error naming the key.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ThemeFile {
-    name: Option<String>,
-    /// Caps the colour depth (e.g. "ansi16" for a theme of named colours only).
-    depth: Option<String>,
-    #[serde(default)]
-    colors: BTreeMap<String, toml::Value>,
+pub struct Colors {
+    pub fg: ThemeColor,
+    pub bg: ThemeColor,
+    pub muted: ThemeColor,
+    pub border: ThemeColor,
+    pub border_focused: ThemeColor,
+    pub title: ThemeColor,
+    pub title_focused: ThemeColor,
+    pub accent: ThemeColor,
+    pub selection_fg: ThemeColor,
+    pub selection_bg: ThemeColor,
+    pub ok: ThemeColor,
+    pub warn: ThemeColor,
+    pub error: ThemeColor,
+    pub loss_train: ThemeColor,
+    pub loss_smooth: ThemeColor,
+    pub eval_train: ThemeColor,
+    pub eval_val: ThemeColor,
+    pub lr: ThemeColor,
+    pub token_a: ThemeColor,
+    pub token_a_bg: ThemeColor,
+    pub token_b: ThemeColor,
+    pub token_b_bg: ThemeColor,
+    pub gauge: ThemeColor,
+    pub prompt: ThemeColor,
+    pub generated: ThemeColor,
+    /// Heatmap gradient stops from weight 0 to weight 1 (at least two).
+    pub heat: Vec<ThemeColor>,
 }
 
-/// A loaded theme. Colours are already mapped to the terminal's depth.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Theme {
-    pub name: String,
-    pub depth: ColorDepth,
-    fg: Color,
-    bg: Color,
-    muted: Color,
-    border: Color,
-    border_focused: Color,
-    title: Color,
-    title_focused: Color,
-    accent: Color,
-    selection_fg: Color,
-    selection_bg: Color,
-    ok: Color,
-    warn: Color,
-    error: Color,
-    loss_train: Color,
-    loss_smooth: Color,
-    eval_train: Color,
-    eval_val: Color,
-    lr: Color,
-    token_a: (Color, Color),
-    token_b: (Color, Color),
-    gauge: Color,
-    prompt: Color,
-    generated: Color,
-    /// Gradient stops as written (unmapped), weight 0 to 1.
-    heat: Vec<Color>,
-}
-
-const COLOR_KEYS: &[&str] = &[
-    "fg",
-    "bg",
-    "muted",
-    "border",
-    "border_focused",
-    "title",
-    "title_focused",
-    "accent",
-    "selection_fg",
-    "selection_bg",
-    "ok",
-    "warn",
-    "error",
-    "loss_train",
-    "loss_smooth",
-    "eval_train",
-    "eval_val",
-    "lr",
-    "token_a",
-    "token_a_bg",
-    "token_b",
-    "token_b_bg",
-    "gauge",
-    "prompt",
-    "generated",
-    "heat",
-];
-
-impl Default for Theme {
+impl Default for Colors {
+    /// Named ANSI colours only: what any terminal shows.
     fn default() -> Self {
-        // The embedded dark theme always parses (a test checks it).
-        Theme::from_toml(BUILTIN_THEMES[0].1, "dark", ColorDepth::TrueColor)
-            .unwrap_or_else(|_| Theme::fallback())
-    }
-}
-
-impl Theme {
-    fn fallback() -> Theme {
-        Theme {
-            name: "fallback".into(),
-            depth: ColorDepth::Ansi16,
-            fg: Color::Reset,
-            bg: Color::Reset,
-            muted: Color::Gray,
-            border: Color::DarkGray,
-            border_focused: Color::Cyan,
-            title: Color::Gray,
-            title_focused: Color::Cyan,
-            accent: Color::Yellow,
-            selection_fg: Color::Black,
-            selection_bg: Color::Cyan,
-            ok: Color::Green,
-            warn: Color::Yellow,
-            error: Color::Red,
-            loss_train: Color::Blue,
-            loss_smooth: Color::Cyan,
-            eval_train: Color::Green,
-            eval_val: Color::Red,
-            lr: Color::Magenta,
-            token_a: (Color::White, Color::Blue),
-            token_b: (Color::Black, Color::Cyan),
-            gauge: Color::Cyan,
-            prompt: Color::Yellow,
-            generated: Color::Reset,
-            heat: vec![
+        let c = ThemeColor;
+        Colors {
+            fg: c(Color::Reset),
+            bg: c(Color::Reset),
+            muted: c(Color::Gray),
+            border: c(Color::DarkGray),
+            border_focused: c(Color::Cyan),
+            title: c(Color::Gray),
+            title_focused: c(Color::Cyan),
+            accent: c(Color::Yellow),
+            selection_fg: c(Color::Black),
+            selection_bg: c(Color::Cyan),
+            ok: c(Color::Green),
+            warn: c(Color::Yellow),
+            error: c(Color::Red),
+            loss_train: c(Color::Blue),
+            loss_smooth: c(Color::Cyan),
+            eval_train: c(Color::Green),
+            eval_val: c(Color::Red),
+            lr: c(Color::Magenta),
+            token_a: c(Color::White),
+            token_a_bg: c(Color::Blue),
+            token_b: c(Color::Black),
+            token_b_bg: c(Color::Cyan),
+            gauge: c(Color::Cyan),
+            prompt: c(Color::Yellow),
+            generated: c(Color::Reset),
+            heat: [
                 Color::Black,
                 Color::Blue,
                 Color::Red,
                 Color::Yellow,
                 Color::White,
-            ],
+            ]
+            .map(ThemeColor)
+            .to_vec(),
         }
     }
+}
 
+/// A theme file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThemeFile {
+    #[serde(default)]
+    name: Option<String>,
+    /// Caps the colour depth (e.g. "ansi16" for a theme of named colours only).
+    #[serde(default)]
+    depth: Option<String>,
+    colors: Colors,
+}
+
+/// A loaded theme: its colours as written and the depth they are shown at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Theme {
+    pub name: String,
+    pub depth: ColorDepth,
+    colors: Colors,
+}
+
+impl Default for Theme {
+    fn default() -> Self {
+        // The embedded dark theme always parses (a test checks it).
+        Theme::from_toml(BUILTIN_THEMES[0].1, "dark", ColorDepth::TrueColor).unwrap_or_else(|_| {
+            Theme {
+                name: "fallback".into(),
+                depth: ColorDepth::Ansi16,
+                colors: Colors::default(),
+            }
+        })
+    }
+}
+
+/// A TOML error on one line: the message and, when it points somewhere, the
+/// line number and the line itself (which names the key).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return msg;
+    };
+    let start = span.start.min(text.len());
+    let Some(before) = text.get(..start) else {
+        return msg;
+    };
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
+    let line = crate::sanitize::truncate_to_width(text[line_start..line_end].trim(), 60);
+    let line_no = before.matches('\n').count() + 1;
+    format!("line {line_no} `{line}`: {msg}")
+}
+
+impl Theme {
     /// Parses a theme's TOML; `source_name` names it in errors. Colours are
-    /// mapped to `depth` (or the theme's own `depth` cap, if lower).
+    /// shown at `depth` (or the theme's own `depth` cap, if lower).
     pub fn from_toml(
         text: &str,
         source_name: &str,
@@ -200,7 +192,7 @@ impl Theme {
             source_name: source_name.to_string(),
             message: message.replace('\n', " "),
         };
-        let file: ThemeFile = toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
+        let file: ThemeFile = toml::from_str(text).map_err(|e| invalid(toml_error(text, &e)))?;
         let mut depth = depth;
         if let Some(d) = &file.depth {
             let cap = ColorDepth::parse(d).ok_or_else(|| {
@@ -210,62 +202,15 @@ impl Theme {
             })?;
             depth = depth.min(cap);
         }
-        for key in file.colors.keys() {
-            if !COLOR_KEYS.contains(&key.as_str()) {
-                return Err(invalid(format!(
-                    "unknown colour `{key}`; known: {}",
-                    COLOR_KEYS.join(", ")
-                )));
-            }
+        if file.colors.heat.len() < 2 {
+            return Err(invalid(
+                "heat must be a list of at least two colours".into(),
+            ));
         }
-        let get = |key: &str| -> Result<Color, ThemeError> {
-            match file.colors.get(key) {
-                None => Err(invalid(format!("missing colour `{key}`"))),
-                Some(toml::Value::String(s)) => parse_color(s)
-                    .map(|c| map_color(c, depth))
-                    .ok_or_else(|| invalid(format!("colour {key} = {s:?} is not a colour; use \"#rrggbb\" or a name like \"red\""))),
-                Some(v) => Err(invalid(format!("colour {key} must be a string, got {v}"))),
-            }
-        };
-        let heat = match file.colors.get("heat") {
-            Some(toml::Value::Array(stops)) if stops.len() >= 2 => stops
-                .iter()
-                .map(|v| v.as_str().and_then(parse_color))
-                .collect::<Option<Vec<Color>>>()
-                .ok_or_else(|| invalid("heat must be a list of colour strings".into()))?,
-            _ => {
-                return Err(invalid(
-                    "heat must be a list of at least two colours".into(),
-                ))
-            }
-        };
         Ok(Theme {
             name: file.name.unwrap_or_else(|| source_name.to_string()),
             depth,
-            fg: get("fg")?,
-            bg: get("bg")?,
-            muted: get("muted")?,
-            border: get("border")?,
-            border_focused: get("border_focused")?,
-            title: get("title")?,
-            title_focused: get("title_focused")?,
-            accent: get("accent")?,
-            selection_fg: get("selection_fg")?,
-            selection_bg: get("selection_bg")?,
-            ok: get("ok")?,
-            warn: get("warn")?,
-            error: get("error")?,
-            loss_train: get("loss_train")?,
-            loss_smooth: get("loss_smooth")?,
-            eval_train: get("eval_train")?,
-            eval_val: get("eval_val")?,
-            lr: get("lr")?,
-            token_a: (get("token_a")?, get("token_a_bg")?),
-            token_b: (get("token_b")?, get("token_b_bg")?),
-            gauge: get("gauge")?,
-            prompt: get("prompt")?,
-            generated: get("generated")?,
-            heat,
+            colors: file.colors,
         })
     }
 
@@ -342,80 +287,91 @@ impl Theme {
         })
     }
 
+    /// A theme colour as the terminal can show it.
+    fn c(&self, c: ThemeColor) -> Color {
+        map_color(c.0, self.depth)
+    }
     pub fn base(&self) -> Style {
-        Style::default().fg(self.fg).bg(self.bg)
+        Style::default()
+            .fg(self.c(self.colors.fg))
+            .bg(self.c(self.colors.bg))
     }
     pub fn text(&self) -> Style {
-        Style::default().fg(self.fg)
+        Style::default().fg(self.c(self.colors.fg))
     }
     pub fn muted(&self) -> Style {
-        Style::default().fg(self.muted)
+        Style::default().fg(self.c(self.colors.muted))
     }
     pub fn border(&self, focused: bool) -> Style {
-        Style::default().fg(if focused {
-            self.border_focused
+        Style::default().fg(self.c(if focused {
+            self.colors.border_focused
         } else {
-            self.border
-        })
+            self.colors.border
+        }))
     }
     pub fn title(&self, focused: bool) -> Style {
         if focused {
             Style::default()
-                .fg(self.title_focused)
+                .fg(self.c(self.colors.title_focused))
                 .add_modifier(Modifier::BOLD)
         } else {
-            Style::default().fg(self.title)
+            Style::default().fg(self.c(self.colors.title))
         }
     }
     pub fn accent(&self) -> Style {
-        Style::default().fg(self.accent)
+        Style::default().fg(self.c(self.colors.accent))
     }
     pub fn selection(&self) -> Style {
-        Style::default().fg(self.selection_fg).bg(self.selection_bg)
+        Style::default()
+            .fg(self.c(self.colors.selection_fg))
+            .bg(self.c(self.colors.selection_bg))
     }
     pub fn ok(&self) -> Style {
-        Style::default().fg(self.ok)
+        Style::default().fg(self.c(self.colors.ok))
     }
     pub fn warn(&self) -> Style {
-        Style::default().fg(self.warn)
+        Style::default().fg(self.c(self.colors.warn))
     }
     pub fn error(&self) -> Style {
-        Style::default().fg(self.error).add_modifier(Modifier::BOLD)
+        Style::default()
+            .fg(self.c(self.colors.error))
+            .add_modifier(Modifier::BOLD)
     }
     pub fn loss_train(&self) -> Color {
-        self.loss_train
+        self.c(self.colors.loss_train)
     }
     pub fn loss_smooth(&self) -> Color {
-        self.loss_smooth
+        self.c(self.colors.loss_smooth)
     }
     pub fn eval_train(&self) -> Color {
-        self.eval_train
+        self.c(self.colors.eval_train)
     }
     pub fn eval_val(&self) -> Color {
-        self.eval_val
+        self.c(self.colors.eval_val)
     }
     pub fn lr(&self) -> Color {
-        self.lr
+        self.c(self.colors.lr)
     }
     pub fn gauge(&self) -> Color {
-        self.gauge
+        self.c(self.colors.gauge)
     }
     pub fn prompt(&self) -> Style {
         Style::default()
-            .fg(self.prompt)
+            .fg(self.c(self.colors.prompt))
             .add_modifier(Modifier::BOLD)
     }
     pub fn generated(&self) -> Style {
-        Style::default().fg(self.generated)
+        Style::default().fg(self.c(self.colors.generated))
     }
     /// Alternating styles for tokenizer pieces.
     pub fn token(&self, index: usize) -> Style {
+        let k = &self.colors;
         let (fg, bg) = if index.is_multiple_of(2) {
-            self.token_a
+            (k.token_a, k.token_a_bg)
         } else {
-            self.token_b
+            (k.token_b, k.token_b_bg)
         };
-        Style::default().fg(fg).bg(bg)
+        Style::default().fg(self.c(fg)).bg(self.c(bg))
     }
 
     /// The heatmap colour of an attention weight in [0, 1].
@@ -425,21 +381,21 @@ impl Theme {
         } else {
             0.0
         };
-        let n = self.heat.len();
+        let stops = &self.colors.heat;
+        let n = stops.len();
         if n == 0 {
             return Color::Reset;
         }
-        let all_rgb = self.heat.iter().all(|c| matches!(c, Color::Rgb(..)));
+        let all_rgb = stops.iter().all(|c| matches!(c.0, Color::Rgb(..)));
         if !all_rgb || self.depth == ColorDepth::Ansi16 {
             // Pick a stop; named stops cannot be blended.
             let idx = ((w * (n - 1) as f32).round() as usize).min(n - 1);
-            return map_color(self.heat[idx], self.depth);
+            return self.c(stops[idx]);
         }
         let pos = w * (n - 1) as f32;
         let i = (pos.floor() as usize).min(n - 2);
         let t = pos - i as f32;
-        let (Color::Rgb(r0, g0, b0), Color::Rgb(r1, g1, b1)) = (self.heat[i], self.heat[i + 1])
-        else {
+        let (Color::Rgb(r0, g0, b0), Color::Rgb(r1, g1, b1)) = (stops[i].0, stops[i + 1].0) else {
             return Color::Reset;
         };
         let lerp = |a: u8, b: u8| {
@@ -473,95 +429,6 @@ pub fn parse_color(s: &str) -> Option<Color> {
     Color::from_str(s.trim()).ok()
 }
 
-/// The standard xterm RGB values of the 16 ANSI colours.
-const ANSI16: [(Color, (u8, u8, u8)); 16] = [
-    (Color::Black, (0, 0, 0)),
-    (Color::Red, (205, 0, 0)),
-    (Color::Green, (0, 205, 0)),
-    (Color::Yellow, (205, 205, 0)),
-    (Color::Blue, (0, 0, 238)),
-    (Color::Magenta, (205, 0, 205)),
-    (Color::Cyan, (0, 205, 205)),
-    (Color::Gray, (229, 229, 229)),
-    (Color::DarkGray, (127, 127, 127)),
-    (Color::LightRed, (255, 0, 0)),
-    (Color::LightGreen, (0, 255, 0)),
-    (Color::LightYellow, (255, 255, 0)),
-    (Color::LightBlue, (92, 92, 255)),
-    (Color::LightMagenta, (255, 0, 255)),
-    (Color::LightCyan, (0, 255, 255)),
-    (Color::White, (255, 255, 255)),
-];
-
-fn rgb_of_index(i: u8) -> (u8, u8, u8) {
-    match i {
-        0..=15 => ANSI16[i as usize].1,
-        16..=231 => {
-            let i = i - 16;
-            let level = |v: u8| if v == 0 { 0 } else { 55 + v * 40 };
-            (level(i / 36), level((i / 6) % 6), level(i % 6))
-        }
-        _ => {
-            let v = 8 + (i - 232) * 10;
-            (v, v, v)
-        }
-    }
-}
-
-fn dist(a: (u8, u8, u8), b: (u8, u8, u8)) -> u32 {
-    let d = |x: u8, y: u8| (x as i32 - y as i32).pow(2) as u32;
-    d(a.0, b.0) + d(a.1, b.1) + d(a.2, b.2)
-}
-
-/// The nearest xterm-256 index of an RGB colour (cube or grey ramp).
-pub fn nearest_256(r: u8, g: u8, b: u8) -> u8 {
-    let step = |v: u8| -> u8 {
-        if v < 48 {
-            0
-        } else if v < 115 {
-            1
-        } else {
-            ((v as u16 - 35) / 40) as u8
-        }
-    };
-    let cube = 16 + 36 * step(r) + 6 * step(g) + step(b);
-    let avg = (r as u16 + g as u16 + b as u16) / 3;
-    let grey = if avg > 238 {
-        255
-    } else {
-        232 + (avg.saturating_sub(3) / 10).min(23) as u8
-    };
-    if dist(rgb_of_index(grey), (r, g, b)) < dist(rgb_of_index(cube), (r, g, b)) {
-        grey
-    } else {
-        cube
-    }
-}
-
-/// The nearest of the 16 named ANSI colours.
-pub fn nearest_16(r: u8, g: u8, b: u8) -> Color {
-    ANSI16
-        .iter()
-        .min_by_key(|(_, rgb)| dist(*rgb, (r, g, b)))
-        .map(|(c, _)| *c)
-        .unwrap_or(Color::Reset)
-}
-
-/// Maps a colour to what the terminal can show.
-pub fn map_color(c: Color, depth: ColorDepth) -> Color {
-    match (c, depth) {
-        (_, ColorDepth::TrueColor) => c,
-        (Color::Rgb(r, g, b), ColorDepth::Ansi256) => Color::Indexed(nearest_256(r, g, b)),
-        (Color::Rgb(r, g, b), ColorDepth::Ansi16) => nearest_16(r, g, b),
-        (Color::Indexed(i), ColorDepth::Ansi16) if i >= 16 => {
-            let (r, g, b) = rgb_of_index(i);
-            nearest_16(r, g, b)
-        }
-        (Color::Indexed(i), ColorDepth::Ansi16) => ANSI16[i as usize].0,
-        _ => c,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,13 +447,52 @@ mod tests {
     }
 
     #[test]
-    fn mapping() {
-        assert_eq!(nearest_256(255, 0, 0), 196);
-        assert_eq!(nearest_256(128, 128, 128), 244);
-        assert_eq!(nearest_16(250, 10, 10), Color::LightRed);
-        assert_eq!(
-            map_color(Color::Rgb(0, 0, 0), ColorDepth::Ansi16),
-            Color::Black
-        );
+    fn errors_name_the_key() {
+        let dark = BUILTIN_THEMES[0].1;
+        let e = Theme::from_toml(
+            &dark.replace("muted =", "mutde ="),
+            "t",
+            ColorDepth::TrueColor,
+        )
+        .expect_err("unknown key");
+        let msg = e.to_string();
+        assert!(msg.contains("mutde") && !msg.contains('\n'), "{msg}");
+        let e = Theme::from_toml(
+            &dark.replace("accent = \"#ebcb8b\"", "accent = 7"),
+            "t",
+            ColorDepth::TrueColor,
+        )
+        .expect_err("not a string");
+        assert!(e.to_string().contains("accent = 7"), "{e}");
+        let e = Theme::from_toml(
+            &dark.replace("lr = ", "# lr = "),
+            "t",
+            ColorDepth::TrueColor,
+        )
+        .expect_err("missing");
+        assert!(e.to_string().contains("`lr`"), "{e}");
+        let one_stop = "heat = [\"#000000\"]";
+        let heat_line = dark.lines().find(|l| l.starts_with("heat")).expect("heat");
+        let e = Theme::from_toml(
+            &dark.replace(heat_line, one_stop),
+            "t",
+            ColorDepth::TrueColor,
+        )
+        .expect_err("one stop");
+        assert!(e.to_string().contains("at least two"), "{e}");
+    }
+
+    #[test]
+    fn colours_are_mapped_to_the_depth() {
+        let t = Theme::builtin("dark", ColorDepth::Ansi256).expect("dark");
+        assert!(matches!(t.loss_train(), Color::Indexed(_)));
+        let t = Theme::builtin("dark", ColorDepth::TrueColor).expect("dark");
+        assert_eq!(t.loss_train(), Color::Rgb(0x5e, 0x81, 0xac));
+        let f = Theme {
+            name: "f".into(),
+            depth: ColorDepth::Ansi16,
+            colors: Colors::default(),
+        };
+        assert_eq!(f.heat(1.0), Color::White);
     }
 }

@@ -77,6 +77,7 @@ pub fn step_losses(run: &Path) -> Vec<(u64, f64)> {
 }
 
 pub mod proc;
+pub mod required;
 
 /// `train --out RUN` with the TINY settings and `extra`, as owned args.
 pub fn tiny_train_args(out: &Path, extra: &[&str]) -> Vec<String> {
@@ -84,6 +85,22 @@ pub fn tiny_train_args(out: &Path, extra: &[&str]) -> Vec<String> {
     args.extend(TINY.iter().map(|s| s.to_string()));
     args.extend(extra.iter().map(|s| s.to_string()));
     args
+}
+
+/// Runs `train --out RUN` with the TINY settings and `extra`.
+pub fn tiny_train(out: &Path, extra: &[&str]) -> Output {
+    let args = tiny_train_args(out, extra);
+    let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    run(&refs)
+}
+
+/// Copies the files of directory `from` (not recursive: a checkpoint) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
 }
 
 /// Asserts that `headsup generate` runs on checkpoint `ck`, as a user would.

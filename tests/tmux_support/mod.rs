@@ -6,13 +6,14 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// True when tmux is installed; otherwise prints why `what` is skipped.
+#[allow(clippy::duplicate_mod)]
+#[path = "../common/required.rs"]
+mod required;
+
+/// True when tmux is installed; otherwise `false` after a note saying `what`
+/// is skipped, or, under `CI=true`, a failure naming tmux (`required`).
 pub fn have_tmux(what: &str) -> bool {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("note: tmux is not installed; skipping {what}");
-        return false;
-    }
-    true
+    required::program("tmux", "-V", what)
 }
 
 /// A tmux server with one session `target` running `shell`.

@@ -1,13 +1,14 @@
 //! Shared helpers for the `tui_*` tests: a constructed App, events, rendering.
 #![allow(dead_code)]
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use headsup::app::{App, AppInit, KeyMap};
 use headsup::data::{Dataset, Record};
 use headsup::train::*;
 use headsup::ui::{self, ColorDepth, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
+use ratatui::layout::{Position, Rect};
 use ratatui::Terminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,7 +47,7 @@ pub fn settings() -> SampleSettings {
     }
 }
 
-pub fn app_with(ds: Dataset, theme: Theme) -> App {
+pub fn app_with(ds: Dataset) -> App {
     App::new(AppInit {
         run_name: "testrun".into(),
         run_dir: PathBuf::from("/nonexistent/run"),
@@ -55,18 +56,19 @@ pub fn app_with(ds: Dataset, theme: Theme) -> App {
         dataset: Arc::new(ds),
         tokenizer: None,
         train_fraction: 0.9,
-        split: None,
+        grad_clip: 1.0,
         sample: settings(),
-        theme,
         keymap: KeyMap::default(),
     })
 }
 
 pub fn app() -> App {
-    app_with(
-        dataset(),
-        Theme::builtin("dark", ColorDepth::TrueColor).expect("dark theme"),
-    )
+    app_with(dataset())
+}
+
+/// The default theme (dark, true colour) the renders use.
+pub fn theme() -> Theme {
+    Theme::builtin("dark", ColorDepth::TrueColor).expect("dark theme")
 }
 
 pub fn run_info() -> RunInfo {
@@ -144,9 +146,25 @@ pub fn busy_app() -> App {
 }
 
 pub fn render(app: &App, w: u16, h: u16) -> Buffer {
+    render_with(app, &theme(), w, h)
+}
+
+pub fn render_with(app: &App, theme: &Theme, w: u16, h: u16) -> Buffer {
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
-    term.draw(|f| ui::draw(app, f)).expect("draw");
+    term.draw(|f| ui::draw(f, app, theme)).expect("draw");
     term.backend().buffer().clone()
+}
+
+/// A left click at (x, y) on a screen of `area`, resolved by the view.
+pub fn click(app: &mut App, area: Rect, x: u16, y: u16) -> Vec<headsup::app::Effect> {
+    let ev = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: x,
+        row: y,
+        modifiers: KeyModifiers::NONE,
+    };
+    let hit = ui::hit_test(app, area, Position::new(x, y));
+    app.handle_mouse(ev, hit)
 }
 
 pub fn text(buf: &Buffer) -> String {

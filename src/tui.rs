@@ -1,8 +1,10 @@
-//! The event loop: terminal set-up and restore (also on error and panic),
-//! one channel merging terminal input, trainer events and signals, redraws
-//! only after something changed and at most `ui.max_fps` times a second.
+//! The terminal runtime of the workbench: terminal set-up and restore (also
+//! on error, panic and signals), one channel merging terminal input, trainer
+//! events and signals, the `Effect`s the app asks for, and redraws only after
+//! something changed and at most `ui.max_fps` times a second. It joins the
+//! state (`crate::app`) and the view (`crate::ui`), which know nothing of it.
 
-use super::{App, AppInit, Effect, KeyMap};
+use crate::app::{App, AppInit, Effect, KeyMap, RunState};
 use crate::train::{Event, Prepared, SampleSettings, TrainerHandle};
 use crate::ui::{self, ColorDepth, Theme};
 use anyhow::Context;
@@ -115,9 +117,8 @@ pub fn run_workbench(
         dataset: prepared.dataset.clone(),
         tokenizer: Some(prepared.tokenizer.clone()),
         train_fraction: prepared.config.data.train_fraction,
-        split: Some((prepared.split.train.len(), prepared.split.val.len())),
+        grad_clip: prepared.config.train.grad_clip,
         sample: sample_settings(&prepared),
-        theme,
         keymap,
     });
 
@@ -187,7 +188,7 @@ pub fn run_workbench(
     let mut last_draw: Option<Instant> = None;
     let result: anyhow::Result<()> = loop {
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame_interval) {
-            if let Err(e) = terminal.draw(|f| ui::draw(&app, f)) {
+            if let Err(e) = terminal.draw(|f| ui::draw(f, &app, &theme)) {
                 // The terminal is gone (e.g. a dropped SSH link): stop and save.
                 stop.store(true, Ordering::SeqCst);
                 break Err(anyhow::Error::from(e).context("drawing to the terminal"));
@@ -233,7 +234,11 @@ pub fn run_workbench(
                 }
                 Msg::Input(crossterm::event::Event::Key(k)) => app.handle_key(k),
                 Msg::Input(crossterm::event::Event::Mouse(m)) => match &size {
-                    Ok(area) => app.handle_mouse(m, *area),
+                    Ok(area) => {
+                        let pos = ratatui::layout::Position::new(m.column, m.row);
+                        let hit = ui::hit_test(&app, *area, pos);
+                        app.handle_mouse(m, hit)
+                    }
                     Err(_) => Vec::new(),
                 },
                 Msg::Input(_) => Vec::new(),
@@ -269,7 +274,7 @@ pub fn run_workbench(
     }
     wait_for_trainer(thread);
     result?;
-    if let super::RunState::Failed(e) = &app.state {
+    if let RunState::Failed(e) = &app.state {
         anyhow::bail!(
             "training failed at step {}: {}",
             app.step,
@@ -290,8 +295,9 @@ fn wait_for_trainer(thread: std::thread::JoinHandle<()>) {
     }
 }
 
-/// The CLI's entry: spawns the trainer and opens the workbench.
-pub fn run_workbench_or_headless(prepared: Prepared, theme: Option<String>) -> anyhow::Result<()> {
+/// The CLI's entry: spawns the trainer and opens the workbench (the caller
+/// chooses the headless printer instead when stdout is not a terminal).
+pub fn spawn_and_run(prepared: Prepared, theme: Option<String>) -> anyhow::Result<()> {
     let handle = crate::train::spawn(&prepared);
     run_workbench(prepared, handle, theme)
 }

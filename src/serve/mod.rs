@@ -1,0 +1,16 @@
+//! Serving a run to viewers in other processes (`headsup attach` from any SSH
+//! session of the same user): the wire protocol, the socket and its access
+//! rules, the server a training process runs, and the viewer's client. No TCP:
+//! the Unix socket in the run directory is the only listener.
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+pub mod socket;
+
+pub use client::{connect, AttachError, Connection, Incoming};
+pub use protocol::{ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
+pub use server::{ServeOptions, Server, Snapshot};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,356 @@
+//! The trainer: owns the device's model, the optimizer and the batches, and
+//! runs the loop on its own thread. It talks to the outside only through
+//! `Command`s in and `Event`s out (through an [`EventBus`]). The pieces:
+//! `step` (one optimizer step, evaluation), `checkpoint` (writing one),
+//! `resume` (reading one back), `workers` (generation and attention probes on
+//! weight snapshots, on their own threads).
+
+mod checkpoint;
+mod resume;
+mod step;
+mod workers;
+
+pub use resume::TrainerState;
+
+use super::batch::Batcher;
+use super::optim::AdamW;
+use super::run_dir;
+use super::sink::EventBus;
+use super::*;
+use crate::data::TokenSplit;
+use crate::model::checkpoint::load_model;
+use crate::model::{Gpt, GptConfig, Kernels};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+/// How a trainer is built, beyond what the prepared experiment says.
+#[derive(Debug, Clone)]
+pub(crate) struct TrainerOptions {
+    /// The device's name in events and metrics (`cpu`, `cuda:0`).
+    pub device_name: String,
+    /// The fused CPU kernels, or the plain dfdx reference (`false`); the
+    /// config's `model.fused` unless a caller (the benchmark) chooses.
+    pub fused: bool,
+}
+
+impl TrainerOptions {
+    /// What the config asks for, on the device named `device_name`.
+    pub fn from_config(cfg: &Config, device_name: impl Into<String>) -> Self {
+        TrainerOptions {
+            device_name: device_name.into(),
+            fused: cfg.model.fused,
+        }
+    }
+}
+
+pub(crate) struct Trainer<D: Kernels> {
+    cfg: Config,
+    fused: bool,
+    model: Gpt<D>,
+    opt: AdamW,
+    batcher: Batcher,
+    /// Optimizer steps taken (the step the weights are at).
+    step: usize,
+    best_val: Option<f32>,
+    split: Arc<TokenSplit>,
+    tokenizer: Arc<Tokenizer>,
+    run_dir: PathBuf,
+    events: EventBus,
+    /// The token ids attention is probed on.
+    probe: Vec<u32>,
+    paused: bool,
+    /// Set when the non-finite guard tripped: the weights are not saved again.
+    poisoned: bool,
+    gen_cancel: Arc<AtomicBool>,
+    /// Training seconds of the earlier processes of a resumed run.
+    elapsed_before: f64,
+    device_name: String,
+    last_lr: f64,
+}
+
+/// The model's sizes for a config and vocabulary.
+pub(crate) fn gpt_config(cfg: &Config, vocab: usize) -> GptConfig {
+    GptConfig {
+        vocab_size: vocab,
+        n_positions: cfg.model.block_size,
+        n_embd: cfg.model.n_embd,
+        n_layer: cfg.model.n_layer,
+        n_head: cfg.model.n_head,
+        layer_norm_epsilon: cfg.model.layer_norm_epsilon,
+    }
+}
+
+impl<D: Kernels> Trainer<D> {
+    /// Builds the trainer on `dev`: fresh, fine-tuned (`init_from`) or resumed
+    /// (then `metrics.jsonl` is trimmed to the resumed step). Sends nothing.
+    pub fn new(
+        dev: &D,
+        p: &Prepared,
+        events: EventBus,
+        opts: TrainerOptions,
+    ) -> anyhow::Result<Self> {
+        let cfg = p.config.clone();
+        let gcfg = gpt_config(&cfg, p.tokenizer.vocab_size());
+        let mut model = Gpt::new(dev, gcfg, cfg.seed);
+        if let Some(init) = &cfg.train.init_from {
+            if p.resume_from.is_none() {
+                model = load_model(dev, init)?;
+            }
+        }
+        let mut opt = None;
+        let mut batcher = Batcher::new(cfg.seed);
+        let mut state = None;
+        if let Some(ck) = &p.resume_from {
+            model = load_model(dev, ck)?;
+            let mut params = Vec::new();
+            model.visit(|n, t| params.push((n, t.shape().iter().product())));
+            let r = resume::restore(ck, &params)?;
+            opt = Some(r.opt);
+            batcher = r.batcher;
+            let _ = run_dir::truncate_metrics_after(&p.run_dir, r.state.step);
+            state = Some(r.state);
+        }
+        if model.cfg != gcfg {
+            anyhow::bail!(
+                "checkpoint sizes {:?} differ from the config's {:?}; set the model keys to match the checkpoint",
+                model.cfg,
+                gcfg
+            );
+        }
+        let opt = opt.unwrap_or_else(|| {
+            let mut sizes = Vec::new();
+            model.visit(|_, t| sizes.push(t.shape().iter().product()));
+            AdamW::new(&sizes)
+        });
+        let n = cfg.model.block_size.min(p.split.val.len());
+        let probe = p.split.val[..n].to_vec();
+        run_dir::remove_stale_temps(&p.run_dir);
+        Ok(Trainer {
+            fused: opts.fused,
+            cfg,
+            model,
+            opt,
+            batcher,
+            step: state.as_ref().map_or(0, |s| s.step),
+            best_val: state.as_ref().and_then(|s| s.best_val_loss),
+            split: p.split.clone(),
+            tokenizer: p.tokenizer.clone(),
+            run_dir: p.run_dir.clone(),
+            events,
+            probe,
+            paused: false,
+            poisoned: false,
+            gen_cancel: Arc::new(AtomicBool::new(false)),
+            elapsed_before: state.as_ref().map_or(0.0, |s| s.elapsed_secs),
+            device_name: opts.device_name,
+            last_lr: state.as_ref().map_or(0.0, |s| s.lr),
+        })
+    }
+
+    fn send(&self, e: Event) {
+        self.events.send(e);
+    }
+
+    /// Tokens in one optimizer step's batch.
+    pub fn tokens_per_step(&self) -> usize {
+        self.cfg.train.batch_size * self.cfg.model.block_size
+    }
+
+    fn elapsed(&self, started: Instant) -> f64 {
+        self.elapsed_before + started.elapsed().as_secs_f64()
+    }
+
+    /// Handles one command; returns true when the loop must end (Stop).
+    fn handle(&mut self, cmd: Command, started: Instant) -> bool {
+        match cmd {
+            Command::Pause => {
+                if !self.paused {
+                    self.paused = true;
+                    self.send(Event::Paused {
+                        step: self.step,
+                        reason: None,
+                    });
+                }
+            }
+            Command::Resume => {
+                if self.paused && !self.poisoned {
+                    self.paused = false;
+                    self.send(Event::Resumed { step: self.step });
+                }
+            }
+            Command::Save => self.save_and_report(started),
+            Command::Probe { text } => {
+                if let Some(t) = text {
+                    let ids = self.tokenizer.encode(&t);
+                    let n = ids.len().min(self.cfg.model.block_size);
+                    self.probe = ids[..n].to_vec();
+                }
+                self.spawn_probe();
+            }
+            Command::Generate(req) => self.spawn_generation(req),
+            Command::Stop => return true,
+        }
+        false
+    }
+
+    fn log_eval(&mut self) {
+        let (tr, va) = self.evaluate();
+        if va.is_finite() && self.best_val.is_none_or(|b| va < b) {
+            self.best_val = Some(va);
+        }
+        self.send(Event::Eval(EvalStats {
+            step: self.step,
+            train_loss: tr,
+            val_loss: va,
+            best_val_loss: self.best_val.unwrap_or(va),
+        }));
+    }
+
+    fn run_info(&self) -> RunInfo {
+        RunInfo {
+            name: self.cfg.name.clone(),
+            run_dir: self.run_dir.clone(),
+            device: self.device_name.clone(),
+            max_iters: self.cfg.train.max_iters,
+            start_step: self.step,
+            n_params: self.model.cfg.n_params(),
+            n_layer: self.model.cfg.n_layer,
+            n_head: self.model.cfg.n_head,
+            n_embd: self.model.cfg.n_embd,
+            block_size: self.model.cfg.n_positions,
+            vocab_size: self.model.cfg.vocab_size,
+            tokens_per_step: self.tokens_per_step(),
+        }
+    }
+
+    /// The loop. Returns when done, stopped, or failed (the event says which).
+    pub fn run(mut self, commands: Receiver<Command>, stop: Arc<AtomicBool>) {
+        let started = Instant::now();
+        let t = self.cfg.train.clone();
+        let tokens_per_step = self.tokens_per_step();
+        self.send(Event::Started(self.run_info()));
+        if self.step == 0 && t.eval_interval > 0 {
+            self.log_eval();
+        }
+        if t.attention_interval > 0 {
+            self.spawn_probe();
+        }
+        let mut window_start = Instant::now();
+        let mut window_steps = 0usize;
+        let mut step_secs_ema: Option<f64> = None;
+        loop {
+            // Commands first; while paused, wait for them.
+            loop {
+                let cmd = if self.paused && !stop.load(Ordering::SeqCst) {
+                    match commands.recv_timeout(Duration::from_millis(100)) {
+                        Ok(c) => Some(c),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => Some(Command::Stop),
+                    }
+                } else {
+                    commands.try_recv().ok()
+                };
+                match cmd {
+                    Some(c) => {
+                        if self.handle(c, started) {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    None if self.paused && !stop.load(Ordering::SeqCst) => continue,
+                    None => break,
+                }
+            }
+            if stop.load(Ordering::SeqCst) {
+                self.gen_cancel.store(true, Ordering::SeqCst);
+                self.save_and_report(started);
+                self.send(Event::Stopped { step: self.step });
+                return;
+            }
+            if self.step >= t.max_iters {
+                self.save_and_report(started);
+                self.send(Event::Finished { step: self.step });
+                self.serve_finished(&commands, &stop, started);
+                return;
+            }
+            let t0 = Instant::now();
+            let out = self.train_step();
+            if let Some(what) = out.non_finite {
+                self.poisoned = true;
+                self.paused = true;
+                let tried = self.step + 1;
+                self.send(Event::NonFinite {
+                    step: tried,
+                    what,
+                    loss: out.loss,
+                    grad_norm: out.grad_norm,
+                });
+                self.send(Event::Paused {
+                    step: self.step,
+                    reason: Some(what.reason(tried, out.loss, out.grad_norm)),
+                });
+                continue;
+            }
+            let dt = t0.elapsed().as_secs_f64();
+            step_secs_ema = Some(match step_secs_ema {
+                None => dt,
+                Some(e) => 0.9 * e + 0.1 * dt,
+            });
+            window_steps += 1;
+            let last = self.step == t.max_iters;
+            if self.step.is_multiple_of(t.log_interval.max(1)) || last {
+                let secs = window_start.elapsed().as_secs_f64().max(1e-9);
+                let tps = (window_steps * tokens_per_step) as f64 / secs;
+                window_start = Instant::now();
+                window_steps = 0;
+                let eta = step_secs_ema.unwrap_or(0.0) * (t.max_iters - self.step) as f64;
+                self.send(Event::Step(StepStats {
+                    step: self.step,
+                    loss: out.loss,
+                    lr: out.lr,
+                    grad_norm: out.grad_norm,
+                    tokens_per_sec: tps,
+                    eta_secs: eta,
+                    elapsed_secs: self.elapsed(started),
+                }));
+            }
+            if t.eval_interval > 0 && (self.step.is_multiple_of(t.eval_interval) || last) {
+                self.log_eval();
+                window_start = Instant::now();
+            }
+            if t.attention_interval > 0 && self.step.is_multiple_of(t.attention_interval) {
+                self.spawn_probe();
+            }
+            if t.checkpoint_interval > 0 && self.step.is_multiple_of(t.checkpoint_interval) && !last
+            {
+                self.save_and_report(started);
+                window_start = Instant::now();
+            }
+        }
+    }
+
+    /// After the last step: stays for commands (generation, probes) until
+    /// told to stop; saving, pausing and resuming no longer apply.
+    fn serve_finished(
+        &mut self,
+        commands: &Receiver<Command>,
+        stop: &AtomicBool,
+        started: Instant,
+    ) {
+        self.paused = true;
+        loop {
+            match commands.recv_timeout(Duration::from_millis(200)) {
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Command::Save) | Ok(Command::Pause) | Ok(Command::Resume) => {}
+                Ok(c) => {
+                    self.handle(c, started);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Work the UI asks for while training goes on: attention probes and
+//! generations run on host snapshots of the weights on their own threads,
+//! sending their results through the event bus.
+
+use super::super::{AttentionMap, Event, GenerateRequest};
+use super::Trainer;
+use crate::model::infer::HostModel;
+use crate::model::sample::generate;
+use crate::model::Kernels;
+use crate::tokenizer::StreamDecoder;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+impl<D: Kernels> Trainer<D> {
+    fn snapshot(&self) -> Arc<HostModel> {
+        Arc::new(HostModel::from_model(&self.model))
+    }
+
+    /// Computes attention on the probe text on a worker thread.
+    pub(super) fn spawn_probe(&self) {
+        if self.probe.is_empty() {
+            return;
+        }
+        let host = self.snapshot();
+        let tokens: Vec<usize> = self.probe.iter().map(|&t| t as usize).collect();
+        let tok = self.tokenizer.clone();
+        let tx = self.events.clone();
+        let step = self.step;
+        std::thread::spawn(move || {
+            let probs = host.attention(&tokens);
+            let ids: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
+            let texts = ids.iter().map(|&i| tok.decode(&[i])).collect();
+            tx.send(Event::Attention(AttentionMap {
+                step,
+                tokens: texts,
+                n_layer: host.cfg.n_layer,
+                n_head: host.cfg.n_head,
+                probs,
+            }));
+        });
+    }
+
+    /// Streams a generation from a snapshot on a worker thread; a newer
+    /// request cancels an older one.
+    pub(super) fn spawn_generation(&mut self, req: GenerateRequest) {
+        self.gen_cancel.store(true, Ordering::SeqCst);
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.gen_cancel = cancel.clone();
+        let host = self.snapshot();
+        let tok = self.tokenizer.clone();
+        let tx = self.events.clone();
+        std::thread::spawn(move || {
+            let prompt: Vec<usize> = tok
+                .encode(&req.prompt)
+                .into_iter()
+                .map(|t| t as usize)
+                .collect();
+            let mut dec = StreamDecoder::new();
+            let start = Instant::now();
+            let mut n = 0;
+            generate(&host, &prompt, &req.settings, true, |id, p| {
+                if cancel.load(Ordering::SeqCst) {
+                    return false;
+                }
+                n += 1;
+                let text = dec.push(&tok, id as u32);
+                tx.send(Event::Token {
+                    id: req.id,
+                    text,
+                    prob: p,
+                })
+            });
+            let secs = start.elapsed().as_secs_f64().max(1e-9);
+            tx.send(Event::GenerationDone {
+                id: req.id,
+                tokens: n,
+                tokens_per_sec: n as f64 / secs,
+            });
+        });
+    }
+}

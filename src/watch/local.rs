@@ -1,0 +1,408 @@
+//! `headsup watch`'s stand-in for a trainer: a thread that turns a run on
+//! disk into the events a workbench folds (the run info, the history, new
+//! steps as `metrics.jsonl` or `trainer_state.json` grows) and answers
+//! attention probes and generations from the newest checkpoint, loaded
+//! locally and reloaded when a newer one appears. It hands back the same
+//! `TrainerHandle` a training thread does.
+
+use super::replay::history_events;
+use super::{Ending, Watched};
+use crate::model::infer::HostModel;
+use crate::model::sample::generate;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::train::{AttentionMap, Command, Event, GenerateRequest, RunInfo, TrainerHandle};
+use dfdx::prelude::Cpu;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The state line of a run with no trainer.
+pub const NO_TRAINER: &str =
+    "watching from disk: no trainer process (pause, save and stop do nothing here)";
+
+/// A checkpoint loaded for probing.
+struct Loaded {
+    step: usize,
+    path: PathBuf,
+    model: Arc<HostModel>,
+    tokenizer: Arc<Tokenizer>,
+}
+
+fn load(step: usize, path: &Path, run: &Path) -> anyhow::Result<Loaded> {
+    let model = crate::model::checkpoint::load_model(&Cpu::default(), path)?;
+    let tok_path = [path.join("tokenizer.json"), run.join("tokenizer.json")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "checkpoint {}: no tokenizer.json there or in the run; save the tokenizer with the model",
+                path.display()
+            )
+        })?;
+    let tokenizer = Tokenizer::load(&tok_path)?;
+    if tokenizer.vocab_size() != model.cfg.vocab_size {
+        anyhow::bail!(
+            "checkpoint {}: tokenizer.json has {} tokens but config.json says vocab_size {}",
+            path.display(),
+            tokenizer.vocab_size(),
+            model.cfg.vocab_size
+        );
+    }
+    Ok(Loaded {
+        step,
+        path: path.to_path_buf(),
+        model: Arc::new(HostModel::from_model(&model)),
+        tokenizer: Arc::new(tokenizer),
+    })
+}
+
+/// Starts watching `dir` (checked before the thread starts); `probe` is the
+/// default attention probe text (e.g. the start of the dataset), `None` to
+/// let the model write its own. `poll` is how often the disk is read.
+pub fn spawn(dir: &Path, probe: Option<String>, poll: Duration) -> anyhow::Result<TrainerHandle> {
+    let watched = Watched::open(dir)?;
+    let (ctx, crx) = mpsc::channel::<Command>();
+    let (etx, erx) = mpsc::channel::<Event>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("watch".into())
+        .spawn(move || run(watched, probe, poll, crx, etx, stop2))?;
+    Ok(TrainerHandle {
+        commands: ctx,
+        events: erx,
+        stop,
+        thread,
+    })
+}
+
+fn run_info(w: &Watched, loaded: Option<&Loaded>) -> RunInfo {
+    let cfg = loaded.map(|l| l.model.cfg);
+    let last = w.history().and_then(|h| h.last_step()).unwrap_or(0);
+    RunInfo {
+        name: w
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| w.dir.display().to_string()),
+        run_dir: w.dir.clone(),
+        device: "disk".into(),
+        max_iters: w.max_steps().unwrap_or(last).max(last),
+        start_step: 0,
+        n_params: cfg.as_ref().map(|c| c.n_params()).unwrap_or(0),
+        n_layer: cfg.as_ref().map(|c| c.n_layer).unwrap_or(0),
+        n_head: cfg.as_ref().map(|c| c.n_head).unwrap_or(0),
+        n_embd: cfg.as_ref().map(|c| c.n_embd).unwrap_or(0),
+        block_size: cfg.as_ref().map(|c| c.n_positions).unwrap_or(0),
+        vocab_size: cfg.as_ref().map(|c| c.vocab_size).unwrap_or(0),
+        tokens_per_step: 0,
+    }
+}
+
+fn state_event(w: &Watched, step: usize) -> Event {
+    match w.run_log().and_then(|l| l.ending) {
+        Some(Ending::Finished) => Event::Finished { step },
+        Some(Ending::Stopped) => Event::Stopped { step },
+        _ => Event::Paused {
+            step,
+            reason: Some(NO_TRAINER.into()),
+        },
+    }
+}
+
+/// Attention of the loaded model on `text` (or on text it writes itself).
+fn probe(l: &Loaded, text: Option<&str>, tx: &Sender<Event>) {
+    let block = l.model.cfg.n_positions.max(1);
+    let mut ids: Vec<usize> = match text {
+        Some(t) if !t.is_empty() => l
+            .tokenizer
+            .encode(t)
+            .into_iter()
+            .map(|t| t as usize)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if ids.is_empty() {
+        // No text given: the model's own greedy continuation of token 0.
+        let s = crate::train::SampleSettings {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_new_tokens: block.min(48) - 1,
+            seed: 0,
+        };
+        ids.push(0);
+        generate(&l.model, &[0], &s, true, |id, _| {
+            ids.push(id);
+            true
+        });
+    }
+    ids.truncate(block);
+    let probs = l.model.attention(&ids);
+    let tokens = ids
+        .iter()
+        .map(|&i| l.tokenizer.decode(&[i as u32]))
+        .collect();
+    let _ = tx.send(Event::Attention(AttentionMap {
+        step: l.step,
+        tokens,
+        n_layer: l.model.cfg.n_layer,
+        n_head: l.model.cfg.n_head,
+        probs,
+    }));
+}
+
+fn spawn_generation(l: &Loaded, req: GenerateRequest, tx: Sender<Event>, cancel: Arc<AtomicBool>) {
+    let model = l.model.clone();
+    let tok = l.tokenizer.clone();
+    std::thread::spawn(move || {
+        let prompt: Vec<usize> = tok
+            .encode(&req.prompt)
+            .into_iter()
+            .map(|t| t as usize)
+            .collect();
+        let mut dec = StreamDecoder::new();
+        let start = Instant::now();
+        let mut n = 0;
+        generate(&model, &prompt, &req.settings, true, |id, p| {
+            if cancel.load(Ordering::SeqCst) {
+                return false;
+            }
+            n += 1;
+            let text = dec.push(&tok, id as u32);
+            tx.send(Event::Token {
+                id: req.id,
+                text,
+                prob: p,
+            })
+            .is_ok()
+        });
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        let _ = tx.send(Event::GenerationDone {
+            id: req.id,
+            tokens: n,
+            tokens_per_sec: n as f64 / secs,
+        });
+    });
+}
+
+fn run(
+    mut w: Watched,
+    default_probe: Option<String>,
+    poll: Duration,
+    commands: mpsc::Receiver<Command>,
+    tx: Sender<Event>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut loaded: Option<Loaded> = None;
+    let load_newest = |loaded: &mut Option<Loaded>, w: &Watched, tx: &Sender<Event>| -> bool {
+        let Some((step, path)) = w.newest_checkpoint() else {
+            return false;
+        };
+        if loaded.as_ref().is_some_and(|l| l.path == path) {
+            return false;
+        }
+        match load(step, &path, &w.dir) {
+            Ok(l) => {
+                let _ = tx.send(Event::Log(format!(
+                    "loaded checkpoint step {step} for probes and the playground"
+                )));
+                *loaded = Some(l);
+                true
+            }
+            Err(e) => {
+                let _ = tx.send(Event::Log(format!("{e:#}")));
+                false
+            }
+        }
+    };
+    load_newest(&mut loaded, &w, &tx);
+    let _ = tx.send(Event::Started(run_info(&w, loaded.as_ref())));
+    let mut last_sent: Option<usize> = None;
+    let send_history = |w: &Watched, last_sent: &mut Option<usize>| {
+        if let Some(h) = w.history() {
+            for e in history_events(h, *last_sent) {
+                if let Event::Step(s) = &e {
+                    *last_sent = Some(s.step);
+                }
+                let _ = tx.send(e);
+            }
+        }
+    };
+    send_history(&w, &mut last_sent);
+    let mut ending = w.run_log().and_then(|l| l.ending);
+    let _ = tx.send(state_event(&w, last_sent.unwrap_or(0)));
+    let mut probe_text = default_probe;
+    if let Some(l) = &loaded {
+        probe(l, probe_text.as_deref(), &tx);
+    }
+    let mut cancel = Arc::new(AtomicBool::new(false));
+    let mut next_poll = Instant::now() + poll;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            cancel.store(true, Ordering::SeqCst);
+            let _ = tx.send(Event::Stopped {
+                step: last_sent.unwrap_or(0),
+            });
+            return;
+        }
+        match commands.recv_timeout(Duration::from_millis(100)) {
+            Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                stop.store(true, Ordering::SeqCst);
+                continue;
+            }
+            Ok(Command::Probe { text }) => {
+                if text.is_some() {
+                    probe_text = text;
+                }
+                match &loaded {
+                    Some(l) => probe(l, probe_text.as_deref(), &tx),
+                    None => {
+                        let _ = tx.send(Event::Log("no checkpoint to probe yet".into()));
+                    }
+                }
+            }
+            Ok(Command::Generate(req)) => {
+                cancel.store(true, Ordering::SeqCst);
+                cancel = Arc::new(AtomicBool::new(false));
+                match &loaded {
+                    Some(l) => spawn_generation(l, req, tx.clone(), cancel.clone()),
+                    None => {
+                        let _ = tx.send(Event::GenerationDone {
+                            id: req.id,
+                            tokens: 0,
+                            tokens_per_sec: 0.0,
+                        });
+                        let _ = tx.send(Event::Log("no checkpoint to generate from yet".into()));
+                    }
+                }
+            }
+            Ok(Command::Pause | Command::Resume | Command::Save) => {
+                let _ = tx.send(Event::Log(NO_TRAINER.into()));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() >= next_poll {
+            next_poll = Instant::now() + poll;
+            match w.poll() {
+                Ok(true) => {
+                    let before = last_sent;
+                    send_history(&w, &mut last_sent);
+                    let now = w.run_log().and_then(|l| l.ending);
+                    if now != ending || (before != last_sent && now == Some(Ending::Open)) {
+                        ending = now;
+                        let _ = tx.send(state_event(&w, last_sent.unwrap_or(0)));
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    let _ = tx.send(Event::Log(format!("reading the run: {e:#}")));
+                }
+            }
+            if load_newest(&mut loaded, &w, &tx) {
+                if let Some(l) = &loaded {
+                    probe(l, probe_text.as_deref(), &tx);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recv_until(h: &TrainerHandle, mut pred: impl FnMut(&Event) -> bool) -> Vec<Event> {
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let e = h
+                .events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no matching event; saw {seen:?}"));
+            let done = pred(&e);
+            seen.push(e);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    #[test]
+    fn the_transformers_fixture_gives_curves_attention_and_generations() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-trainer");
+        let h = spawn(
+            &dir,
+            Some("abcdefgh|abcdefgh".into()),
+            Duration::from_millis(50),
+        )
+        .unwrap();
+        let seen = recv_until(&h, |e| matches!(e, Event::Attention(_)));
+        let steps = seen.iter().filter(|e| matches!(e, Event::Step(_))).count();
+        let evals = seen.iter().filter(|e| matches!(e, Event::Eval(_))).count();
+        assert_eq!((steps, evals), (12, 3));
+        let Some(Event::Started(info)) = seen.iter().find(|e| matches!(e, Event::Started(_)))
+        else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(
+            (info.max_iters, info.n_layer, info.n_embd, info.vocab_size),
+            (12, 2, 32, 15)
+        );
+        let Some(Event::Attention(a)) = seen.last() else {
+            panic!("expected attention last: {seen:?}")
+        };
+        assert_eq!(a.step, 12);
+        assert_eq!(a.tokens.len(), 17);
+        assert_eq!((a.n_layer, a.n_head), (2, 2));
+        h.commands
+            .send(Command::Generate(GenerateRequest {
+                id: 7,
+                prompt: "abc".into(),
+                settings: crate::train::SampleSettings {
+                    temperature: 0.0,
+                    top_k: 0,
+                    top_p: 1.0,
+                    max_new_tokens: 5,
+                    seed: 1,
+                },
+            }))
+            .unwrap();
+        let seen = recv_until(&h, |e| matches!(e, Event::GenerationDone { id: 7, .. }));
+        let tokens = seen
+            .iter()
+            .filter(|e| matches!(e, Event::Token { id: 7, .. }))
+            .count();
+        assert_eq!(tokens, 5);
+        h.commands.send(Command::Stop).unwrap();
+        recv_until(&h, |e| matches!(e, Event::Stopped { .. }));
+        h.thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_growing_metrics_file_streams_new_steps_and_the_end() {
+        let t = tempfile::tempdir().unwrap();
+        let m = t.path().join("metrics.jsonl");
+        std::fs::write(t.path().join("config.toml"), "name = \"x\"\n").unwrap();
+        std::fs::write(&m, "{\"event\":\"start\",\"step\":0,\"max_iters\":30}\n{\"event\":\"step\",\"step\":10,\"loss\":2.0}\n").unwrap();
+        let h = spawn(t.path(), None, Duration::from_millis(20)).unwrap();
+        let seen = recv_until(&h, |e| matches!(e, Event::Paused { .. }));
+        assert!(seen
+            .iter()
+            .any(|e| matches!(e, Event::Step(s) if s.step == 10)));
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&m).unwrap();
+        f.write_all(b"{\"event\":\"step\",\"step\":20,\"loss\":1.5}\n{\"event\":\"step\",\"st")
+            .unwrap();
+        recv_until(&h, |e| matches!(e, Event::Step(s) if s.step == 20));
+        f.write_all(b"ep\":30,\"loss\":1.0}\n{\"event\":\"finished\",\"step\":30}\n")
+            .unwrap();
+        recv_until(&h, |e| matches!(e, Event::Step(s) if s.step == 30));
+        recv_until(&h, |e| matches!(e, Event::Finished { step: 30 }));
+        drop(h.commands);
+        h.thread.join().unwrap();
+    }
+}
