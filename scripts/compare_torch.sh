@@ -27,11 +27,10 @@ for f in "$DATA" "$REF" "$PY" "$BIN"; do
 done
 case "$PRESET" in
   baby)
-    HS_ARGS=(--config shakespeare-char)
+    HS_ARGS=(--preset baby)
     PT_ARGS=(--layers 4 --heads 4 --embd 128 --block 64 --batch 12) ;;
   gpt2-small)
-    HS_ARGS=(--config shakespeare-char --set model.n_layer=12 --set model.n_head=12 --set model.n_embd=768
-             --set model.block_size=256 --set train.batch_size=4)
+    HS_ARGS=(--preset gpt2-small)
     PT_ARGS=(--layers 12 --heads 12 --embd 768 --block 256 --batch 4) ;;
   *) echo "compare_torch.sh: PRESET must be baby or gpt2-small, got $PRESET" >&2; exit 1 ;;
 esac

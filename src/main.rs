@@ -36,9 +36,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Generate(a)) => headsup::commands::run_generate(&a),
         Some(Cmd::Eval(a)) => headsup::commands::run_eval(&a),
         Some(Cmd::Runs(a)) => headsup::runs::run(&a.dir),
-        Some(Cmd::Bench(a)) => {
-            headsup::bench::run(load_experiment(&a.exp.experiment())?, &a.options())
-        }
+        Some(Cmd::Bench(a)) => headsup::bench::run(load_experiment(&a.experiment())?, &a.options()),
     }
 }
 
