@@ -302,6 +302,60 @@ impl Config {
         toml::from_str::<Config>(text).map_err(|e| one_line_toml_error(&e, text))
     }
 
+    /// The dotted keys (`train.max_iters`) whose values differ between
+    /// `self` and `other`, with the old and new values as TOML (`-` where
+    /// absent), in the order the config writes them.
+    pub fn changed_keys(&self, other: &Config) -> Vec<(String, String, String)> {
+        fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
+            match v.as_table() {
+                Some(t) => {
+                    for (k, v) in t {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        flatten(&key, v, out);
+                    }
+                }
+                None => out.push((prefix.to_string(), v.clone())),
+            }
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        if let (Ok(x), Ok(y)) = (toml::Value::try_from(self), toml::Value::try_from(other)) {
+            flatten("", &x, &mut a);
+            flatten("", &y, &mut b);
+        }
+        let text = |v: Option<&toml::Value>| v.map_or("-".to_string(), |v| v.to_string());
+        let mut keys = Vec::new();
+        for (k, v) in a.iter() {
+            let new = b.iter().find(|(kb, _)| kb == k).map(|(_, vb)| vb);
+            if new != Some(v) {
+                keys.push((k.clone(), text(Some(v)), text(new)));
+            }
+        }
+        for (k, v) in b.iter() {
+            if !a.iter().any(|(ka, _)| ka == k) {
+                keys.push((k.clone(), text(None), text(Some(v))));
+            }
+        }
+        keys
+    }
+
+    /// Whether a resumed run can take a new value of `key`: keys that change
+    /// how training goes on (steps, schedule, intervals, threads, device,
+    /// sampling, the workbench) can; keys that define what was trained (the
+    /// model's sizes, the data, the tokenizer, the seed, `init_from`) cannot, since
+    /// the checkpoint holds their old values.
+    pub fn resume_applies(key: &str) -> bool {
+        const FIXED: &[&str] = &["name", "seed", "train.init_from"];
+        let model = key.starts_with("model.") && key != "model.fused";
+        !(FIXED.contains(&key)
+            || model
+            || key.starts_with("data.")
+            || key.starts_with("tokenizer."))
+    }
+
     /// Applies `key=value` overrides, `key` dotted (`train.max_iters=100`).
     /// The value is parsed as TOML, falling back to a string.
     pub fn apply_overrides(&mut self, sets: &[String]) -> Result<(), ConfigError> {

@@ -113,13 +113,58 @@ pub fn load_experiment(exp: &Experiment) -> Result<Config> {
     Ok(cfg)
 }
 
-/// Loads the experiment and prepares it for training in the run directory
-/// `run` names (a new one, or the one to resume).
-pub fn prepare(exp: &Experiment, run: &PrepareOptions) -> Result<Prepared> {
-    prepare_config(load_experiment(exp)?, run)
+/// The config of a run: the experiment's for a new run; for `--resume RUN`,
+/// `RUN/config.toml` with `--set`, `--device` and `--threads` applied
+/// (`train::prepare` then refuses a key a resumed run cannot change).
+pub fn load_config(exp: &Experiment, run: &PrepareOptions) -> Result<Config> {
+    let Some(dir) = &run.resume else {
+        return load_experiment(exp);
+    };
+    let cfg_path = dir.join("config.toml");
+    if exp.config.is_some() || exp.data.is_some() {
+        let flag = if exp.config.is_some() {
+            "--config"
+        } else {
+            "--data"
+        };
+        bail!(
+            "{flag} with --resume {}: a resumed run keeps its own config.toml and data; drop {flag} (change keys with --set)",
+            dir.display()
+        );
+    }
+    if !cfg_path.is_file() {
+        bail!(
+            "run {}: no config.toml there; --resume takes a run directory made by `headsup train`",
+            dir.display()
+        );
+    }
+    let mut cfg = Config::load(&cfg_path)?;
+    if let Err(ConfigError::Invalid(m)) = cfg.validate() {
+        bail!("config {}: {m}", cfg_path.display());
+    }
+    cfg.apply_overrides(&exp.sets)?;
+    if let Some(dev) = &exp.device {
+        cfg.device = dev.clone();
+    }
+    if let Some(t) = exp.threads {
+        cfg.train.threads = t;
+    }
+    if let Err(ConfigError::Invalid(m)) = cfg.validate() {
+        bail!(
+            "config {} with the command-line overrides: {m}",
+            cfg_path.display()
+        );
+    }
+    Ok(cfg)
 }
 
-/// Prepares an already loaded config for training.
+/// Loads the experiment (or the run to resume) and prepares it for training
+/// in the run directory `run` names.
+pub fn prepare(exp: &Experiment, run: &PrepareOptions) -> Result<Prepared> {
+    prepare_config(load_config(exp, run)?, run)
+}
+
+/// Prepares a config from [`load_config`] for training.
 pub fn prepare_config(cfg: Config, run: &PrepareOptions) -> Result<Prepared> {
     train::prepare(cfg, run)
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod data;
+pub mod errors;
 pub mod eval;
 pub mod experiment;
 pub mod fsutil;

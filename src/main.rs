@@ -11,10 +11,10 @@ use std::io::{IsTerminal, Write};
 fn main() {
     headsup::memory::tune_allocator();
     if let Err(e) = run(Cli::parse()) {
-        // One line: the chain of causes joined, as anyhow's alternate form does.
+        // One line: the chain of causes joined, each said once.
         // Escaped: messages quote file names, keys and values from user data,
         // which must not reach the terminal as control sequences.
-        let msg = format!("{e:#}").replace('\n', " ");
+        let msg = headsup::errors::one_line(&e);
         // Not eprintln!, which panics when stderr is gone.
         let _ = writeln!(
             std::io::stderr(),
@@ -43,7 +43,8 @@ fn run(cli: Cli) -> Result<()> {
 fn run_tui(a: TuiArgs) -> Result<()> {
     // The theme and key bindings are checked first, before any training
     // starts, and whether or not the output is a terminal.
-    let cfg = load_experiment(&a.exp.experiment())?;
+    let run = a.run.prepare_options();
+    let cfg = experiment::load_config(&a.exp.experiment(), &run)?;
     let theme = a.theme.clone().unwrap_or_else(|| cfg.ui.theme.clone());
     headsup::ui::Theme::load(
         &theme,
@@ -51,7 +52,7 @@ fn run_tui(a: TuiArgs) -> Result<()> {
         headsup::ui::ColorDepth::detect(),
     )?;
     headsup::app::KeyMap::from_config(&cfg.ui.keys)?;
-    let p = experiment::prepare_config(cfg, &a.run.prepare_options())?;
+    let p = experiment::prepare_config(cfg, &run)?;
     if !std::io::stdout().is_terminal() {
         // Not a terminal: the plain progress lines instead of drawing.
         return train::headless::run_headless(&p);

@@ -273,7 +273,17 @@ pub fn run_workbench(
         let _ = writeln!(std::io::stderr(), "headsup: stopping, saving checkpoint…");
     }
     wait_for_trainer(thread);
+    // What the trainer said while it stopped (its final checkpoint, or
+    // that it could not be written) still counts for the exit status.
+    while let Ok(msg) = rx.recv_timeout(Duration::from_millis(50)) {
+        if let Msg::Trainer(ev) = msg {
+            app.update_event(ev);
+        }
+    }
     result?;
+    if let Some(lost) = &app.final_checkpoint_lost {
+        anyhow::bail!("{}", crate::sanitize::escape(lost));
+    }
     if let RunState::Failed(e) = &app.state {
         anyhow::bail!(
             "training failed at step {}: {}",

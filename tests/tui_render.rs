@@ -233,7 +233,10 @@ fn record_text_shows_tokens_in_alternating_colours() {
     let (row, col) = s
         .lines()
         .enumerate()
-        .find_map(|(y, l)| l.find("the quick").map(|b| (y, l[..b].chars().count())))
+        .find_map(|(y, l)| {
+            l.find("the quick brown fox jumps")
+                .map(|b| (y, l[..b].chars().count()))
+        })
         .expect("record text on screen");
     let bg = |dx: usize| buf[(col as u16 + dx as u16, row as u16)].bg;
     assert_eq!(bg(0), theme.token(0).bg.expect("bg"));
@@ -301,4 +304,100 @@ fn loss_pane_shows_the_gradient_norm_and_clip_threshold() {
     // 80x24: the header still shows the norm.
     let s = text(&render_with(&app, &theme, 80, 24));
     assert!(s.contains("grad 3.50"), "{s}");
+}
+
+#[test]
+fn record_list_shows_each_records_text() {
+    let app = app();
+    let s = text(&render(&app, 200, 60));
+    // Cut to the list's width (33 columns at 200x60).
+    assert!(s.contains("   0 alpha.txt the quick brown  3.1k B"), "{s}");
+    assert!(s.contains("   1 beta.txt abcabcabc inducti record"), "{s}");
+    assert!(s.contains("   4 synthetic-1 record number  the"), "{s}");
+    // Wide characters are measured by display width.
+    let wide = s.lines().find(|l| l.contains("gamma.txt")).expect("gamma");
+    assert!(wide.contains("gamma.txt 床"), "{wide}");
+    let s80 = text(&render(&app, 80, 24));
+    assert!(s80.contains("   1 beta.txt abc"), "{s80}");
+}
+
+#[test]
+fn raw_train_curve_stays_visible_under_the_ema() {
+    let mut app = busy_app();
+    assert!(app.loss.smooth);
+    app.update(headsup::app::Action::FocusLoss);
+    app.update(headsup::app::Action::Zoom);
+    let theme = theme();
+    let buf = render_with(&app, &theme, 120, 40);
+    let count = |c: ratatui::style::Color| {
+        (0..40u16)
+            .flat_map(|y| (0..120u16).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let cell = &buf[(x, y)];
+                cell.fg == c
+                    && cell
+                        .symbol()
+                        .chars()
+                        .all(|ch| ('\u{2801}'..='\u{28ff}').contains(&ch))
+            })
+            .count()
+    };
+    let raw = count(theme.loss_train());
+    let ema = count(theme.loss_smooth());
+    assert!(raw >= 20 && ema >= 20, "raw {raw} cells, ema {ema} cells");
+    assert_ne!(theme.loss_train(), theme.border(false).fg.expect("border"));
+}
+
+#[test]
+fn generated_tokens_are_coloured_by_probability_and_probe_the_attention() {
+    let mut app = busy_app();
+    app.handle_key(ch('4'));
+    app.handle_key(ch('i'));
+    type_str(&mut app, "ab|");
+    let effects = app.handle_key(key(crossterm::event::KeyCode::Enter));
+    let [headsup::app::Effect::Send(Command::Generate(req))] = effects.as_slice() else {
+        panic!("{effects:?}");
+    };
+    let id = req.id;
+    for (text, prob) in [("SURE", 0.9f32), ("MAYBE", 0.3), ("ODD", 0.02)] {
+        app.update_event(Event::Token {
+            id,
+            text: text.into(),
+            prob,
+        });
+    }
+    app.update_event(Event::GenerationDone {
+        id,
+        tokens: 3,
+        tokens_per_sec: 50.0,
+    });
+    for depth in [
+        ColorDepth::TrueColor,
+        ColorDepth::Ansi256,
+        ColorDepth::Ansi16,
+    ] {
+        let theme = Theme::builtin("dark", depth).expect("theme");
+        for (w, h) in [(80, 24), (200, 60)] {
+            let buf = render_with(&app, &theme, w, h);
+            let s = text(&buf);
+            let (y, line) = s
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.contains("SUREMAYBEODD"))
+                .unwrap_or_else(|| panic!("{depth:?} {w}x{h}: transcript\n{s}"));
+            let x = |needle: &str| line[..line.find(needle).expect("token")].chars().count() as u16;
+            let fg = |needle: &str| buf[(x(needle), y as u16)].fg;
+            assert_eq!(fg("SURE"), theme.ok().fg.expect("ok"), "{depth:?}");
+            assert_eq!(fg("MAYBE"), theme.warn().fg.expect("warn"), "{depth:?}");
+            assert_eq!(fg("ODD"), theme.error().fg.expect("error"), "{depth:?}");
+        }
+    }
+    // Leaving the input line, p probes the prompt and its answer.
+    app.handle_key(key(crossterm::event::KeyCode::Esc));
+    assert_eq!(
+        app.handle_key(ch('p')),
+        vec![headsup::app::Effect::Send(Command::Probe {
+            text: Some("ab|SUREMAYBEODD".into())
+        })]
+    );
 }

@@ -37,6 +37,11 @@ pub enum Action {
     HeadPrev,
     HeadNext,
     Overview,
+    Older,
+    Newer,
+    Fit,
+    HeadsTable,
+    SortNext,
     Probe,
     Input,
 }
@@ -119,17 +124,38 @@ impl Action {
         (
             Action::Overview,
             "overview",
-            "attention: all heads of the layer as tiles",
+            "attention: all heads of the layer as tiles (Enter opens one)",
+        ),
+        (
+            Action::Older,
+            "older",
+            "attention: older probe (scrub back through training)",
+        ),
+        (Action::Newer, "newer", "attention: newer probe"),
+        (
+            Action::Fit,
+            "fit",
+            "attention: whole matrix fitted / window around the cursor",
+        ),
+        (
+            Action::HeadsTable,
+            "heads_table",
+            "attention: table of head scores (Enter opens a head)",
+        ),
+        (
+            Action::SortNext,
+            "sort",
+            "attention table: sort by the next column",
         ),
         (
             Action::Probe,
             "probe",
-            "attention: probe the selected record's text",
+            "attention: probe the selected record (playground: last prompt + answer)",
         ),
         (
             Action::Input,
             "input",
-            "playground: type a prompt (Esc leaves input)",
+            "playground: type a prompt (Esc leaves input); attention: open",
         ),
     ];
 
@@ -332,6 +358,11 @@ impl Default for KeyMap {
                 b(Action::HeadPrev, vec![Key::ch(','), Key::ch('h')]),
                 b(Action::HeadNext, vec![Key::ch('.'), Key::ch('l')]),
                 b(Action::Overview, vec![Key::ch('v')]),
+                b(Action::Older, vec![Key::ch('{')]),
+                b(Action::Newer, vec![Key::ch('}')]),
+                b(Action::Fit, vec![Key::ch('f')]),
+                b(Action::HeadsTable, vec![Key::ch('t')]),
+                b(Action::SortNext, vec![Key::ch('o')]),
                 b(Action::Probe, vec![Key::ch('p')]),
                 b(Action::Input, vec![Key::ch('i'), Key::plain(K::Enter)]),
             ],

@@ -14,6 +14,8 @@
 
 pub mod attention;
 pub mod browser;
+pub mod heads;
+pub mod history;
 pub mod keymap;
 pub mod loss;
 pub mod playground;
@@ -165,6 +167,13 @@ pub struct App {
     pub should_quit: bool,
     /// The latest log line (checkpoint saved, export written...).
     pub message: Option<String>,
+    /// A checkpoint that could not be written: shown in the status bar until
+    /// a later checkpoint succeeds (never scrolled away by other messages).
+    pub checkpoint_warning: Option<String>,
+    /// The final checkpoint (end, stop, signal) could not be written: the
+    /// steps since the latest complete one are lost; the workbench exits
+    /// non-zero with this line.
+    pub final_checkpoint_lost: Option<String>,
     pub browser: Browser,
     pub loss: LossView,
     pub attention: AttentionView,
@@ -197,6 +206,8 @@ impl App {
             mode: InputMode::Normal,
             should_quit: false,
             message: None,
+            checkpoint_warning: None,
+            final_checkpoint_lost: None,
             browser: Browser::default(),
             loss: LossView::with_grad_clip(init.grad_clip),
             attention: AttentionView::default(),
@@ -251,13 +262,16 @@ impl App {
             }
             Event::Eval(e) => self.loss.on_eval(&e),
             Event::Attention(map) => self.attention.on_map(map),
-            Event::Token { id, text, .. } => self.playground.on_token(id, &text),
+            Event::Token { id, text, prob } => self.playground.on_token(id, &text, prob),
             Event::GenerationDone {
                 id,
                 tokens,
                 tokens_per_sec,
             } => self.playground.on_done(id, tokens, tokens_per_sec),
             Event::Checkpoint { step, path } => {
+                if self.final_checkpoint_lost.is_none() {
+                    self.checkpoint_warning = None;
+                }
                 self.message = Some(format!(
                     "checkpoint saved at step {step}: {}",
                     path.display()
@@ -265,6 +279,23 @@ impl App {
             }
             // The `Paused` event that follows carries the reason.
             Event::NonFinite { .. } => {}
+            Event::CheckpointFailed {
+                step,
+                path,
+                error,
+                latest,
+                last,
+                next_try,
+            } => {
+                let line = crate::train::checkpoint_failed_line(
+                    step, &path, &error, latest, last, next_try,
+                );
+                self.message = Some(line.clone());
+                self.checkpoint_warning = Some(line.clone());
+                if last {
+                    self.final_checkpoint_lost = Some(line);
+                }
+            }
             Event::Paused { step, reason } => {
                 self.step = step;
                 self.state = RunState::Paused(reason);
@@ -499,23 +530,46 @@ impl App {
             Action::LayerNext => self.attention.step_layer(1),
             Action::HeadPrev => self.attention.step_head(-1),
             Action::HeadNext => self.attention.step_head(1),
-            Action::Overview => self.attention.overview = !self.attention.overview,
+            Action::Overview => self.attention.toggle_overview(),
+            Action::Older => self.attention.scrub(-1),
+            Action::Newer => self.attention.scrub(1),
+            Action::Fit => self.attention.fit = !self.attention.fit,
+            Action::HeadsTable => self.attention.toggle_table(),
+            Action::SortNext => {
+                if self.attention.table {
+                    self.attention.sort_next()
+                }
+            }
             Action::Probe => {
-                let text = self
-                    .selected_record()
-                    .map(|r| crate::sanitize::truncate_to_width(&r.text, 4096))
+                // From the playground: its last prompt and answer; elsewhere
+                // the selected record.
+                let (text, what) = if self.focus == Pane::Playground {
+                    (
+                        self.playground.last_exchange(),
+                        "the last prompt and answer",
+                    )
+                } else {
+                    (
+                        self.selected_record().map(|r| r.text.clone()),
+                        "the selected record",
+                    )
+                };
+                let text = text
+                    .map(|t| crate::sanitize::truncate_to_width(&t, 4096))
                     .filter(|t| !t.is_empty());
                 self.message = Some(match &text {
-                    Some(_) => "probing attention on the selected record…".into(),
+                    Some(_) => format!("probing attention on {what}…"),
                     None => "probing attention…".into(),
                 });
                 out.push(Effect::Send(Command::Probe { text }));
             }
-            Action::Input => {
-                if self.focus == Pane::Playground {
-                    self.mode = InputMode::Edit;
+            Action::Input => match self.focus {
+                Pane::Playground => self.mode = InputMode::Edit,
+                Pane::Attention => {
+                    self.attention.open();
                 }
-            }
+                _ => {}
+            },
         }
         out
     }

@@ -68,6 +68,9 @@ pub enum Entry {
     Output {
         id: u64,
         text: String,
+        /// Per generated token: the byte offset in `text` where it ends and
+        /// the probability the model gave it.
+        tokens: Vec<(usize, f32)>,
         /// (tokens, tokens/s) once done.
         done: Option<(usize, f64)>,
     },
@@ -173,6 +176,7 @@ impl Playground {
         self.transcript.push(Entry::Output {
             id,
             text: String::new(),
+            tokens: Vec::new(),
             done: None,
         });
         Submit::Generate { id, prompt: line }
@@ -235,18 +239,41 @@ impl Playground {
         }
     }
 
-    pub fn on_token(&mut self, id: u64, text: &str) {
-        if let Some(Entry::Output { text: t, .. }) = self.output_mut(id) {
+    /// A generated token and the probability the model gave it.
+    pub fn on_token(&mut self, id: u64, text: &str, prob: f32) {
+        if let Some(Entry::Output {
+            text: t, tokens, ..
+        }) = self.output_mut(id)
+        {
             if t.len() < 1 << 20 {
                 t.push_str(text);
+                tokens.push((t.len(), prob));
             }
         } else {
             self.transcript.push(Entry::Output {
                 id,
                 text: text.to_string(),
+                tokens: vec![(text.len(), prob)],
                 done: None,
             });
         }
+    }
+
+    /// The last prompt and the answer that followed it, as one text (what
+    /// the attention pane probes from the playground).
+    pub fn last_exchange(&self) -> Option<String> {
+        let i = self
+            .transcript
+            .iter()
+            .rposition(|e| matches!(e, Entry::Prompt(_)))?;
+        let Entry::Prompt(p) = &self.transcript[i] else {
+            return None;
+        };
+        let answer = self.transcript[i + 1..].iter().find_map(|e| match e {
+            Entry::Output { text, .. } => Some(text.as_str()),
+            _ => None,
+        });
+        Some(format!("{p}{}", answer.unwrap_or("")))
     }
 
     pub fn on_done(&mut self, id: u64, tokens: usize, tps: f64) {

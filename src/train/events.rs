@@ -38,6 +38,20 @@ pub enum Event {
         step: usize,
         path: PathBuf,
     },
+    /// A checkpoint of `step` could not be written (`error` says why, once).
+    /// Nothing of it is left on disk, and the newest complete checkpoint
+    /// (`latest`, the step `checkpoints/LATEST` names, if any) is unchanged.
+    /// `last`: it was the run's final save (at the end, on stop, on a
+    /// signal), so the steps after `latest` are lost when the process ends;
+    /// otherwise the next save is tried at `next_try`.
+    CheckpointFailed {
+        step: usize,
+        path: PathBuf,
+        error: String,
+        latest: Option<usize>,
+        last: bool,
+        next_try: Option<usize>,
+    },
     /// The non-finite guard tripped on the step after `step`: what went
     /// non-finite, with the loss and gradient norm of that step. Nothing was
     /// updated; a `Paused` event with the reason follows.
@@ -84,6 +98,38 @@ pub enum NonFinite {
     GradNorm,
     /// A weight after the update (the loss and gradients were finite).
     Weights,
+}
+
+/// The text a consumer shows for a failed checkpoint: what, why, what is
+/// still safe, and what happens next.
+pub fn checkpoint_failed_line(
+    step: usize,
+    path: &std::path::Path,
+    error: &str,
+    latest: Option<usize>,
+    last: bool,
+    next_try: Option<usize>,
+) -> String {
+    let kept = match latest {
+        Some(l) => format!("the latest complete checkpoint stays step {l}"),
+        None => "there is no complete checkpoint yet".to_string(),
+    };
+    let then = if last {
+        match latest {
+            Some(l) if l < step => format!("; steps {}..{step} are lost", l + 1),
+            Some(_) => String::new(),
+            None => format!("; steps 1..{step} are lost"),
+        }
+    } else {
+        match next_try {
+            Some(n) => format!("; training goes on, next try at step {n}"),
+            None => "; training goes on".to_string(),
+        }
+    };
+    format!(
+        "checkpoint step {step} not written ({}): {error}; {kept}{then}",
+        path.display()
+    )
 }
 
 impl NonFinite {
@@ -329,6 +375,22 @@ mod tests {
                 step: 20,
                 path: "/tmp/runs/copy-1/checkpoints/step-0000020".into(),
             },
+            Event::CheckpointFailed {
+                step: 300,
+                path: "/tmp/runs/copy-1/checkpoints/step-0000300".into(),
+                error: "needs 1.3 MB, 412.0 kB free on /tmp/runs/copy-1".into(),
+                latest: Some(200),
+                last: false,
+                next_try: Some(400),
+            },
+            Event::CheckpointFailed {
+                step: 7,
+                path: "ck/step-0000007".into(),
+                error: String::new(),
+                latest: None,
+                last: true,
+                next_try: None,
+            },
             Event::NonFinite {
                 step: 62,
                 what: NonFinite::Loss,
@@ -396,6 +458,19 @@ mod tests {
             let back: Command = serde_json::from_str(&text).unwrap();
             assert_eq!(c, &back, "{text}");
         }
+    }
+
+    #[test]
+    fn a_failed_checkpoint_says_what_is_kept_and_what_is_lost() {
+        let p = std::path::Path::new("run/checkpoints/step-0000600");
+        assert_eq!(
+            checkpoint_failed_line(600, p, "disk full", Some(200), true, None),
+            "checkpoint step 600 not written (run/checkpoints/step-0000600): disk full; the latest complete checkpoint stays step 200; steps 201..600 are lost"
+        );
+        assert_eq!(
+            checkpoint_failed_line(300, p, "disk full", None, false, Some(400)),
+            "checkpoint step 300 not written (run/checkpoints/step-0000600): disk full; there is no complete checkpoint yet; training goes on, next try at step 400"
+        );
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct HeadlessPrinter<W: Write + Send> {
     /// The step of the last checkpoint reported written: the stop line only
     /// claims a checkpoint when one was written for the step it stopped at.
     saved_step: Option<usize>,
+    /// The run's final checkpoint could not be written: what was lost.
+    lost: Option<String>,
 }
 
 impl<W: Write + Send> HeadlessPrinter<W> {
@@ -55,7 +57,14 @@ impl<W: Write + Send> HeadlessPrinter<W> {
             out,
             max_iters,
             saved_step: None,
+            lost: None,
         }
+    }
+
+    /// When the run's final checkpoint could not be written: the line saying
+    /// which step was lost (the exit error).
+    pub fn lost(&self) -> Option<&str> {
+        self.lost.as_deref()
     }
 
     /// Whether the checkpoint of `step` was reported written.
@@ -91,6 +100,23 @@ impl<W: Write + Send> HeadlessPrinter<W> {
                     escape(&path.display().to_string())
                 ))
             }
+            Event::CheckpointFailed {
+                step,
+                path,
+                error,
+                latest,
+                last,
+                next_try,
+            } => {
+                let line = checkpoint_failed_line(*step, path, error, *latest, *last, *next_try);
+                if *last {
+                    // Said once, as the exit error.
+                    self.lost = Some(format!("final {line}"));
+                    None
+                } else {
+                    Some(escape(&line))
+                }
+            }
             Event::Finished { step } => Some(format!("finished at step {step}")),
             Event::Stopped { step } if self.saved(*step) => {
                 Some(format!("stopped at step {step} (checkpoint saved)"))
@@ -114,6 +140,8 @@ impl<W: Write + Send> EventSink for HeadlessPrinter<W> {
 
 /// Runs training without a UI until it finishes, stops, or fails.
 /// SIGINT, SIGTERM and SIGHUP ask for a clean stop (checkpoint, exit 0).
+/// A final checkpoint that could not be written is an error (exit 1) that
+/// names the steps lost.
 pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
     let handle = spawn(prepared);
     for sig in [
@@ -134,9 +162,16 @@ pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
                 result = Err(anyhow::anyhow!("training stopped: {r}"));
                 let _ = handle.commands.send(Command::Stop);
             }
-            Event::Finished { .. } => break,
+            Event::Finished { .. } => {
+                if let Some(lost) = printer.lost() {
+                    result = Err(anyhow::anyhow!("{lost}"));
+                }
+                break;
+            }
             Event::Stopped { step } => {
-                if result.is_ok() && !printer.saved(*step) {
+                if let (Ok(()), Some(lost)) = (&result, printer.lost()) {
+                    result = Err(anyhow::anyhow!("{lost}"));
+                } else if result.is_ok() && !printer.saved(*step) {
                     result = Err(anyhow::anyhow!(
                         "stopped at step {step}, but its checkpoint could not be saved (see above); the latest complete checkpoint is an earlier one"
                     ));

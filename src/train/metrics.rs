@@ -7,8 +7,8 @@ use super::events::{Event, NonFinite};
 use super::sink::EventSink;
 use serde::Serialize;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// One line of `metrics.jsonl`. Keys are written sorted (through
 /// `serde_json::Value`), `event` names the kind.
@@ -38,6 +38,15 @@ pub enum Record<'a> {
     Checkpoint {
         step: usize,
         path: &'a Path,
+    },
+    /// A checkpoint that could not be written (see `Event::CheckpointFailed`).
+    #[serde(rename = "checkpoint_failed")]
+    CheckpointFailed {
+        step: usize,
+        path: &'a Path,
+        error: &'a str,
+        latest: Option<usize>,
+        last: bool,
     },
     /// `step` is the step that was tried; loss and norm as text (`NaN`, `inf`).
     Nonfinite {
@@ -79,6 +88,20 @@ impl<'a> Record<'a> {
                 best_val_loss: e.best_val_loss,
             },
             Event::Checkpoint { step, path } => Record::Checkpoint { step: *step, path },
+            Event::CheckpointFailed {
+                step,
+                path,
+                error,
+                latest,
+                last,
+                ..
+            } => Record::CheckpointFailed {
+                step: *step,
+                path,
+                error,
+                latest: *latest,
+                last: *last,
+            },
             Event::NonFinite {
                 step,
                 what,
@@ -110,10 +133,20 @@ impl<'a> Record<'a> {
     }
 }
 
-/// Appends one line per recorded event to `RUN/metrics.jsonl`, flushed each time.
+/// How often a metrics writer that keeps failing says so again.
+const COMPLAIN_EVERY: Duration = Duration::from_secs(60);
+
+/// Appends one line per recorded event to `RUN/metrics.jsonl`, flushed each
+/// time. A write that fails is said once (then at most once a minute, with
+/// the count of records lost), training goes on, and the writer keeps
+/// trying: when writing works again it says how many records were lost.
 pub struct MetricsSink {
     path: PathBuf,
     file: Option<fs::File>,
+    /// Since the first failed write: records lost, and when last said.
+    failing: Option<(usize, Instant)>,
+    /// A failed write may have left part of a line: start the next on a new one.
+    torn: bool,
 }
 
 impl MetricsSink {
@@ -123,37 +156,83 @@ impl MetricsSink {
     pub fn open(run: &Path) -> Self {
         let path = run.join("metrics.jsonl");
         // A line torn by a crash must not swallow the next one.
-        if let Ok(bytes) = fs::read(&path) {
-            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
-                if let Ok(mut f) = OpenOptions::new().append(true).open(&path) {
-                    let _ = f.write_all(b"\n");
-                }
-            }
-        }
-        let file = OpenOptions::new()
+        let torn = fs::read(&path).is_ok_and(|b| !b.is_empty() && b.last() != Some(&b'\n'));
+        let mut sink = MetricsSink {
+            path,
+            file: None,
+            failing: None,
+            torn,
+        };
+        sink.file = sink.open_file().ok();
+        sink
+    }
+
+    fn open_file(&self) -> std::io::Result<fs::File> {
+        OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&path)
-            .ok();
-        MetricsSink { path, file }
+            .open(&self.path)
     }
 
     /// The file written.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    fn append(&mut self, line: &str) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(self.open_file()?);
+        }
+        let Some(f) = &mut self.file else {
+            return Ok(());
+        };
+        let mut bytes = String::with_capacity(line.len() + 2);
+        if self.torn {
+            bytes.push('\n');
+        }
+        bytes.push_str(line);
+        bytes.push('\n');
+        crate::fsutil::append(f, &self.path, bytes.as_bytes())?;
+        self.torn = false;
+        Ok(())
+    }
 }
 
 impl EventSink for MetricsSink {
     fn on_event(&mut self, e: &Event) -> Result<(), String> {
-        let (Some(f), Some(r)) = (&mut self.file, Record::of(e)) else {
+        let Some(r) = Record::of(e) else {
             return Ok(());
         };
-        let mut line = r.to_line();
-        line.push('\n');
-        let _ = f.write_all(line.as_bytes());
-        let _ = f.flush();
-        Ok(())
+        let path = self.path.display().to_string();
+        match self.append(&r.to_line()) {
+            Ok(()) => match self.failing.take() {
+                Some((lost, _)) => Err(format!(
+                    "metrics {path}: writing again; {lost} record(s) were lost while it failed"
+                )),
+                None => Ok(()),
+            },
+            Err(err) => {
+                self.torn = true;
+                match &mut self.failing {
+                    None => {
+                        self.failing = Some((1, Instant::now()));
+                        Err(format!(
+                            "metrics {path}: cannot write ({err}); training goes on, its records are lost until the file can be written again"
+                        ))
+                    }
+                    Some((lost, said)) => {
+                        *lost += 1;
+                        if said.elapsed() < COMPLAIN_EVERY {
+                            return Ok(());
+                        }
+                        *said = Instant::now();
+                        Err(format!(
+                            "metrics {path}: still cannot write ({err}); {lost} record(s) lost so far; training goes on"
+                        ))
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -188,5 +267,37 @@ mod tests {
             r#"{"event":"nonfinite","grad_norm":"inf","loss":"NaN","step":5,"what":"loss"}"#
         );
         assert!(Record::of(&Event::Log("x".into())).is_none());
+    }
+
+    #[test]
+    fn a_failing_file_is_said_once_then_recovery_counts_the_lost() {
+        let d = tempfile::tempdir().unwrap();
+        let mut m = MetricsSink::open(d.path());
+        let fin = |step| Event::Finished { step };
+        assert_eq!(m.on_event(&fin(1)), Ok(()));
+        // A directory where the file was: every write fails.
+        fs::remove_file(m.path()).unwrap();
+        fs::create_dir(m.path()).unwrap();
+        m.file = None;
+        let first = m.on_event(&fin(2)).unwrap_err();
+        assert!(
+            first.contains("cannot write") && first.contains("training goes on"),
+            "{first}"
+        );
+        for s in 3..50 {
+            assert_eq!(m.on_event(&fin(s)), Ok(()), "said again at {s}");
+        }
+        fs::remove_dir(m.path()).unwrap();
+        let back = m.on_event(&fin(50)).unwrap_err();
+        assert!(
+            back.contains("writing again; 48 record(s) were lost"),
+            "{back}"
+        );
+        assert_eq!(m.on_event(&fin(51)), Ok(()));
+        let text = fs::read_to_string(m.path()).unwrap();
+        assert_eq!(
+            text,
+            "\n{\"event\":\"finished\",\"step\":50}\n{\"event\":\"finished\",\"step\":51}\n"
+        );
     }
 }

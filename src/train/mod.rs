@@ -38,6 +38,8 @@ pub struct Prepared {
     pub split: Arc<TokenSplit>,
     /// When resuming: the checkpoint directory to continue from.
     pub resume_from: Option<PathBuf>,
+    /// What the trainer says when it starts (e.g. the keys a resume changed).
+    pub notes: Vec<String>,
 }
 
 /// Where the run directory goes and whether to resume.
@@ -76,28 +78,30 @@ pub fn default_runs_dir() -> PathBuf {
 
 /// Loads data and tokenizer, checks everything, and lays out the run directory.
 /// Every failure is one line naming the file or key and what to do.
+///
+/// For a new run `config` is the experiment's. When resuming, it is the
+/// run's `config.toml` with the command line's changes; a change a resumed
+/// run cannot apply (the model's sizes, the data, the tokenizer, the seed) is
+/// an error naming the key, and the ones it applies are written back to
+/// `config.toml` and said in `Prepared::notes`.
 pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prepared> {
     use anyhow::Context;
     let mut resume_from = None;
+    let mut notes = Vec::new();
+    let mut config_changed = false;
     let run_dir;
     if let Some(run) = &opts.resume {
         let cfg_path = run.join("config.toml");
-        if !cfg_path.is_file() {
-            anyhow::bail!(
-                "run {}: no config.toml there; --resume takes a run directory made by `headsup train`",
-                run.display()
-            );
-        }
-        config = Config::load(&cfg_path)?;
-        if let Err(crate::config::ConfigError::Invalid(m)) = config.validate() {
-            anyhow::bail!("config {}: {m}", cfg_path.display());
-        }
+        let stored = Config::load(&cfg_path)?;
         let ck = run_dir::latest_checkpoint(run).ok_or_else(|| {
             anyhow::anyhow!(
                 "run {}: no complete checkpoint to resume from; start it again without --resume",
                 run.display()
             )
         })?;
+        let at = run_dir::step_of(&ck).unwrap_or(0);
+        notes = resume_changes(&stored, &config, at, run)?;
+        config_changed = stored != config;
         resume_from = Some(ck);
         run_dir = run.clone();
     } else {
@@ -163,6 +167,31 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
             run_dir.display()
         )
     })?;
+    // Checkpoints and metrics go there: find out now, not at the first save.
+    for dir in [run_dir.clone(), run_dir::checkpoints_dir(&run_dir)] {
+        if dir.is_dir() {
+            crate::fsutil::probe_writable(&dir).map_err(|e| {
+                let what = if resume_from.is_some() {
+                    "a resumed run writes its checkpoints and metrics there; make it writable, or copy the run elsewhere and resume the copy"
+                } else {
+                    "choose another with --out, or make it writable"
+                };
+                anyhow::anyhow!("run directory {}: cannot write in it ({e}); {what}", dir.display())
+            })?;
+        }
+    }
+    if config_changed {
+        crate::fsutil::atomic_write(
+            &run_dir.join("config.toml"),
+            config.to_toml_string().as_bytes(),
+        )
+        .with_context(|| {
+            format!(
+                "run directory {}: cannot write config.toml",
+                run_dir.display()
+            )
+        })?;
+    }
     if resume_from.is_none() {
         crate::fsutil::atomic_write(
             &run_dir.join("config.toml"),
@@ -183,7 +212,70 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
         tokenizer: Arc::new(tokenizer),
         split: Arc::new(split),
         resume_from,
+        notes,
     })
+}
+
+/// Checks what a resume changes against the run's stored config: a key a
+/// resumed run cannot apply is an error naming it; for the others, one line
+/// each saying what changes (with the learning-rate schedule when
+/// `max_iters` moves it).
+fn resume_changes(
+    stored: &Config,
+    new: &Config,
+    at: usize,
+    run: &std::path::Path,
+) -> anyhow::Result<Vec<String>> {
+    let keys = stored.changed_keys(new);
+    if let Some((k, _, _)) = keys.iter().find(|(k, _, _)| !Config::resume_applies(k)) {
+        anyhow::bail!(
+            "--set {k} with --resume {}: a resumed run keeps the {k} its checkpoints were made with; start a new run (without --resume) to change it",
+            run.display()
+        );
+    }
+    let (old_t, new_t) = (&stored.train, &new.train);
+    if new_t.max_iters < at {
+        anyhow::bail!(
+            "--set train.max_iters={} with --resume {}: the run is at step {at} already; give at least {at}",
+            new_t.max_iters,
+            run.display()
+        );
+    }
+    let mut notes = Vec::new();
+    for (k, old, new_value) in &keys {
+        if k == "train.max_iters" {
+            let mut line = format!(
+                "resume: train.max_iters {} -> {}",
+                old_t.max_iters, new_t.max_iters
+            );
+            let lr = |c: &Config| {
+                schedule::lr_at(
+                    at,
+                    c.train.learning_rate,
+                    c.train.min_lr,
+                    c.train.warmup_iters,
+                    c.lr_decay_iters(),
+                )
+            };
+            if stored.lr_decay_iters() != new.lr_decay_iters() {
+                let (now, before) = (format!("{:.2e}", lr(new)), format!("{:.2e}", lr(stored)));
+                let at_step = if now == before {
+                    format!("the rate at step {at} stays {now}")
+                } else {
+                    format!("{now} at step {at} instead of {before}")
+                };
+                line.push_str(&format!(
+                    "; the learning rate now decays until step {} (train.lr_decay_iters follows max_iters): {at_step}; set train.lr_decay_iters={} to keep the old schedule",
+                    new.lr_decay_iters(),
+                    stored.lr_decay_iters()
+                ));
+            }
+            notes.push(line);
+        } else {
+            notes.push(format!("resume: {k} {old} -> {new_value}"));
+        }
+    }
+    Ok(notes)
 }
 
 fn sanitize_name(s: &str) -> String {
@@ -216,6 +308,7 @@ pub fn spawn(prepared: &Prepared) -> TrainerHandle {
         tokenizer: prepared.tokenizer.clone(),
         split: prepared.split.clone(),
         resume_from: prepared.resume_from.clone(),
+        notes: prepared.notes.clone(),
     };
     let stop2 = stop.clone();
     let thread = std::thread::Builder::new()

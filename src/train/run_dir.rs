@@ -19,7 +19,10 @@ pub fn step_dir_name(step: usize) -> String {
 }
 
 /// Moves a finished temporary checkpoint directory into place and points
-/// `LATEST` at it; then removes older checkpoints beyond `keep`.
+/// `LATEST` at it; only then removes older checkpoints beyond `keep`. When
+/// `LATEST` cannot be written (a full disk), the new directory is removed
+/// again, so `LATEST` and the newest complete checkpoint stay the previous
+/// one and its space comes back.
 pub fn commit_checkpoint(
     run: &Path,
     tmp: &Path,
@@ -34,7 +37,10 @@ pub fn commit_checkpoint(
     sync_dir(tmp);
     fs::rename(tmp, &dst)?;
     sync_dir(&ck);
-    atomic_write(&ck.join("LATEST"), step_dir_name(step).as_bytes())?;
+    if let Err(e) = atomic_write(&ck.join("LATEST"), step_dir_name(step).as_bytes()) {
+        remove_checkpoint(&dst);
+        return Err(e);
+    }
     let mut all = list_checkpoints(run);
     all.retain(|(s, _)| *s != step);
     let keep_old = keep.saturating_sub(1);
@@ -92,16 +98,29 @@ pub fn remove_stale_temps(run: &Path) {
     }
 }
 
-/// A fresh temporary directory for a checkpoint being written.
+/// A fresh temporary directory for a checkpoint being written. The run
+/// directory itself must exist (it is never created again here: a run
+/// directory removed while training is an error, not a new empty run).
 pub fn temp_checkpoint_dir(run: &Path, step: usize) -> std::io::Result<PathBuf> {
     let ck = checkpoints_dir(run);
-    fs::create_dir_all(&ck)?;
+    if !ck.is_dir() {
+        fs::create_dir(&ck)?;
+    }
     let tmp = ck.join(format!(".tmp-{}", step_dir_name(step)));
     if tmp.exists() {
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir_all(&tmp)?;
     Ok(tmp)
+}
+
+/// The step a checkpoint directory (`step-NNNNNNN`) holds.
+pub fn step_of(dir: &Path) -> Option<usize> {
+    dir.file_name()?
+        .to_str()?
+        .strip_prefix("step-")?
+        .parse()
+        .ok()
 }
 
 /// Complete checkpoints, oldest first.

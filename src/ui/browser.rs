@@ -1,4 +1,5 @@
-//! The dataset browser: the record list (escaped titles), the selected
+//! The dataset browser: the record list (index, title and the start of
+//! each record's text, escaped and cut to the width), the selected
 //! record's text cut into tokens shown in alternating colours, and stats
 //! with a record-length histogram.
 
@@ -11,6 +12,9 @@ use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 use ratatui::Frame;
+
+/// Bytes of each record's text previewed in the list.
+const PREVIEW_BYTES: usize = 512;
 
 /// The pane's parts: record list, stats, record text.
 pub struct BrowserLayout {
@@ -99,19 +103,30 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let w = lay.list.width as usize;
     let mut lines: Vec<Line> = Vec::new();
     for (row, &idx) in b.visible.iter().enumerate().skip(offset).take(rows) {
-        let title = app
-            .dataset
-            .records
-            .get(idx)
-            .map(|r| escape(&r.title))
-            .unwrap_or_default();
-        let label = format!("{:>4} {}", idx, title);
-        let style = if row == b.selected {
-            t.selection()
-        } else {
-            t.text()
+        let Some(rec) = app.dataset.records.get(idx) else {
+            continue;
         };
-        lines.push(Line::from(line_cut(&label, w, style)));
+        // Index and title, then as much of the record's text as fits.
+        let label =
+            crate::sanitize::truncate_to_width(&format!("{:>4} {} ", idx, escape(&rec.title)), w);
+        // One column left blank before the stats and text beside the list.
+        let room = w.saturating_sub(crate::sanitize::width(&label) + 1);
+        let preview = crate::sanitize::truncate_to_width(
+            &escape(crate::app::prefix_at_char_boundary(
+                &rec.text,
+                PREVIEW_BYTES,
+            )),
+            room,
+        );
+        let (style, text_style) = if row == b.selected {
+            (t.selection(), t.selection())
+        } else {
+            (t.text(), t.muted())
+        };
+        lines.push(Line::from(vec![
+            Span::styled(label, style),
+            Span::styled(preview, text_style),
+        ]));
     }
     if b.visible.is_empty() {
         lines.push(Line::styled("(no records match)", t.muted()));

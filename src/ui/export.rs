@@ -103,14 +103,15 @@ fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, app: &App) ->
         return Ok(());
     };
     let n = map.len().max(1);
-    let (layer, head) = (app.attention.layer, app.attention.head);
+    let layer = app.attention.layer;
+    let sel = app.attention.selection().label();
     let gradient = Theme::builtin("dark", ColorDepth::TrueColor).unwrap_or_default();
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!(
                 "attention layer {} head {} (step {})",
                 layer + 1,
-                head + 1,
+                sel,
                 map.step
             ),
             ("sans-serif", 22),
@@ -142,7 +143,7 @@ fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, app: &App) ->
     let cells = (0..map.len()).flat_map(|q| (0..map.len()).map(move |k| (q, k)));
     chart
         .draw_series(cells.map(|(q, k)| {
-            let w = map.weight(layer, head, q, k);
+            let w = app.attention.weight(q, k);
             let color = match gradient.heat(w) {
                 ratatui::style::Color::Rgb(r, g, b) => RGBColor(r, g, b),
                 _ => RGBColor((w.clamp(0.0, 1.0) * 255.0) as u8, 0, 0),
@@ -183,7 +184,7 @@ pub fn export(app: &App, run_dir: &Path) -> Result<Vec<PathBuf>, String> {
             "attention-{}-L{}H{}",
             map.step,
             app.attention.layer + 1,
-            app.attention.head + 1
+            app.attention.selection().label()
         );
         let png = dir.join(format!("{stem}.png"));
         let svg = dir.join(format!("{stem}.svg"));

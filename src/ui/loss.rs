@@ -151,11 +151,9 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     }
     let c = curves(app);
     let mut sets = Vec::new();
-    let raw_color = if l.smooth {
-        t.border(false).fg.unwrap_or(t.loss_train())
-    } else {
-        t.loss_train()
-    };
+    // The raw curve keeps its colour under the EMA (it used to be drawn in
+    // the border colour, which hid it); the EMA has its own.
+    let raw_color = t.loss_train();
     sets.push(
         Dataset::default()
             .name("train")

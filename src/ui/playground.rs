@@ -1,5 +1,6 @@
 //! The prompt playground: the transcript (escaped, wrapped by display
-//! width, following new output unless scrolled) and the input line.
+//! width, following new output unless scrolled; generated tokens coloured by
+//! the probability the model gave them) and the input line.
 
 use super::text::wrap;
 use super::Theme;
@@ -11,28 +12,100 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use unicode_width::UnicodeWidthChar;
 
-/// The transcript as display lines for a given width.
+/// The style of a generated token by the probability the model gave it:
+/// likely (>= 0.5), uncertain (>= 0.1), or surprising.
+pub fn prob_style(t: &Theme, p: f32) -> Style {
+    if p >= 0.5 {
+        t.ok()
+    } else if p >= 0.1 {
+        t.warn()
+    } else {
+        t.error()
+    }
+}
+
+/// Wraps styled pieces (already escaped; `\n` breaks the line) into lines
+/// of at most `width` display cells; a wide character never splits.
+pub fn wrap_spans(pieces: &[(String, Style)], width: usize) -> Vec<Line<'static>> {
+    let width = width.max(1);
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut cur = String::new();
+    let mut cur_style = Style::default();
+    let mut w = 0;
+    let flush = |spans: &mut Vec<Span<'static>>, cur: &mut String, style: Style| {
+        if !cur.is_empty() {
+            spans.push(Span::styled(std::mem::take(cur), style));
+        }
+    };
+    for (text, style) in pieces {
+        if *style != cur_style {
+            flush(&mut spans, &mut cur, cur_style);
+            cur_style = *style;
+        }
+        for c in text.chars() {
+            if c == '\n' {
+                flush(&mut spans, &mut cur, cur_style);
+                lines.push(Line::from(std::mem::take(&mut spans)));
+                w = 0;
+                continue;
+            }
+            let cw = c.width().unwrap_or(0);
+            if w + cw > width && w > 0 {
+                flush(&mut spans, &mut cur, cur_style);
+                lines.push(Line::from(std::mem::take(&mut spans)));
+                w = 0;
+            }
+            if cw > width {
+                cur.push('·');
+                w += 1;
+            } else {
+                cur.push(c);
+                w += cw;
+            }
+        }
+    }
+    flush(&mut spans, &mut cur, cur_style);
+    lines.push(Line::from(spans));
+    lines
+}
+
+/// The transcript as display lines for a given width; generated tokens in
+/// the colour of their probability.
 pub fn transcript_lines(app: &App, t: &Theme, w: usize) -> Vec<Line<'static>> {
     let mut lines: Vec<Line<'static>> = Vec::new();
-    let mut push = |text: &str, style: Style| {
+    let plain = |lines: &mut Vec<Line<'static>>, text: &str, style: Style| {
         for l in wrap(text, w) {
             lines.push(Line::from(Span::styled(l, style)));
         }
     };
     for e in &app.playground.transcript {
         match e {
-            Entry::Prompt(p) => push(&format!("> {}", escape(p)), t.prompt()),
-            Entry::Output { text, done, .. } => {
-                let mut s = escape_keep_newlines(text);
-                match done {
-                    Some((n, tps)) => s.push_str(&format!(" [{n} tokens, {tps:.1} tok/s]")),
-                    None => s.push('▌'),
+            Entry::Prompt(p) => plain(&mut lines, &format!("> {}", escape(p)), t.prompt()),
+            Entry::Output {
+                text, tokens, done, ..
+            } => {
+                let mut pieces: Vec<(String, Style)> = Vec::with_capacity(tokens.len() + 1);
+                let mut start = 0;
+                for &(end, p) in tokens {
+                    if let Some(piece) = text.get(start..end) {
+                        pieces.push((escape_keep_newlines(piece), prob_style(t, p)));
+                        start = end;
+                    }
                 }
-                push(&s, t.generated());
+                if let Some(rest) = text.get(start..).filter(|r| !r.is_empty()) {
+                    pieces.push((escape_keep_newlines(rest), t.generated()));
+                }
+                pieces.push(match done {
+                    Some((n, tps)) => (format!(" [{n} tokens, {tps:.1} tok/s]"), t.muted()),
+                    None => ("▌".to_string(), t.generated()),
+                });
+                lines.extend(wrap_spans(&pieces, w));
             }
-            Entry::Info(m) => push(&escape(m), t.muted()),
-            Entry::Error(m) => push(&escape(m), t.error()),
+            Entry::Info(m) => plain(&mut lines, &escape(m), t.muted()),
+            Entry::Error(m) => plain(&mut lines, &escape(m), t.error()),
         }
     }
     lines

@@ -1,5 +1,5 @@
 //! The status bar: run name, state, step/total with a gauge and ETA,
-//! tokens/s, device, the latest message. Nothing here ticks on its own: the
+//! tokens/s, device, the latest message; a failed checkpoint stays shown. Nothing here ticks on its own: the
 //! ETA is the trainer's figure from the last step event.
 
 use super::text::{duration, si};
@@ -38,11 +38,19 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         sep(),
         Span::styled(state, state_style),
         sep(),
+    ];
+    // A checkpoint that failed stays in view (first, so that 80 columns show
+    // it) until a later one succeeds; a lost final checkpoint for good.
+    if let Some(w) = &app.checkpoint_warning {
+        spans.push(Span::styled(format!("⚠ {}", escape(w)), t.error()));
+        spans.push(sep());
+    }
+    spans.extend([
         Span::styled(format!("step {}/{} ", app.step, app.max_iters), t.text()),
         Span::styled("━".repeat(filled), Style::default().fg(t.gauge())),
         Span::styled("─".repeat(gauge_w - filled), t.muted()),
         Span::styled(format!(" {:>3.0}%", app.progress() * 100.0), t.text()),
-    ];
+    ]);
     if let Some(eta) = app.eta_secs.filter(|_| app.state.is_live()) {
         spans.push(Span::styled(format!(" ETA {}", duration(eta)), t.text()));
     }

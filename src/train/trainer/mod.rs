@@ -6,6 +6,7 @@
 //! weight snapshots, on their own threads).
 
 mod checkpoint;
+use checkpoint::SaveKind;
 mod resume;
 mod step;
 mod workers;
@@ -60,6 +61,9 @@ pub(crate) struct Trainer<D: Kernels> {
     /// The token ids attention is probed on.
     probe: Vec<u32>,
     paused: bool,
+    /// Set when the run directory went away: the loop ends (a `Failed`
+    /// event said why).
+    gone: bool,
     /// Set when the non-finite guard tripped: the weights are not saved again.
     poisoned: bool,
     gen_cancel: Arc<AtomicBool>,
@@ -67,6 +71,8 @@ pub(crate) struct Trainer<D: Kernels> {
     elapsed_before: f64,
     device_name: String,
     last_lr: f64,
+    /// Said once the run has started (what a resume changed).
+    notes: Vec<String>,
 }
 
 /// The model's sizes for a config and vocabulary.
@@ -140,11 +146,13 @@ impl<D: Kernels> Trainer<D> {
             events,
             probe,
             paused: false,
+            gone: false,
             poisoned: false,
             gen_cancel: Arc::new(AtomicBool::new(false)),
             elapsed_before: state.as_ref().map_or(0.0, |s| s.elapsed_secs),
             device_name: opts.device_name,
             last_lr: state.as_ref().map_or(0.0, |s| s.lr),
+            notes: p.notes.clone(),
         })
     }
 
@@ -179,7 +187,12 @@ impl<D: Kernels> Trainer<D> {
                     self.send(Event::Resumed { step: self.step });
                 }
             }
-            Command::Save => self.save_and_report(started),
+            Command::Save => {
+                if !self.save_and_report(started, SaveKind::Interval) {
+                    self.gone = true;
+                    return true;
+                }
+            }
             Command::Probe { text } => {
                 if let Some(t) = text {
                     let ids = self.tokenizer.encode(&t);
@@ -230,6 +243,9 @@ impl<D: Kernels> Trainer<D> {
         let t = self.cfg.train.clone();
         let tokens_per_step = self.tokens_per_step();
         self.send(Event::Started(self.run_info()));
+        for note in std::mem::take(&mut self.notes) {
+            self.send(Event::Log(note));
+        }
         if self.step == 0 && t.eval_interval > 0 {
             self.log_eval();
         }
@@ -261,14 +277,21 @@ impl<D: Kernels> Trainer<D> {
                     None => break,
                 }
             }
+            if self.gone {
+                self.gen_cancel.store(true, Ordering::SeqCst);
+                return;
+            }
             if stop.load(Ordering::SeqCst) {
                 self.gen_cancel.store(true, Ordering::SeqCst);
-                self.save_and_report(started);
-                self.send(Event::Stopped { step: self.step });
+                if self.save_and_report(started, SaveKind::Last) {
+                    self.send(Event::Stopped { step: self.step });
+                }
                 return;
             }
             if self.step >= t.max_iters {
-                self.save_and_report(started);
+                if !self.save_and_report(started, SaveKind::Last) {
+                    return;
+                }
                 self.send(Event::Finished { step: self.step });
                 self.serve_finished(&commands, &stop, started);
                 return;
@@ -290,6 +313,10 @@ impl<D: Kernels> Trainer<D> {
                     reason: Some(what.reason(tried, out.loss, out.grad_norm)),
                 });
                 continue;
+            }
+            if !self.check_run_dir() {
+                self.gen_cancel.store(true, Ordering::SeqCst);
+                return;
             }
             let dt = t0.elapsed().as_secs_f64();
             step_secs_ema = Some(match step_secs_ema {
@@ -323,7 +350,10 @@ impl<D: Kernels> Trainer<D> {
             }
             if t.checkpoint_interval > 0 && self.step.is_multiple_of(t.checkpoint_interval) && !last
             {
-                self.save_and_report(started);
+                if !self.save_and_report(started, SaveKind::Interval) {
+                    self.gen_cancel.store(true, Ordering::SeqCst);
+                    return;
+                }
                 window_start = Instant::now();
             }
         }
