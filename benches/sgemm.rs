@@ -3,7 +3,9 @@
 //! Prints GFLOP/s per shape: the median and the best of the timed batches,
 //! each implementation timed back to back in every round.
 //!
-//! `cargo bench --bench sgemm [-- ROUNDS]` (default 5 rounds).
+//! `cargo bench --bench sgemm [-- ROUNDS] [gpt2]` (default 5 rounds; `gpt2`:
+//! GPT-2-small's shapes instead). `HEADSUP_SIMD=avx2` (or `portable`) caps
+//! the kernels, for A/B runs on an AVX-512 CPU.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -109,6 +111,19 @@ fn bench(
     (stats(ours), stats(theirs))
 }
 
+/// The CPU's model name (Linux `/proc/cpuinfo`), or "unknown".
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// A shape `m x k x n`, A transposed, B transposed, its label, threads.
 struct Case {
     shape: (usize, usize, usize),
@@ -132,18 +147,37 @@ fn main() {
         "{:<14} {:>3} {:>3} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}",
         "m x k x n", "tr", "thr", "ours med", "gemm med", "ratio", "ours max", "gemm max", "ratio"
     );
-    let shapes = [
-        (768, 128, 384),
-        (768, 128, 512),
-        (768, 512, 128),
-        (128, 768, 384),
-        (768, 384, 128),
-        (128, 768, 512),
-        (64, 32, 64),
-        (64, 64, 32),
-    ];
+    let level = headsup::model::simd::simd_level();
+    println!(
+        "cpu: {} | kernels: {} (HEADSUP_SIMD caps it: portable, avx2, avx512)",
+        cpu_model(),
+        level.name()
+    );
+    let gpt2 = std::env::args().any(|a| a == "gpt2");
+    let shapes: &[(usize, usize, usize)] = if gpt2 {
+        // GPT-2-small at batch 4, block 256: 1024 rows, width 768.
+        &[
+            (1024, 768, 2304),
+            (1024, 768, 768),
+            (1024, 768, 3072),
+            (1024, 3072, 768),
+            (256, 64, 256),
+            (256, 256, 64),
+        ]
+    } else {
+        &[
+            (768, 128, 384),
+            (768, 128, 512),
+            (768, 512, 128),
+            (128, 768, 384),
+            (768, 384, 128),
+            (128, 768, 512),
+            (64, 32, 64),
+            (64, 64, 32),
+        ]
+    };
     let mut cases = Vec::new();
-    for &shape in &shapes {
+    for &shape in shapes {
         for (ta, tb, name) in [
             (false, false, "NN"),
             (true, false, "TN"),
@@ -158,7 +192,12 @@ fn main() {
             });
         }
     }
-    for shape in [(768, 128, 512), (768, 512, 128)] {
+    let two: &[(usize, usize, usize)] = if gpt2 {
+        &[(1024, 768, 3072), (1024, 3072, 768)]
+    } else {
+        &[(768, 128, 512), (768, 512, 128)]
+    };
+    for &shape in two {
         cases.push(Case {
             shape,
             ta: false,

@@ -1,23 +1,51 @@
 #!/usr/bin/env bash
-# Alternating runs (A B A B ...) of `headsup bench` and the PyTorch reference
-# on nanoGPT's baby config, at 1 and 2 threads. One JSON line per run on stdout;
-# peak RSS of each process from /usr/bin/time (KB) on the line after it.
+# Alternating whole-process runs (headsup, PyTorch, headsup, PyTorch, ...) of
+# `headsup bench` and the PyTorch reference on one preset, at the given thread
+# counts. One JSON line per run on stdout, each naming the preset, the CPU
+# (model name) and its SIMD flags, the kernel level headsup ran at, and the
+# process's peak RSS (from /usr/bin/time). scripts/summarise.py gives medians.
+#
 # usage: scripts/compare_torch.sh [ROUNDS] [HEADSUP_STEPS] [TORCH_ITERS]
+#   PRESET=baby|gpt2-small (default baby)  THREADS="1 2"  HEADSUP_SIMD=avx2|avx512|portable
+#   baby:       nanoGPT's baby config (4L/4H/128, block 64, batch 12), tinyshakespeare by character
+#   gpt2-small: GPT-2-small shapes (12L/12H/768, block 256, batch 4), same data
 set -euo pipefail
 ROUNDS=${1:-3}
 STEPS=${2:-30}
 ITERS=${3:-60}
+PRESET=${PRESET:-baby}
+THREADS=${THREADS:-1 2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${DATA:-$ROOT/../shared/data/tinyshakespeare.txt}
-REF=${REF:-$ROOT/scripts/ref_gpt.py}
+if [ -z "${REF:-}" ]; then
+  if [ -f "$ROOT/scripts/ref_gpt.py" ]; then REF=$ROOT/scripts/ref_gpt.py; else REF=$ROOT/../shared/bench/ref_gpt.py; fi
+fi
 PY=${PY:-/tmp/torchenv/bin/python}
 BIN=${BIN:-$ROOT/target/release/headsup}
+for f in "$DATA" "$REF" "$PY" "$BIN"; do
+  [ -e "$f" ] || { echo "compare_torch.sh: $f is missing (set DATA, REF, PY or BIN)" >&2; exit 1; }
+done
+case "$PRESET" in
+  baby)
+    HS_ARGS=(--preset baby)
+    PT_ARGS=(--layers 4 --heads 4 --embd 128 --block 64 --batch 12) ;;
+  gpt2-small)
+    HS_ARGS=(--preset gpt2-small)
+    PT_ARGS=(--layers 12 --heads 12 --embd 768 --block 256 --batch 4) ;;
+  *) echo "compare_torch.sh: PRESET must be baby or gpt2-small, got $PRESET" >&2; exit 1 ;;
+esac
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+FLAGS=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512dq|avx512vl|avx512_vnni|avx512_bf16|amx_tile|amx_bf16)$' | tr '\n' ' ' | sed 's/ $//')
+TAG="\"preset\":\"$PRESET\",\"cpu\":\"$CPU\",\"simd_flags\":\"$FLAGS\",\"headsup_simd\":\"${HEADSUP_SIMD:-default}\""
+RSS=$(mktemp)
+trap 'rm -f "$RSS"' EXIT
 for r in $(seq "$ROUNDS"); do
-  for t in 1 2; do
-    /usr/bin/time -f 'rss_kb %M' -o /tmp/hs_rss "$BIN" bench --config shakespeare-char --data "$DATA" \
-      --threads "$t" --steps "$STEPS" --plain-steps 0 --no-generate
-    echo "{\"impl\":\"headsup-rss\",\"threads\":$t,\"$(cat /tmp/hs_rss | tr ' ' '"' | sed 's/"/":/')}"
-    /usr/bin/time -f 'rss_kb %M' -o /tmp/pt_rss "$PY" "$REF" "$DATA" --iters "$ITERS" --threads "$t" --eval-iters 1
-    echo "{\"impl\":\"pytorch-rss\",\"threads\":$t,\"$(cat /tmp/pt_rss | tr ' ' '"' | sed 's/"/":/')}"
+  for t in $THREADS; do
+    line=$(/usr/bin/time -f '%M' -o "$RSS" "$BIN" bench "${HS_ARGS[@]}" --data "$DATA" \
+      --threads "$t" --steps "$STEPS" --plain-steps 0 --no-generate | tail -1)
+    echo "{\"impl\":\"headsup\",\"threads\":$t,$TAG,\"rss_kb\":$(tail -1 "$RSS"),\"result\":$line}"
+    line=$(/usr/bin/time -f '%M' -o "$RSS" "$PY" "$REF" "$DATA" "${PT_ARGS[@]}" --iters "$ITERS" \
+      --threads "$t" --eval-iters 1 | tail -1)
+    echo "{\"impl\":\"pytorch\",\"threads\":$t,$TAG,\"rss_kb\":$(tail -1 "$RSS"),\"result\":$line}"
   done
 done

@@ -1,23 +1,26 @@
 #!/usr/bin/env python3
-"""Medians of scripts/compare_torch.sh output (JSON lines on stdin)."""
+"""Medians of scripts/compare_torch.sh output (JSON lines on stdin), per
+preset, CPU and thread count: tokens/s, the headsup/PyTorch ratio, and the
+largest peak RSS of each."""
 import json, statistics, sys
+
 runs = {}
 for line in sys.stdin:
     line = line.strip()
     if not line.startswith("{"):
         continue
     d = json.loads(line)
-    t = d.get("threads")
-    if d.get("impl") == "pytorch":
-        runs.setdefault(("pytorch", t), []).append(d["tokens_per_s"])
-    elif d.get("impl") in ("headsup-rss", "pytorch-rss"):
-        runs.setdefault((d["impl"], t), []).append(d["rss_kb"] / 1024)
-    elif "train_tokens_per_sec" in d:
-        runs.setdefault(("headsup", t), []).append(d["train_tokens_per_sec"]["fused"])
-for t in (1, 2):
-    h = statistics.median(runs.get(("headsup", t), [0]))
-    p = statistics.median(runs.get(("pytorch", t), [0]))
-    hr = max(runs.get(("headsup-rss", t), [0]))
-    pr = max(runs.get(("pytorch-rss", t), [0]))
-    print(f"threads={t} headsup={h:.0f} ({runs.get(('headsup', t))}) pytorch={p:.0f} ({runs.get(('pytorch', t))}) "
-          f"ratio={h / max(p, 1e-9):.2f} rss_headsup={hr:.0f}MB rss_pytorch={pr:.0f}MB")
+    key = (d["preset"], d["cpu"], d["simd_flags"], d["headsup_simd"], d["threads"])
+    r = d["result"]
+    tps = r["train_tokens_per_sec"]["fused"] if d["impl"] == "headsup" else r["tokens_per_s"]
+    slot = runs.setdefault(key, {"headsup": [], "pytorch": [], "rss_headsup": [], "rss_pytorch": []})
+    slot[d["impl"]].append(tps)
+    slot["rss_" + d["impl"]].append(d["rss_kb"] / 1024)
+for (preset, cpu, flags, simd, t), s in sorted(runs.items()):
+    h = statistics.median(s["headsup"] or [0])
+    p = statistics.median(s["pytorch"] or [0])
+    hr, pr = max(s["rss_headsup"] or [0]), max(s["rss_pytorch"] or [0])
+    print(f"{preset} | {cpu} [{flags}] | headsup kernels {simd} | threads {t}: "
+          f"headsup {h:.0f} tok/s {[round(x) for x in s['headsup']]}, "
+          f"pytorch {p:.0f} tok/s {[round(x) for x in s['pytorch']]}, ratio {h / max(p, 1e-9):.2f}; "
+          f"peak RSS headsup {hr:.0f} MB, pytorch {pr:.0f} MB, ratio {hr / max(pr, 1e-9):.2f}")

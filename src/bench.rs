@@ -27,6 +27,106 @@ pub struct BenchOptions {
     pub portable_steps: usize,
     /// Measure generation speed too.
     pub generate: bool,
+    /// The preset the config came from, reported with the figures.
+    pub preset: Option<Preset>,
+}
+
+/// A named shape to measure (`headsup bench --preset NAME`): a built-in
+/// config and the overrides that give the shapes issue 18 compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// nanoGPT's baby config: 4 layers, 4 heads, width 128, block 64, batch 12.
+    Baby,
+    /// GPT-2-small's shapes: 12 layers, 12 heads, width 768, block 256, batch 4.
+    Gpt2Small,
+}
+
+impl Preset {
+    /// The names `--preset` accepts.
+    pub const NAMES: [&'static str; 2] = ["baby", "gpt2-small"];
+
+    pub fn from_name(name: &str) -> Option<Preset> {
+        match name {
+            "baby" => Some(Preset::Baby),
+            "gpt2-small" => Some(Preset::Gpt2Small),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Baby => "baby",
+            Preset::Gpt2Small => "gpt2-small",
+        }
+    }
+
+    /// The built-in config it starts from (character-level tinyshakespeare;
+    /// `--data` names the text).
+    pub fn config(self) -> &'static str {
+        "shakespeare-char"
+    }
+
+    /// `key=value` overrides, applied before the command line's own `--set`s.
+    pub fn sets(self) -> Vec<String> {
+        let kv: &[(&str, usize)] = match self {
+            Preset::Baby => &[
+                ("model.n_layer", 4),
+                ("model.n_head", 4),
+                ("model.n_embd", 128),
+                ("model.block_size", 64),
+                ("train.batch_size", 12),
+            ],
+            Preset::Gpt2Small => &[
+                ("model.n_layer", 12),
+                ("model.n_head", 12),
+                ("model.n_embd", 768),
+                ("model.block_size", 256),
+                ("train.batch_size", 4),
+            ],
+        };
+        kv.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+}
+
+/// The CPU every figure is measured on: its model name (Linux
+/// `/proc/cpuinfo`), the SIMD flags that matter to the kernels, and the
+/// kernel levels headsup runs at on it.
+pub fn cpu_info() -> serde_json::Value {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let wanted = [
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512bw",
+        "avx512dq",
+        "avx512vl",
+        "avx512_vnni",
+        "avx512_bf16",
+        "amx_tile",
+        "amx_bf16",
+    ];
+    let flags: Vec<&str> = field("flags")
+        .map(|f| {
+            let have: Vec<String> = f.split_whitespace().map(str::to_string).collect();
+            wanted
+                .iter()
+                .copied()
+                .filter(|w| have.iter().any(|h| h == w))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "model": field("model name").unwrap_or_else(|| "unknown".into()),
+        "simd_flags": flags.join(" "),
+        "kernels": crate::model::simd::simd_level().name(),
+        "sgemm": crate::model::simd::sgemm_level().name(),
+    })
 }
 
 /// Peak resident set size of this process in MB (`VmHWM`), if readable.
@@ -185,6 +285,8 @@ fn measure(a: &BenchOptions, p: &Prepared, threads: usize) -> anyhow::Result<ser
             "fused": fused_cfg,
             "data": cfg.data.path.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "synthetic".into()),
         },
+        "preset": a.preset.map(Preset::name),
+        "cpu": cpu_info(),
         "threads": threads,
         "steps": steps,
         "tokens_per_sec": main_tps,

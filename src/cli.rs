@@ -2,7 +2,7 @@
 //! the plain options the rest of the program takes (`Experiment`,
 //! `PrepareOptions`, `SampleSettings`, `BenchOptions`). Dispatch is in `main.rs`.
 
-use crate::bench::BenchOptions;
+use crate::bench::{BenchOptions, Preset};
 use crate::experiment::Experiment;
 use crate::model::sample::SampleSettings;
 use crate::train::PrepareOptions;
@@ -247,6 +247,11 @@ pub struct BenchArgs {
     /// Skip the generation measurements.
     #[arg(long)]
     pub no_generate: bool,
+    /// Measure a named shape: baby (4L/4H/128, block 64, batch 12) or
+    /// gpt2-small (12L/12H/768, block 256, batch 4), from the shakespeare-char
+    /// sample unless --config names another; --set still overrides.
+    #[arg(long, value_parser = Preset::NAMES)]
+    pub preset: Option<String>,
 }
 
 impl BenchArgs {
@@ -256,7 +261,27 @@ impl BenchArgs {
             plain_steps: self.plain_steps,
             portable_steps: self.portable_steps,
             generate: !self.no_generate,
+            preset: self.preset(),
         }
+    }
+
+    fn preset(&self) -> Option<Preset> {
+        self.preset.as_deref().and_then(Preset::from_name)
+    }
+
+    /// The experiment to measure: the preset's config and overrides (if
+    /// any), then the command line's.
+    pub fn experiment(&self) -> Experiment {
+        let mut exp = self.exp.experiment();
+        if let Some(p) = self.preset() {
+            if exp.config.is_none() {
+                exp.config = Some(p.config().into());
+            }
+            let mut sets = p.sets();
+            sets.append(&mut exp.sets);
+            exp.sets = sets;
+        }
+        exp
     }
 }
 

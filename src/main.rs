@@ -38,9 +38,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Eval(a)) => headsup::commands::run_eval(&a),
         Some(Cmd::Runs(a)) => headsup::runs::run(&a.dir),
         Some(Cmd::Cache(a)) => headsup::data::cache::run_command(a.action == CacheAction::Clear),
-        Some(Cmd::Bench(a)) => {
-            headsup::bench::run(load_experiment(&a.exp.experiment())?, &a.options())
-        }
+        Some(Cmd::Bench(a)) => headsup::bench::run(load_experiment(&a.experiment())?, &a.options()),
         Some(Cmd::Attach(a)) => headsup::viewer::attach(a.run, a.theme),
         Some(Cmd::Watch(a)) => headsup::viewer::watch(&a.runs, a.theme),
     }

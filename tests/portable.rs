@@ -1,15 +1,15 @@
-//! The AVX2/FMA code paths of the fused kernels against their portable
-//! paths (plain Rust loops and the `gemm` crate), on one machine, and the
-//! parallel split of the products against one thread. One test function: the
+//! The AVX-512 and AVX2/FMA code paths of the fused kernels against their
+//! portable paths (plain Rust loops and the `gemm` crate), on one machine,
+//! and the parallel split of the products against one thread. One test function: the
 //! switch is process-wide, and this file is its own test process.
 //!
-//! On a CPU without AVX2 and FMA both runs take the portable path, so the
-//! comparison is of the portable path with itself (the thread-count checks
-//! still hold): the test says so on stderr and passes, also under `CI=true`
-//! (CI machines may lack AVX2).
+//! A level the CPU lacks is skipped with a note on stderr (without AVX2 the
+//! portable path is compared with nothing but itself across thread counts);
+//! the test still passes, also under `CI=true` (CI machines may lack AVX2 or
+//! AVX-512).
 
 use dfdx::prelude::*;
-use headsup::model::fused::set_portable_only;
+use headsup::model::simd::{cpu_simd_level, reset_max_simd, set_max_simd, SimdLevel};
 use headsup::model::{Gpt, GptConfig};
 
 mod model_support;
@@ -22,6 +22,9 @@ fn in_pool<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
         .expect("thread pool")
         .install(f)
 }
+
+/// A loss and the gradient of every parameter.
+type LossGrads = (f32, Vec<Vec<f32>>);
 
 /// max|a - b| / max|b|.
 fn rel_err(a: &[f32], b: &[f32]) -> f32 {
@@ -49,7 +52,7 @@ fn cpu_has_avx2_fma() -> bool {
 fn simd_and_portable_paths_agree_and_threads_do_not_change_results() {
     if cpu_has_avx2_fma() {
         eprintln!(
-            "portable: this CPU has AVX2 and FMA: comparing the AVX2 path with the portable one"
+            "portable: this CPU has AVX2 and FMA: comparing the SIMD paths with the portable one"
         );
     } else {
         eprintln!(
@@ -69,26 +72,45 @@ fn simd_and_portable_paths_agree_and_threads_do_not_change_results() {
     };
     let model = Gpt::new(&Cpu::default(), cfg, 11);
 
-    set_portable_only(false);
-    let (l1, g1) = in_pool(1, || model_grads(&model, 4, 32, true));
-    let (l3, g3) = in_pool(3, || model_grads(&model, 4, 32, true));
-    assert_eq!(l1, l3, "loss depends on the thread count");
-    assert_eq!(g1, g3, "gradients depend on the thread count");
-
-    set_portable_only(true);
-    let (lp, gp) = in_pool(2, || model_grads(&model, 4, 32, true));
-    let (lp1, gp1) = in_pool(1, || model_grads(&model, 4, 32, true));
-    set_portable_only(false);
-    assert_eq!(lp, lp1, "portable loss depends on the thread count");
-    assert_eq!(gp, gp1, "portable gradients depend on the thread count");
-
-    let e = rel_err(&[l1], &[lp]);
-    assert!(e < 1e-5, "loss: SIMD {l1} vs portable {lp} (relative {e})");
-    for (i, (a, b)) in g1.iter().zip(&gp).enumerate() {
-        let e = rel_err(a, b);
-        assert!(
-            e < 1e-5,
-            "gradient {i}: SIMD vs portable relative error {e}"
-        );
+    // Each level the CPU has: thread count never changes a result, and
+    // every SIMD path is within 1e-5 of the portable one (loss and every
+    // gradient). AVX-512 (kernels and matrix product forced to it) and AVX2
+    // compute the same operations in the same order: bit-identical.
+    let mut runs: Vec<(SimdLevel, LossGrads)> = Vec::new();
+    for level in [SimdLevel::Portable, SimdLevel::Avx2, SimdLevel::Avx512] {
+        if cpu_simd_level() < level {
+            eprintln!(
+                "portable: NOTE: this CPU lacks {}: that path is not checked here",
+                level.name()
+            );
+            continue;
+        }
+        set_max_simd(level);
+        let r1 = in_pool(1, || model_grads(&model, 4, 32, true));
+        let r3 = in_pool(3, || model_grads(&model, 4, 32, true));
+        let name = level.name();
+        assert_eq!(r1.0, r3.0, "{name}: loss depends on the thread count");
+        assert_eq!(r1.1, r3.1, "{name}: gradients depend on the thread count");
+        eprintln!("portable: {name}: loss {} at 1 and 3 threads", r1.0);
+        runs.push((level, r1));
+    }
+    reset_max_simd();
+    let (_, (lp, gp)) = &runs[0];
+    for (level, (l, g)) in &runs[1..] {
+        let name = level.name();
+        let e = rel_err(&[*l], &[*lp]);
+        assert!(e < 1e-5, "loss: {name} {l} vs portable {lp} (relative {e})");
+        for (i, (a, b)) in g.iter().zip(gp).enumerate() {
+            let e = rel_err(a, b);
+            assert!(
+                e < 1e-5,
+                "gradient {i}: {name} vs portable relative error {e}"
+            );
+        }
+    }
+    if runs.len() == 3 {
+        assert_eq!(runs[1].1 .0, runs[2].1 .0, "loss: AVX-512 vs AVX2");
+        assert_eq!(runs[1].1 .1, runs[2].1 .1, "gradients: AVX-512 vs AVX2");
+        eprintln!("portable: AVX-512 and AVX2: bit-identical loss and gradients");
     }
 }

@@ -1,15 +1,17 @@
 //! The SIMD helpers every CPU kernel shares (the fused model kernels and the
-//! optimizer): `simd_fn!` (one body compiled twice, the AVX2 + FMA copy chosen
-//! at run time), the run-time feature switch, the eight-accumulator
+//! optimizer): `simd_fn!` (one body compiled for plain x86-64, AVX2 + FMA and
+//! AVX-512, the widest the CPU has chosen at run time), the run-time feature
+//! switch ([`simd_level`], [`set_max_simd`], `HEADSUP_SIMD`), the eight-accumulator
 //! reductions (`reduce8!`, `sum8`, `dot8`, ...) and the branch-free
 //! `fast_exp` / `fast_tanh`.
 
-/// Defines `fn $name(args) -> ret` twice: as written, and compiled for
-/// AVX2 + FMA (x86-64), choosing the second at run time where the CPU has it.
-/// The body must not call `mul_add` (so both versions round alike) and must
-/// only call `#[inline(always)]` helpers (so they are compiled into the
-/// AVX2 version too). Rayon closures do not inherit target features: use
-/// this for the per-chunk loops, not around `par_*` calls.
+/// Defines `fn $name(args) -> ret` three times: as written, compiled for
+/// AVX2 + FMA and compiled for AVX-512 (x86-64), choosing at run time the
+/// widest the CPU has and [`simd_level`] allows. The body must not call
+/// `mul_add` (so every version rounds alike: the results are the same on
+/// every path) and must only call `#[inline(always)]` helpers (so they are
+/// compiled into the SIMD versions too). Rayon closures do not inherit target
+/// features: use this for the per-chunk loops, not around `par_*` calls.
 macro_rules! simd_fn {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -18,14 +20,22 @@ macro_rules! simd_fn {
             fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
-                if $crate::model::simd::has_avx2() {
-                    // SAFETY: `has_avx2` checked at run time that this CPU
-                    // has AVX2 and FMA, the features `avx2` is compiled for.
-                    return unsafe { avx2($($arg),*) };
+                match $crate::model::simd::simd_level() {
+                    // SAFETY: `simd_level` returns `Avx512` only where the CPU
+                    // has AVX-512 F/BW/DQ/VL, AVX2 and FMA (checked at run time).
+                    $crate::model::simd::SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: `simd_level` returns `Avx2` only where the CPU
+                    // has AVX2 and FMA (checked at run time).
+                    $crate::model::simd::SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::model::simd::SimdLevel::Portable => {}
                 }
             }
             body($($arg),*)
@@ -34,24 +44,150 @@ macro_rules! simd_fn {
 }
 pub(crate) use simd_fn;
 
-static PORTABLE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
 
-/// Makes every fused kernel take its portable path (no AVX2/FMA code, the
-/// `gemm` crate for products) even where the CPU has AVX2, so tests and
-/// benchmarks can compare the two on one machine. Process-wide.
-pub fn set_portable_only(on: bool) {
-    PORTABLE_ONLY.store(on, std::sync::atomic::Ordering::Relaxed);
+/// The instruction sets a kernel may use, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// Plain Rust (what the default x86-64 target gives: SSE2) and the `gemm`
+    /// crate for products.
+    Portable,
+    /// AVX2 + FMA: the 6x16 sgemm kernel and 256-bit element-wise loops.
+    Avx2,
+    /// AVX-512 (F, BW, DQ, VL) + AVX2 + FMA: the 14x32 sgemm kernel and
+    /// 512-bit element-wise loops.
+    Avx512,
 }
 
-/// Whether the AVX2 + FMA paths run: the CPU has both (std caches the
-/// answer) and [`set_portable_only`] is off.
-#[inline]
-pub(crate) fn has_avx2() -> bool {
+impl SimdLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Portable => "portable",
+            SimdLevel::Avx2 => "avx2",
+            SimdLevel::Avx512 => "avx512",
+        }
+    }
+}
+
+/// The widest level this CPU supports (std caches the feature checks).
+pub fn cpu_simd_level() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {
-        !PORTABLE_ONLY.load(std::sync::atomic::Ordering::Relaxed)
-            && std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
+        let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        let avx512 = std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl");
+        if avx2 && avx512 {
+            SimdLevel::Avx512
+        } else if avx2 {
+            SimdLevel::Avx2
+        } else {
+            SimdLevel::Portable
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        SimdLevel::Portable
+    }
+}
+
+/// The cap set by [`set_max_simd`]; `u8::MAX` until the first use reads
+/// `HEADSUP_SIMD`.
+static MAX_LEVEL: AtomicU8 = AtomicU8::new(u8::MAX);
+
+/// The cap from the environment, `HEADSUP_SIMD=portable|avx2|avx512` (for
+/// A/B runs of whole processes; `avx512` also forces the AVX-512 matrix
+/// product, see [`sgemm_level`]), and whether it was set to `avx512`.
+fn env_cap() -> (SimdLevel, bool) {
+    static CAP: OnceLock<(SimdLevel, bool)> = OnceLock::new();
+    *CAP.get_or_init(|| match std::env::var("HEADSUP_SIMD").as_deref() {
+        Ok("portable") => (SimdLevel::Portable, false),
+        Ok("avx2") => (SimdLevel::Avx2, false),
+        Ok("avx512") => (SimdLevel::Avx512, true),
+        _ => (SimdLevel::Avx512, false),
+    })
+}
+
+fn from_u8(v: u8) -> SimdLevel {
+    match v {
+        0 => SimdLevel::Portable,
+        1 => SimdLevel::Avx2,
+        _ => SimdLevel::Avx512,
+    }
+}
+
+/// Caps the instruction set every kernel uses at `level` (process-wide), so
+/// tests and benchmarks can compare the paths on one machine; the CPU's own
+/// limit still applies. Overrides `HEADSUP_SIMD`; `Avx512` also forces the
+/// AVX-512 matrix product where it is not the default ([`sgemm_level`]).
+pub fn set_max_simd(level: SimdLevel) {
+    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// Back to the default: the CPU's widest level, capped by `HEADSUP_SIMD`.
+pub fn reset_max_simd() {
+    MAX_LEVEL.store(u8::MAX, Ordering::Relaxed);
+}
+
+/// Makes every fused kernel take its portable path (no AVX2/AVX-512 code,
+/// the `gemm` crate for products) even where the CPU has more (`true`), or
+/// goes back to the default (`false`, [`reset_max_simd`]). Process-wide.
+pub fn set_portable_only(on: bool) {
+    if on {
+        set_max_simd(SimdLevel::Portable);
+    } else {
+        reset_max_simd();
+    }
+}
+
+/// The level the kernels run at now: the CPU's, capped by [`set_max_simd`]
+/// (or, before any call to it, by `HEADSUP_SIMD`).
+#[inline]
+pub fn simd_level() -> SimdLevel {
+    let cap = match MAX_LEVEL.load(Ordering::Relaxed) {
+        u8::MAX => env_cap().0,
+        v => from_u8(v),
+    };
+    cpu_simd_level().min(cap)
+}
+
+/// The level the matrix product runs at: [`simd_level`], except on CPUs
+/// whose 512-bit FMAs are executed as two 256-bit halves (AMD Zen 4, CPU
+/// family 0x19), where the 6x16 AVX2 kernel measured faster than the 14x32
+/// AVX-512 one (docs/performance.md) and is used unless AVX-512 is asked for
+/// explicitly (`HEADSUP_SIMD=avx512` or `set_max_simd(SimdLevel::Avx512)`).
+/// The two kernels give bit-identical results.
+pub fn sgemm_level() -> SimdLevel {
+    let level = simd_level();
+    if level < SimdLevel::Avx512 {
+        return level;
+    }
+    let explicit = match MAX_LEVEL.load(Ordering::Relaxed) {
+        u8::MAX => env_cap().1,
+        v => from_u8(v) == SimdLevel::Avx512,
+    };
+    if explicit || !half_width_avx512() {
+        SimdLevel::Avx512
+    } else {
+        SimdLevel::Avx2
+    }
+}
+
+/// Whether this CPU runs AVX-512 on 256-bit units (AMD family 0x19: Zen 4).
+fn half_width_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HALF: OnceLock<bool> = OnceLock::new();
+        *HALF.get_or_init(|| {
+            use std::arch::x86_64::__cpuid;
+            let v = __cpuid(0);
+            let amd = (v.ebx, v.edx, v.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
+            let f = __cpuid(1).eax;
+            let family = ((f >> 8) & 0xf) + ((f >> 20) & 0xff);
+            amd && family == 0x19
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -144,7 +144,7 @@ pub(super) unsafe fn gemm(p: super::Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
 
 /// Decide whether to read A / B in place instead of packing them.
 #[inline(always)]
-fn choose_direct(
+pub(super) fn choose_direct(
     m: usize,
     n: usize,
     k: usize,
@@ -333,9 +333,9 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, 
 /// The transpose of an 8x8 block held as 8 rows.
 ///
 /// # Safety
-/// The CPU has AVX (only AVX2 code calls it).
+/// The CPU has AVX (only AVX2 and AVX-512 code calls it).
 #[inline(always)]
-unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+pub(super) unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
     // SAFETY: register-only AVX shuffles; the CPU has AVX (the caller).
     unsafe {
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);

@@ -17,7 +17,7 @@
 //! This does not depend on the tile position, so results are bit-identical
 //! for any thread count / work split.
 
-use crate::model::simd::has_avx2 as has_avx2_fma;
+use crate::model::simd::{sgemm_level, SimdLevel};
 use std::cell::RefCell;
 
 const MR: usize = 6;
@@ -71,14 +71,26 @@ pub fn sgemm(
     accumulate: bool,
     threads: usize,
 ) {
-    let simd = has_avx2_fma();
-    sgemm_impl(simd, m, n, k, alpha, a, b, c, c_rs, accumulate, threads);
+    sgemm_impl(
+        sgemm_level(),
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        c,
+        c_rs,
+        accumulate,
+        threads,
+    );
 }
 
-/// [`sgemm`] on the AVX2 path when `simd`, else on the `gemm` crate.
+/// [`sgemm`] at `level`: the AVX-512 or AVX2 kernel, or the `gemm` crate.
+/// `level` must not exceed what the CPU has ([`sgemm_level`] never does).
 #[allow(clippy::too_many_arguments)]
 fn sgemm_impl(
-    simd: bool,
+    level: SimdLevel,
     m: usize,
     n: usize,
     k: usize,
@@ -115,7 +127,7 @@ fn sgemm_impl(
         "sgemm: B slice too short"
     );
 
-    if !simd {
+    if level == SimdLevel::Portable {
         // SAFETY: the asserts above keep every index the strides reach in bounds.
         unsafe { gemm_crate(m, n, k, alpha, a, b, c, c_rs, accumulate, threads) };
         return;
@@ -147,17 +159,23 @@ fn sgemm_impl(
         threads.max(1)
     };
     if threads <= 1 {
-        // SAFETY: `p` covers the whole checked problem, and `simd` is only
-        // true where `has_avx2_fma()` held (see `sgemm`).
-        unsafe { sgemm_st(p) };
+        // SAFETY: `p` covers the whole checked problem, and `level` is one
+        // the CPU has (this function's contract).
+        unsafe { sgemm_st(p, level) };
         return;
     }
 
-    // Split over rows (multiples of MR) or columns (multiples of NR) of C.
-    let (mb, nb) = (m.div_ceil(MR), n.div_ceil(NR));
+    // Split over rows (multiples of the tile's rows) or columns (multiples
+    // of its columns) of C. Results do not depend on the split.
+    let (mr, nr) = if level == SimdLevel::Avx512 {
+        (avx512::MR, avx512::NR)
+    } else {
+        (MR, NR)
+    };
+    let (mb, nb) = (m.div_ceil(mr), n.div_ceil(nr));
     // Splitting rows duplicates B packing, splitting columns duplicates A packing.
     let split_m = (m >= n && mb >= threads) || nb < threads;
-    let (blk, nblk, dim) = if split_m { (MR, mb, m) } else { (NR, nb, n) };
+    let (blk, nblk, dim) = if split_m { (mr, mb, m) } else { (nr, nb, n) };
     let t = threads.min(nblk);
     let ranges: Vec<(usize, usize)> = (0..t)
         .map(|ti| {
@@ -182,12 +200,12 @@ fn sgemm_impl(
             };
             if idx == last {
                 // SAFETY: `part` is a checked sub-problem whose part of C no
-                // other task writes; AVX2 and FMA are present (`simd`).
-                unsafe { sgemm_st(part) };
+                // other task writes; the CPU has `level`.
+                unsafe { sgemm_st(part, level) };
             } else {
                 // SAFETY: as above; `rayon::scope` joins this task before
                 // `sgemm_impl` returns, so the borrowed slices outlive it.
-                sc.spawn(move |_| unsafe { sgemm_st(part) });
+                sc.spawn(move |_| unsafe { sgemm_st(part, level) });
             }
         }
     });
@@ -313,33 +331,41 @@ thread_local! {
     static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// One thread's share, with this thread's packing buffers.
+/// One thread's share on the `level` kernel, with this thread's packing buffers.
 ///
 /// # Safety
 /// `p` as made by [`sgemm_impl`] (every index its strides reach is in
-/// bounds, and no other thread touches its part of C), on a CPU with AVX2
-/// and FMA.
-unsafe fn sgemm_st(p: Raw) {
+/// bounds, and no other thread touches its part of C), on a CPU that has
+/// `level` (AVX2 + FMA, or AVX-512 as well).
+unsafe fn sgemm_st(p: Raw, level: SimdLevel) {
     #[cfg(target_arch = "x86_64")]
     BUFS.with(|bufs| {
         let mut bufs = bufs.borrow_mut();
         let (pa, pb) = &mut *bufs;
-        // SAFETY: the caller's contract is `avx2::gemm`'s.
-        unsafe { avx2::gemm(p, pa, pb) };
+        if level == SimdLevel::Avx512 {
+            // SAFETY: the caller's contract is `avx512::gemm`'s.
+            unsafe { avx512::gemm(p, pa, pb) };
+        } else {
+            // SAFETY: the caller's contract is `avx2::gemm`'s.
+            unsafe { avx2::gemm(p, pa, pb) };
+        }
     });
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = p;
-        unreachable!("sgemm_st runs only where has_avx2_fma() holds");
+        let _ = (p, level);
+        unreachable!("sgemm_st runs only on x86-64 with AVX2 or more");
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 #[cfg(test)]
 mod tests {
     use super::{sgemm, sgemm_impl, Mat};
+    use crate::model::simd::{cpu_simd_level, SimdLevel};
 
     #[allow(clippy::too_many_arguments)]
     fn portable(
@@ -354,7 +380,75 @@ mod tests {
         acc: bool,
         threads: usize,
     ) {
-        sgemm_impl(false, m, n, k, alpha, a, b, c, c_rs, acc, threads);
+        sgemm_impl(
+            SimdLevel::Portable,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            c,
+            c_rs,
+            acc,
+            threads,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn avx2(
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        a: Mat,
+        b: Mat,
+        c: &mut [f32],
+        c_rs: usize,
+        acc: bool,
+        threads: usize,
+    ) {
+        sgemm_impl(SimdLevel::Avx2, m, n, k, alpha, a, b, c, c_rs, acc, threads);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn avx512(
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        a: Mat,
+        b: Mat,
+        c: &mut [f32],
+        c_rs: usize,
+        acc: bool,
+        threads: usize,
+    ) {
+        sgemm_impl(
+            SimdLevel::Avx512,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            c,
+            c_rs,
+            acc,
+            threads,
+        );
+    }
+
+    /// Whether this CPU has `level`; says so on stderr when it does not.
+    fn cpu_has(level: SimdLevel) -> bool {
+        let have = cpu_simd_level() >= level;
+        if !have {
+            eprintln!(
+                "NOTE: this CPU lacks {}: its sgemm path is not checked here",
+                level.name()
+            );
+        }
+        have
     }
 
     type Gemm = fn(usize, usize, usize, f32, Mat, Mat, &mut [f32], usize, bool, usize);
@@ -459,6 +553,63 @@ mod tests {
             ] {
                 for acc in [false, true] {
                     check(sgemm, &mut rng, m, n, k, a_l, b_l, acc, 0.75);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn avx2_path_matches_f64_reference() {
+        if cpu_has(SimdLevel::Avx2) {
+            run_all(avx2, &[0, 1, 5, 17, 40]);
+        }
+    }
+
+    #[test]
+    fn avx512_path_matches_f64_reference() {
+        if cpu_has(SimdLevel::Avx512) {
+            run_all(avx512, &[0, 1, 2, 13, 14, 15, 31, 32, 33, 70]);
+            let mut rng = Lcg(7);
+            for &(m, n, k) in &[(13, 2100, 300), (150, 70, 513), (64, 32, 64)] {
+                for &(a_l, b_l) in &[
+                    ((k + 3, 1), (1, k + 1)),
+                    ((2, 2 * m + 1), (3 * n, 2)),
+                    ((1, m), (n, 1)),
+                ] {
+                    for acc in [false, true] {
+                        check(avx512, &mut rng, m, n, k, a_l, b_l, acc, 0.75);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 and AVX2 kernels compute every element as the same FMA
+    /// chain: bit-identical results, at any thread count.
+    #[test]
+    fn avx512_and_avx2_paths_are_bit_identical() {
+        if !cpu_has(SimdLevel::Avx512) {
+            return;
+        }
+        let mut rng = Lcg(3);
+        for &(m, n, k) in &[(1, 1, 1), (37, 45, 300), (200, 129, 64), (64, 64, 700)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = rng.vec(m * k);
+                let b = rng.vec(k * n);
+                let am = if ta { Mat::t(&a, m) } else { Mat::rows(&a, k) };
+                let bm = if tb { Mat::t(&b, k) } else { Mat::rows(&b, n) };
+                let c0 = rng.vec(m * n);
+                for acc in [false, true] {
+                    let (mut c2, mut c5, mut c5t) = (c0.clone(), c0.clone(), c0.clone());
+                    avx2(m, n, k, 0.5, am, bm, &mut c2, n, acc, 1);
+                    avx512(m, n, k, 0.5, am, bm, &mut c5, n, acc, 1);
+                    avx512(m, n, k, 0.5, am, bm, &mut c5t, n, acc, 3);
+                    let same = |x: &[f32], y: &[f32]| {
+                        x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+                    };
+                    let what = format!("m{m} n{n} k{k} ta{ta} tb{tb} acc{acc}");
+                    assert!(same(&c2, &c5), "{what}: AVX-512 vs AVX2");
+                    assert!(same(&c5, &c5t), "{what}: AVX-512 1 vs 3 threads");
                 }
             }
         }
