@@ -16,6 +16,7 @@ pub mod errors;
 pub mod eval;
 pub mod experiment;
 pub mod fsutil;
+pub mod hash;
 pub mod memory;
 pub mod model;
 pub mod runs;

@@ -344,7 +344,7 @@ impl Tokenizer {
     /// equal for tokenizers that encode alike; the token cache's key.
     pub fn fingerprint(&self) -> u64 {
         let json = self.inner.to_string(false).unwrap_or_default();
-        let mut h = crate::data::stream::ContentHash::default();
+        let mut h = crate::hash::ContentHash::default();
         h.update(json.as_bytes());
         h.finish()
     }
