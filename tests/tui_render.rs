@@ -401,3 +401,49 @@ fn generated_tokens_are_coloured_by_probability_and_probe_the_attention() {
         })]
     );
 }
+
+#[test]
+fn a_failed_checkpoint_stays_in_the_status_bar_until_one_succeeds() {
+    let mut app = busy_app();
+    app.update_event(Event::CheckpointFailed {
+        step: 300,
+        path: "/tmp/r/checkpoints/step-0000300".into(),
+        error: "needs 1.3 MB, 412.0 kB free on /tmp/r".into(),
+        latest: Some(200),
+        last: false,
+        next_try: Some(400),
+    });
+    // Other messages come and go; the warning stays, at 80 columns too.
+    app.update_event(Event::Log("something else happened".into()));
+    let s = text(&render(&app, 80, 24));
+    let status = s.lines().last().unwrap_or("").to_string();
+    assert!(status.contains("checkpoint step 300"), "{status}");
+    assert!(app.final_checkpoint_lost.is_none());
+    app.update_event(Event::Checkpoint {
+        step: 400,
+        path: "/tmp/r/checkpoints/step-0000400".into(),
+    });
+    assert!(app.checkpoint_warning.is_none());
+    assert!(!text(&render(&app, 200, 60))
+        .lines()
+        .last()
+        .unwrap_or("")
+        .contains("not written"));
+    // The final one lost: the warning stays for good, and says what is lost.
+    app.update_event(Event::CheckpointFailed {
+        step: 500,
+        path: "/tmp/r/checkpoints/step-0000500".into(),
+        error: "No space left on device (os error 28)".into(),
+        latest: Some(400),
+        last: true,
+        next_try: None,
+    });
+    app.update_event(Event::Stopped { step: 500 });
+    let s = text(&render(&app, 200, 60));
+    let status = s.lines().last().unwrap_or("").to_string();
+    assert!(status.contains("steps 401..500 are lost"), "{status}");
+    assert!(app
+        .final_checkpoint_lost
+        .as_deref()
+        .is_some_and(|l| l.contains("steps 401..500 are lost")));
+}

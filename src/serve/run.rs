@@ -215,8 +215,12 @@ pub fn spawn_served(
                     break;
                 }
             }
-            // The trainer ended: the server drops here, saying bye and
-            // removing the socket.
+            // The trainer ended: the server goes first, saying bye and
+            // removing the socket, and only then the local consumer's
+            // channel, whose end lets the process exit: no socket is left
+            // behind by a run that ended.
+            drop(server);
+            drop(tx);
         })?;
     Ok(TrainerHandle {
         commands,

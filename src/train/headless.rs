@@ -194,6 +194,10 @@ pub fn run_headless_with(prepared: &Prepared, handle: TrainerHandle) -> anyhow::
     }
     let _ = handle.commands.send(Command::Stop);
     let _ = handle.thread.join();
+    // The trainer has ended; the channel closes once whatever sits between
+    // it and us (the run's socket server) has shut down and removed its
+    // socket, so a finished run leaves none behind.
+    for _ in handle.events.iter() {}
     result
 }
 
