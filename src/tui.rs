@@ -322,12 +322,19 @@ fn run(
         // connection), and the checkpoint must still be waited for.
         let _ = writeln!(std::io::stderr(), "headsup: stopping, saving checkpoint…");
     }
+    // This workbench's own trainer ends with it: a finished run's trainer
+    // waits for commands (probes, generations) until told to stop, and the
+    // run's socket server keeps its command channel open.
+    stop.store(true, Ordering::SeqCst);
     wait_for_trainer(thread);
     // What the trainer said while it stopped (its final checkpoint, or
     // that it could not be written) still counts for the exit status.
-    while let Ok(msg) = rx.recv_timeout(Duration::from_millis(50)) {
-        if let Msg::Trainer(ev) = msg {
-            app.update_event(ev);
+    let drain_until = Instant::now() + Duration::from_secs(2);
+    while let Some(left) = drain_until.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left.min(Duration::from_millis(100))) {
+            Ok(Msg::Trainer(ev)) => app.update_event(ev),
+            Ok(_) => {}
+            Err(_) => break,
         }
     }
     result?;
