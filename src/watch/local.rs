@@ -9,7 +9,8 @@ use super::replay::history_events;
 use super::{Ending, Watched};
 use crate::model::infer::HostModel;
 use crate::model::sample::generate;
-use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::tokenizer::Tokenizer;
+use crate::train::trainer::stream_generation;
 use crate::train::{AttentionMap, Command, Event, GenerateRequest, RunInfo, TrainerHandle};
 use dfdx::prelude::Cpu;
 use std::path::{Path, PathBuf};
@@ -42,14 +43,9 @@ fn load(step: usize, path: &Path, run: &Path) -> anyhow::Result<Loaded> {
             )
         })?;
     let tokenizer = Tokenizer::load(&tok_path)?;
-    if tokenizer.vocab_size() != model.cfg.vocab_size {
-        anyhow::bail!(
-            "checkpoint {}: tokenizer.json has {} tokens but config.json says vocab_size {}",
-            path.display(),
-            tokenizer.vocab_size(),
-            model.cfg.vocab_size
-        );
-    }
+    // A padded vocabulary is valid (its extra ids are never sampled); a
+    // tokenizer larger than the model is not.
+    crate::model::pretrained::check_vocab(path, tokenizer.id_limit(), model.cfg.vocab_size)?;
     Ok(Loaded {
         step,
         path: path.to_path_buf(),
@@ -158,33 +154,7 @@ fn spawn_generation(l: &Loaded, req: GenerateRequest, tx: Sender<Event>, cancel:
     let model = l.model.clone();
     let tok = l.tokenizer.clone();
     std::thread::spawn(move || {
-        let prompt: Vec<usize> = tok
-            .encode(&req.prompt)
-            .into_iter()
-            .map(|t| t as usize)
-            .collect();
-        let mut dec = StreamDecoder::new();
-        let start = Instant::now();
-        let mut n = 0;
-        generate(&model, &prompt, &req.settings, true, |id, p| {
-            if cancel.load(Ordering::SeqCst) {
-                return false;
-            }
-            n += 1;
-            let text = dec.push(&tok, id as u32);
-            tx.send(Event::Token {
-                id: req.id,
-                text,
-                prob: p,
-            })
-            .is_ok()
-        });
-        let secs = start.elapsed().as_secs_f64().max(1e-9);
-        let _ = tx.send(Event::GenerationDone {
-            id: req.id,
-            tokens: n,
-            tokens_per_sec: n as f64 / secs,
-        });
+        stream_generation(&model, &tok, &req, &cancel, |e| tx.send(e).is_ok());
     });
 }
 

@@ -12,6 +12,7 @@ mod step;
 mod workers;
 
 pub use resume::TrainerState;
+pub use workers::stream_generation;
 
 use super::batch::Batcher;
 use super::optim::AdamW;

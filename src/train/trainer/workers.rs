@@ -7,7 +7,7 @@ use super::Trainer;
 use crate::model::infer::HostModel;
 use crate::model::sample::generate_within;
 use crate::model::Kernels;
-use crate::tokenizer::StreamDecoder;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,39 +51,54 @@ impl<D: Kernels> Trainer<D> {
         let tok = self.tokenizer.clone();
         let tx = self.events.clone();
         std::thread::spawn(move || {
-            let prompt: Vec<usize> = tok
-                .encode(&req.prompt)
-                .into_iter()
-                .map(|t| t as usize)
-                .collect();
-            let mut dec = StreamDecoder::new();
-            let start = Instant::now();
-            let mut n = 0;
-            generate_within(
-                &host,
-                tok.id_limit(),
-                &prompt,
-                &req.settings,
-                true,
-                |id, p| {
-                    if cancel.load(Ordering::SeqCst) {
-                        return false;
-                    }
-                    n += 1;
-                    let text = dec.push(&tok, id as u32);
-                    tx.send(Event::Token {
-                        id: req.id,
-                        text,
-                        prob: p,
-                    })
-                },
-            );
-            let secs = start.elapsed().as_secs_f64().max(1e-9);
-            tx.send(Event::GenerationDone {
-                id: req.id,
-                tokens: n,
-                tokens_per_sec: n as f64 / secs,
-            });
+            stream_generation(&host, &tok, &req, &cancel, |e| tx.send(e));
         });
     }
+}
+
+/// Streams the generation `req` asks for from `host`: a `Token` event per
+/// token (ids the tokenizer cannot decode, in a padded vocabulary, are never
+/// sampled), then `GenerationDone` with the rate. Ends early when `cancel`
+/// is set or `send` returns false (nobody listens). Shared by the trainer's
+/// workers and `headsup watch`'s stand-in trainer.
+pub fn stream_generation(
+    host: &HostModel,
+    tok: &Tokenizer,
+    req: &GenerateRequest,
+    cancel: &AtomicBool,
+    mut send: impl FnMut(Event) -> bool,
+) {
+    let prompt: Vec<usize> = tok
+        .encode(&req.prompt)
+        .into_iter()
+        .map(|t| t as usize)
+        .collect();
+    let mut dec = StreamDecoder::new();
+    let start = Instant::now();
+    let mut n = 0;
+    generate_within(
+        host,
+        tok.id_limit(),
+        &prompt,
+        &req.settings,
+        true,
+        |id, p| {
+            if cancel.load(Ordering::SeqCst) {
+                return false;
+            }
+            n += 1;
+            let text = dec.push(tok, id as u32);
+            send(Event::Token {
+                id: req.id,
+                text,
+                prob: p,
+            })
+        },
+    );
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    send(Event::GenerationDone {
+        id: req.id,
+        tokens: n,
+        tokens_per_sec: n as f64 / secs,
+    });
 }
