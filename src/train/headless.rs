@@ -196,8 +196,14 @@ pub fn run_headless_with(prepared: &Prepared, handle: TrainerHandle) -> anyhow::
     let _ = handle.thread.join();
     // The trainer has ended; the channel closes once whatever sits between
     // it and us (the run's socket server) has shut down and removed its
-    // socket, so a finished run leaves none behind.
-    for _ in handle.events.iter() {}
+    // socket, so a finished run leaves none behind. Bounded: a run whose
+    // directory vanished must still exit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        if handle.events.recv_timeout(left).is_err() {
+            break;
+        }
+    }
     result
 }
 
