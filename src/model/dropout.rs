@@ -112,23 +112,10 @@ pub fn causal_attention_dropped<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Mer
     mask: T4<D>,
 ) -> T3<D, T> {
     let (b, s, c3) = *qkv.shape();
-    let c = c3 / 3;
-    let hd = c / n_head;
-    let dev = qkv.device().clone();
-    let split = |t: T3<D, T>| -> T4<D, T> {
-        t.reshape_like(&(b, s, n_head, hd))
-            .permute::<_, Axes4<0, 2, 1, 3>>()
-    };
-    let q = split(qkv.retaped::<T>().slice((.., .., 0..c)));
-    let k = split(qkv.retaped::<T>().slice((.., .., c..2 * c)));
-    let v = split(qkv.slice((.., .., 2 * c..3 * c)));
-    let scale = 1.0 / (hd as f32).sqrt();
-    let scores = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()) * scale;
-    let causal: Tensor<(usize, usize), f32, D> = dev.upper_tri_like(&(s, s), f32::NEG_INFINITY, 1);
-    let scores = scores + causal.broadcast_like::<_, Axes2<0, 1>>(&(b, n_head, s, s));
+    let (scores, v) = super::kernels::plain::causal_scores(qkv, n_head);
     let probs = scores.softmax::<Axis<3>>() * mask;
     let y = probs.matmul(v); // (B,H,S,hd)
-    y.permute::<_, Axes4<0, 2, 1, 3>>().reshape_like(&(b, s, c))
+    super::kernels::plain::merge_heads(y, b, s, c3 / 3)
 }
 
 #[cfg(test)]

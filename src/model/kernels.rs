@@ -194,11 +194,13 @@ pub mod plain {
             + b.clone().broadcast_like::<_, Axes2<0, 1>>(&shape)
     }
 
-    pub fn causal_attention<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+    /// The per-head attention scores of the fused `(B, S, 3C)` projection,
+    /// scaled and causally masked, `(B, H, S, S)`, and the values `(B, H, S, hd)`:
+    /// what every plain attention variant (with or without dropout) starts from.
+    pub fn causal_scores<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
         qkv: T3<D, T>,
         n_head: usize,
-        keep_probs: bool,
-    ) -> (T3<D, T>, Option<T4<D>>) {
+    ) -> (T4<D, T>, T4<D, T>) {
         let (b, s, c3) = *qkv.shape();
         let c = c3 / 3;
         let hd = c / n_head;
@@ -214,13 +216,34 @@ pub mod plain {
         let scores = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()) * scale;
         let mask: Tensor<(usize, usize), f32, D> =
             dev.upper_tri_like(&(s, s), f32::NEG_INFINITY, 1);
-        let scores = scores + mask.broadcast_like::<_, Axes2<0, 1>>(&(b, n_head, s, s));
+        (
+            scores + mask.broadcast_like::<_, Axes2<0, 1>>(&(b, n_head, s, s)),
+            v,
+        )
+    }
+
+    /// Heads `(B, H, S, hd)` back to `(B, S, C)`.
+    pub fn merge_heads<D: Device<f32>, T: Tape<f32, D>>(
+        y: T4<D, T>,
+        b: usize,
+        s: usize,
+        c: usize,
+    ) -> T3<D, T> {
+        y.permute::<_, Axes4<0, 2, 1, 3>>().reshape_like(&(b, s, c))
+    }
+
+    pub fn causal_attention<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        qkv: T3<D, T>,
+        n_head: usize,
+        keep_probs: bool,
+    ) -> (T3<D, T>, Option<T4<D>>) {
+        let (b, s, c3) = *qkv.shape();
+        let (scores, v) = causal_scores(qkv, n_head);
         let probs = scores.softmax::<Axis<3>>();
         let (probs, tape) = probs.split_tape();
         let kept = keep_probs.then(|| probs.clone());
         let y = probs.put_tape(tape).matmul(v); // (B,H,S,hd)
-        let y: T3<D, T> = y.permute::<_, Axes4<0, 2, 1, 3>>().reshape_like(&(b, s, c));
-        (y, kept)
+        (merge_heads(y, b, s, c3 / 3), kept)
     }
 
     /// `x @ w + b` over the last axis, `x: (B,S,I)`, `w: (I,O)`.
