@@ -10,13 +10,13 @@
 //! run neither fails.
 
 mod common;
+use common::proc::Running;
 use common::*;
 use headsup::train::run_dir::{latest_checkpoint, read_metrics};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -130,99 +130,30 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// A running training process: stdout lines on a channel, killed on drop.
-struct Proc {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
+/// A running training process (the shared one, with panics that name what
+/// was awaited).
+struct Proc(Running);
 
 impl Proc {
-    fn start(mut cmd: Command, args: &[String]) -> Proc {
-        let mut child = cmd
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        Proc {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-            stderr: Some(stderr),
-        }
+    fn start(cmd: Command, args: &[String]) -> Proc {
+        Proc(Running::start_with(cmd, args))
     }
 
     /// The first new stdout line for which `pred` holds (panics after `WAIT`).
     fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if pred(&l) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!("no line {what}; seen: {:#?}", self.seen),
-            }
+        match self.0.wait_for(WAIT, pred) {
+            Some(l) => l,
+            None => panic!("no line {what}; seen: {:#?}", self.0.seen),
         }
     }
 
     fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{name}");
+        self.0.signal(name)
     }
 
     /// Waits for the exit (a bounded wait: a process that spins fails the test).
-    fn finish(mut self, within: Duration) -> (ExitStatus, Vec<String>, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "headsup did not exit within {within:?}; seen: {:#?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(10)) {
-            self.seen.push(l);
-        }
-        let stderr = self.stderr.take().unwrap().join().unwrap();
-        (status, std::mem::take(&mut self.seen), stderr)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn finish(self, within: Duration) -> (ExitStatus, Vec<String>, String) {
+        self.0.finish(within)
     }
 }
 
@@ -346,12 +277,16 @@ fn disk_full_mid_run_is_reported_once_retried_and_recovers_when_space_is_freed()
     // The first interval after the space came back (training is fast: a
     // few more may have failed before the removal).
     assert!(now >= first + 40 && now.is_multiple_of(20), "{ok}");
-    let failed_since = p.seen.iter().filter(|l| l.contains("not written")).count();
+    let failed_since =
+        p.0.seen
+            .iter()
+            .filter(|l| l.contains("not written"))
+            .count();
     assert_eq!(
         failed_since,
         (now - first) / 20,
         "one line per failed try: {:#?}",
-        p.seen
+        p.0.seen
     );
     assert_latest(&run, now);
     p.signal("KILL");
@@ -554,16 +489,16 @@ fn metrics_that_cannot_be_written_are_said_once_and_training_goes_on() {
         "{said}"
     );
     // Training goes on, and it is said once (not once per record).
-    let after = p.seen.len();
+    let after = p.0.seen.len();
     for _ in 0..20 {
         p.wait_for("of a step while metrics fail", |l| {
             step_of_line(l).is_some()
         });
     }
     assert!(
-        !p.seen[after..].iter().any(|l| l.starts_with("metrics ")),
+        !p.0.seen[after..].iter().any(|l| l.starts_with("metrics ")),
         "said again: {:#?}",
-        &p.seen[after..]
+        &p.0.seen[after..]
     );
     std::fs::remove_file(filler).unwrap();
     let back = p.wait_for("about metrics writing again", |l| l.starts_with("metrics "));

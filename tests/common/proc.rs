@@ -18,7 +18,13 @@ pub struct Running {
 
 impl Running {
     pub fn start(args: &[String]) -> Running {
-        let mut child = super::bin()
+        Running::start_with(super::bin(), args)
+    }
+
+    /// As [`Running::start`], with a command of the caller's (environment
+    /// set, or run as another user).
+    pub fn start_with(mut cmd: std::process::Command, args: &[String]) -> Running {
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
