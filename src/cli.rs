@@ -142,6 +142,11 @@ pub struct TrainArgs {
     pub exp: ExperimentArgs,
     #[command(flatten)]
     pub run: RunDirArgs,
+    /// Internal: the trainer the workbench starts (its output moves to
+    /// RUN/train.log once it serves the run; a finished run stays while
+    /// viewers are attached).
+    #[arg(long, hide = true)]
+    pub workbench: bool,
 }
 
 #[derive(Debug, Args, Default)]

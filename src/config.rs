@@ -195,6 +195,21 @@ pub struct UiConfig {
     pub max_fps: u32,
     /// Key bindings: action name -> key (e.g. `pause = "space"`), patched over defaults.
     pub keys: std::collections::BTreeMap<String, String>,
+    /// What the local workbench does when its terminal goes away (SIGHUP, a
+    /// dropped SSH link, a closed tmux window): leave the trainer running
+    /// (`detach`, the default) or stop it with a checkpoint (`stop`).
+    pub on_hangup: OnHangup,
+}
+
+/// `ui.on_hangup`: what a dropped terminal does to the workbench's training.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnHangup {
+    /// The workbench closes; training goes on (`headsup attach` comes back).
+    #[default]
+    Detach,
+    /// The training stops, saving a checkpoint, as `q` then `s` would.
+    Stop,
 }
 
 impl Default for Config {
@@ -298,6 +313,7 @@ impl Default for UiConfig {
             theme: "dark".into(),
             max_fps: 30,
             keys: Default::default(),
+            on_hangup: OnHangup::Detach,
         }
     }
 }

@@ -31,6 +31,11 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Tui(a)) => run_tui(a),
         Some(Cmd::Train(a)) => {
             let p = experiment::prepare(&a.exp.experiment(), &a.run.prepare_options())?;
+            if a.workbench {
+                let (handle, viewers) = headsup::serve::run::spawn_served_counted(&p, stderr_line)?;
+                headsup::serve::process::become_ready(&p.run_dir.join("train.log"))?;
+                return train::headless::run_for_viewers(&p, handle, &*viewers, TRAINER_LINGER);
+            }
             let handle = headsup::serve::run::spawn_served(&p, stderr_line)?;
             train::headless::run_headless_with(&p, handle)
         }
@@ -62,11 +67,31 @@ fn run_tui(a: TuiArgs) -> Result<()> {
         headsup::ui::ColorDepth::detect(),
     )?;
     headsup::app::KeyMap::from_config(&cfg.ui.keys)?;
-    let p = experiment::prepare_config(cfg, &run)?;
     if !std::io::stdout().is_terminal() {
         // Not a terminal: the plain progress lines instead of drawing.
+        let p = experiment::prepare_config(cfg, &run)?;
         let handle = headsup::serve::run::spawn_served(&p, stderr_line)?;
         return train::headless::run_headless_with(&p, handle);
     }
-    headsup::tui::spawn_and_run(p, a.theme)
+    // The trainer is a process of its own, so that the run outlives this
+    // terminal (`d` detaches, a hangup does what ui.on_hangup says).
+    let exp = a.exp.experiment();
+    let args = headsup::serve::process::TrainerArgs {
+        config: exp.config,
+        data: exp.data,
+        sets: exp.sets,
+        device: exp.device,
+        threads: exp.threads,
+        resume: run.resume.is_some(),
+        run: run
+            .resume
+            .clone()
+            .or(run.out.clone())
+            .unwrap_or_else(|| train::new_run_dir(&cfg)),
+    };
+    headsup::viewer::workbench(&args, a.theme, cfg.ui.on_hangup)
 }
+
+/// How long the workbench's trainer stays after its run finished (or was
+/// paused by a non-finite step) once no viewer is attached.
+const TRAINER_LINGER: std::time::Duration = std::time::Duration::from_secs(60);

@@ -1,10 +1,13 @@
 //! The terminal runtime of the workbench: terminal set-up and restore (also
 //! on error, panic and signals), one channel merging terminal input, trainer
-//! events and signals, the `Effect`s the app asks for, and redraws only after
-//! something changed and at most `ui.max_fps` times a second. It joins the
+//! events and signals, the `Effect`s the app asks for (detach included), and
+//! redraws only after something changed and at most `ui.max_fps` times a
+//! second. The trainer is always behind a handle (a socket to its process,
+//! or a run read from disk). It joins the
 //! state (`crate::app`) and the view (`crate::ui`), which know nothing of it.
 
 use crate::app::{App, AppInit, Effect, KeyMap, RunState};
+use crate::config::OnHangup;
 use crate::train::{Event, Prepared, SampleSettings, TrainerHandle};
 use crate::ui::{self, ColorDepth, Theme};
 use anyhow::Context;
@@ -71,33 +74,47 @@ pub fn sample_settings(prepared: &Prepared) -> SampleSettings {
     }
 }
 
-/// Runs the workbench until the user quits (training stopped and saved) or
-/// training ends and the user quits. Called after `train::spawn`.
-pub fn run_workbench(
-    prepared: Prepared,
-    handle: TrainerHandle,
-    theme_override: Option<String>,
-) -> anyhow::Result<()> {
-    run(prepared, handle, theme_override, false)
+/// How the workbench ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The user left (or the terminal went away) with the trainer still
+    /// there: detached from a live run, or left a finished one.
+    Left,
+    /// The training was stopped (or had ended) and the workbench closed.
+    Ended,
 }
 
-/// The workbench on a trainer in another process (`headsup attach`) or on
-/// a run read from disk (`headsup watch`): `d`, SIGHUP and SIGTERM detach
-/// (the UI ends, training goes on); `q` asks, then stops the training.
+/// Who the workbench is to its trainer, which decides what signals do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `headsup attach` / `headsup watch`: SIGHUP, SIGTERM and SIGINT
+    /// detach (the trainer is someone else's).
+    Viewer,
+    /// `headsup` / `headsup tui`, which started the trainer: SIGTERM and
+    /// SIGINT stop the training (checkpoint), SIGHUP and a terminal that
+    /// went away do what `ui.on_hangup` says.
+    Owner(OnHangup),
+}
+
+/// The workbench on a trainer in another process (its own, `headsup`, or
+/// another's, `headsup attach`) or on a run read from disk (`headsup
+/// watch`): `d` detaches (the UI ends, training goes on); `q` asks whether
+/// to stop the training or leave it running.
 pub fn run_attached(
     prepared: Prepared,
     handle: TrainerHandle,
     theme_override: Option<String>,
-) -> anyhow::Result<()> {
-    run(prepared, handle, theme_override, true)
+    role: Role,
+) -> anyhow::Result<Ending> {
+    run(prepared, handle, theme_override, role)
 }
 
 fn run(
     prepared: Prepared,
     handle: TrainerHandle,
     theme_override: Option<String>,
-    attached: bool,
-) -> anyhow::Result<()> {
+    role: Role,
+) -> anyhow::Result<Ending> {
     // Everything that can fail on user input fails before the terminal changes.
     let ui_cfg = &prepared.config.ui;
     let theme_name = theme_override.unwrap_or_else(|| ui_cfg.theme.clone());
@@ -116,19 +133,29 @@ fn run(
             return Err(e);
         }
     };
+    // A signal either stops the training (the flag the trainer handle
+    // forwards as `Command::Stop`) or detaches.
     let signalled = Arc::new(AtomicBool::new(false));
+    let hangup = Arc::new(AtomicBool::new(false));
+    let hangup_detaches = !matches!(role, Role::Owner(OnHangup::Stop));
     for sig in [
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
         signal_hook::consts::SIGINT,
     ] {
-        // Attached, a signal detaches: the trainer is not this process's.
-        if !attached {
+        let detaches = match role {
+            Role::Viewer => true,
+            Role::Owner(_) => sig == signal_hook::consts::SIGHUP && hangup_detaches,
+        };
+        if detaches {
+            signal_hook::flag::register(sig, hangup.clone())
+                .context("installing a signal handler")?;
+        } else {
             signal_hook::flag::register(sig, handle.stop.clone())
                 .context("installing a signal handler")?;
+            signal_hook::flag::register(sig, signalled.clone())
+                .context("installing a signal handler")?;
         }
-        signal_hook::flag::register(sig, signalled.clone())
-            .context("installing a signal handler")?;
     }
     let frame_interval = Duration::from_secs_f64(1.0 / ui_cfg.max_fps.clamp(1, 240) as f64);
 
@@ -211,13 +238,13 @@ fn run(
     let mut last_draw: Option<Instant> = None;
     let mut detached = false;
     let result: anyhow::Result<()> = loop {
-        if attached && (detached || signalled.load(Ordering::Relaxed)) {
+        if detached || hangup.load(Ordering::Relaxed) {
             detached = true;
             break Ok(());
         }
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame_interval) {
             if let Err(e) = terminal.draw(|f| ui::draw(f, &app, &theme)) {
-                if attached {
+                if hangup_detaches {
                     // The terminal is gone: detach, training goes on.
                     detached = true;
                     break Ok(());
@@ -245,7 +272,7 @@ fn run(
                 None
             }
         };
-        if !attached && signalled.load(Ordering::Relaxed) && app.stop_requested() {
+        if signalled.load(Ordering::Relaxed) && app.stop_requested() {
             dirty = true;
         }
         let size = terminal
@@ -283,12 +310,7 @@ fn run(
                             app.trainer_gone();
                         }
                     }
-                    Effect::Detach if attached => detached = true,
-                    Effect::Detach => {
-                        app.message = Some(
-                            "this workbench runs its own trainer and cannot detach; use `headsup train` and `headsup attach` for that".into(),
-                        );
-                    }
+                    Effect::Detach => detached = true,
                     Effect::Export => {
                         let dir = app.run_dir.clone();
                         app.message = Some(match ui::export::export(&app, &dir) {
@@ -306,25 +328,30 @@ fn run(
     };
     input_done.store(true, Ordering::Relaxed);
     drop(_guard);
-    if detached {
+    // Leaving a run that has ended (finished, stopped, failed) without
+    // asking for a stop closes only this connection: other viewers keep the
+    // trainer (it ends by itself once none is left).
+    let left_ended = !app.stopping && app.state == RunState::Finished && result.is_ok();
+    if detached || left_ended {
         // Closing the commands ends the connection; the trainer goes on.
         drop(commands);
         wait_for_trainer(thread);
-        let _ = writeln!(
-            std::io::stderr(),
-            "headsup: detached; training goes on. `headsup attach {}` comes back.",
-            crate::sanitize::escape(&app.run_dir.display().to_string())
-        );
-        return result;
+        let run = crate::sanitize::escape(&app.run_dir.display().to_string());
+        if app.state.is_live() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "headsup: detached; training goes on (output in {run}/train.log). `headsup attach {run}` comes back."
+            );
+        }
+        return result.map(|()| Ending::Left);
     }
     if app.stopping {
         // Not eprintln!: it panics when the terminal is gone (a dropped SSH
         // connection), and the checkpoint must still be waited for.
         let _ = writeln!(std::io::stderr(), "headsup: stopping, saving checkpoint…");
     }
-    // This workbench's own trainer ends with it: a finished run's trainer
-    // waits for commands (probes, generations) until told to stop, and the
-    // run's socket server keeps its command channel open.
+    // The user asked for a stop (or the trainer is gone): make sure the
+    // stop reached it, then wait for its last words.
     stop.store(true, Ordering::SeqCst);
     wait_for_trainer(thread);
     // What the trainer said while it stopped (its final checkpoint, or
@@ -348,7 +375,7 @@ fn run(
             crate::sanitize::escape(e)
         );
     }
-    Ok(())
+    Ok(Ending::Ended)
 }
 
 /// Waits (bounded) for the trainer thread to end; it saves on stop.
@@ -360,14 +387,4 @@ fn wait_for_trainer(thread: std::thread::JoinHandle<()>) {
     if thread.is_finished() {
         let _ = thread.join();
     }
-}
-
-/// The CLI's entry: spawns the trainer and opens the workbench (the caller
-/// chooses the headless printer instead when stdout is not a terminal).
-pub fn spawn_and_run(prepared: Prepared, theme: Option<String>) -> anyhow::Result<()> {
-    // Served on the run's socket too; the server's log goes to a file (the
-    // terminal is the workbench's).
-    let log = crate::serve::run::file_log(&prepared.run_dir.join("serve.log"));
-    let handle = crate::serve::run::spawn_served(&prepared, log)?;
-    run_workbench(prepared, handle, theme)
 }

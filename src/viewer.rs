@@ -4,10 +4,12 @@
 //! workbench needs from the run directory (its config, dataset, tokenizer)
 //! and hand `tui` a trainer handle, which it cannot tell from a local one.
 
-use crate::config::Config;
+use crate::config::{Config, OnHangup};
 use crate::data::{Dataset, TokenSplit};
+use crate::serve::process::{spawn_trainer, wait_bounded, TrainerArgs};
 use crate::tokenizer::Tokenizer;
 use crate::train::Prepared;
+use crate::tui::{Ending, Role};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,7 +87,52 @@ pub fn attach(run: Option<PathBuf>, theme: Option<String>) -> anyhow::Result<()>
     let run = attach_target(run)?;
     let prepared = prepared_for(&run, None)?;
     let (handle, _snapshot) = crate::serve::run::attach(&run)?;
-    crate::tui::run_attached(prepared, handle, theme)
+    crate::tui::run_attached(prepared, handle, theme, Role::Viewer).map(|_| ())
+}
+
+/// `headsup` / `headsup tui` on a terminal: starts the trainer as a process
+/// of its own (its output to `RUN/train.log`), then attaches to it as
+/// `headsup attach` does. Its start-up errors are this command's. After a
+/// stop, waits for the trainer process to end; after a detach, leaves it.
+pub fn workbench(
+    args: &TrainerArgs,
+    theme: Option<String>,
+    on_hangup: OnHangup,
+) -> anyhow::Result<()> {
+    let mut child = spawn_trainer(args)?;
+    let attached =
+        prepared_for(&args.run, None).and_then(|p| Ok((p, crate::serve::run::attach(&args.run)?)));
+    let ending = match attached {
+        Ok((prepared, (handle, _snapshot))) => {
+            crate::tui::run_attached(prepared, handle, theme, Role::Owner(on_hangup))
+        }
+        Err(e) => Err(e),
+    };
+    match ending {
+        Ok(Ending::Left) => Ok(()),
+        Ok(Ending::Ended) => {
+            wait_bounded(&mut child, Duration::from_secs(120));
+            Ok(())
+        }
+        Err(e) => {
+            // The workbench failed: its trainer stops (SIGTERM: checkpoint,
+            // then exit) rather than run on with nobody told about it.
+            terminate(&mut child);
+            Err(e)
+        }
+    }
+}
+
+/// Asks the trainer process to stop (SIGTERM: it saves a checkpoint) and
+/// waits (bounded) for it.
+fn terminate(child: &mut std::process::Child) {
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: a signal to our own child, which has not been reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        wait_bounded(child, Duration::from_secs(120));
+    }
 }
 
 /// `headsup watch RUN [RUN...]`.
@@ -116,5 +163,5 @@ pub fn watch(runs: &[PathBuf], theme: Option<String>) -> anyhow::Result<()> {
             .collect()
     });
     let handle = crate::watch::local::spawn(run, probe, Duration::from_millis(500))?;
-    crate::tui::run_attached(prepared, handle, theme)
+    crate::tui::run_attached(prepared, handle, theme, Role::Viewer).map(|_| ())
 }

@@ -1,8 +1,11 @@
-//! The workbench under signals, in a real terminal (tmux): SIGTERM, SIGHUP and
-//! SIGINT each save a checkpoint and exit 0 with the terminal back in cooked
-//! mode; closing the terminal (a dropped SSH connection) saves too; SIGKILL at
-//! random moments never leaves an unreadable latest checkpoint, and
-//! `headsup tui --resume` carries on. Skips with a note without tmux.
+//! The workbench under signals, in a real terminal (tmux): SIGTERM and
+//! SIGINT each stop the training (a checkpoint) and exit 0 with the terminal
+//! back in cooked mode, and so does SIGHUP with `ui.on_hangup = "stop"`;
+//! closing the terminal (a dropped SSH connection) with that setting saves
+//! too (by default it detaches: tests/workbench_process.rs); SIGKILL of the
+//! trainer process at random moments never leaves an unreadable latest
+//! checkpoint, and `headsup tui --resume` carries on. Skips with a note
+//! without tmux.
 
 use headsup::train::run_dir::{latest_checkpoint, read_metrics};
 use rand::{Rng, SeedableRng};
@@ -42,8 +45,9 @@ impl Session {
     fn screen(&self) -> String {
         self.tmux.screen()
     }
-    /// The pid of the headsup process whose command line names `run`.
-    fn pid(&self, run: &Path) -> u32 {
+    /// The pid of the workbench (`trainer`: of its trainer process) whose
+    /// command line names `run`.
+    fn pid(&self, run: &Path, trainer: bool) -> u32 {
         let want = run.display().to_string();
         let start = Instant::now();
         loop {
@@ -55,7 +59,10 @@ impl Session {
                     let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
                     let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
                     let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                    if comm.trim() == "headsup" && cmd.contains(&want) {
+                    if comm.trim() == "headsup"
+                        && cmd.contains(&want)
+                        && cmd.contains("--workbench") == trainer
+                    {
                         return pid;
                     }
                 }
@@ -126,9 +133,19 @@ fn term_hup_int_save_and_restore_the_terminal() {
     for sig in ["TERM", "HUP", "INT"] {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("run");
-        let s = Session::start(sig, dir.path(), &format!("--out {} {TINY}", run.display()));
+        // A hangup detaches by default; `stop` keeps the old behaviour.
+        let hup = if sig == "HUP" {
+            "--set ui.on_hangup=stop"
+        } else {
+            ""
+        };
+        let s = Session::start(
+            sig,
+            dir.path(),
+            &format!("--out {} {TINY} {hup}", run.display()),
+        );
         s.wait_step(3);
-        kill(sig, s.pid(&run));
+        kill(sig, s.pid(&run, false));
         let (exit, stty) = s.wait_exit();
         assert_eq!(exit, "0", "SIG{sig}: exit status");
         let words: Vec<&str> = stty.split_whitespace().collect();
@@ -142,12 +159,16 @@ fn term_hup_int_save_and_restore_the_terminal() {
             stopped,
             "SIG{sig}: the checkpoint is of the step it stopped at"
         );
+        assert!(
+            !run.join("headsup.sock").exists(),
+            "SIG{sig}: the trainer process was still there after the workbench exited"
+        );
         eprintln!("SIG{sig}: exit 0, cooked mode, checkpoint at step {stopped}");
     }
 }
 
 #[test]
-fn closing_the_terminal_saves_a_checkpoint() {
+fn closing_the_terminal_with_on_hangup_stop_saves_a_checkpoint() {
     if !have_tmux("the workbench signal tests") {
         return;
     }
@@ -156,10 +177,11 @@ fn closing_the_terminal_saves_a_checkpoint() {
     let s = Session::start(
         "close",
         dir.path(),
-        &format!("--out {} {TINY}", run.display()),
+        &format!("--out {} {TINY} --set ui.on_hangup=stop", run.display()),
     );
     s.wait_step(3);
-    let pid = s.pid(&run);
+    // The trainer is the process that must save and end.
+    let pid = s.pid(&run, true);
     // As a dropped SSH connection: the terminal goes away under the program.
     s.tmux.kill_server();
     let start = Instant::now();
@@ -193,7 +215,8 @@ fn sigkill_at_random_moments_then_resume() {
         let s = Session::start(&format!("kill{i}"), dir.path(), &args);
         s.wait_step(last as usize + 8);
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..400)));
-        kill("KILL", s.pid(&run));
+        // The trainer process (the UI only views it).
+        kill("KILL", s.pid(&run, true));
         drop(s);
         let ck = latest_checkpoint(&run).expect("a latest checkpoint after the kill");
         assert!(!ck

@@ -11,6 +11,7 @@ pub enum Action {
     Quit,
     ForceQuit,
     Detach,
+    Continue,
     Help,
     FocusNext,
     FocusPrev,
@@ -54,7 +55,7 @@ impl Action {
         (
             Action::Quit,
             "quit",
-            "quit (asks first while training runs; stops and saves)",
+            "quit: asks first while training runs: stop it (and save) or leave it running",
         ),
         (
             Action::ForceQuit,
@@ -65,6 +66,11 @@ impl Action {
             Action::Detach,
             "detach",
             "detach: leave the workbench, training goes on (headsup attach)",
+        ),
+        (
+            Action::Continue,
+            "continue",
+            "finished run: continue it for more steps (asks how many)",
         ),
         (Action::FocusNext, "focus_next", "focus next pane"),
         (Action::FocusPrev, "focus_prev", "focus previous pane"),
@@ -339,6 +345,7 @@ impl Default for KeyMap {
                 b(Action::Quit, vec![Key::ch('q')]),
                 b(Action::ForceQuit, vec![Key::new(K::Char('c'), ctrl)]),
                 b(Action::Detach, vec![Key::ch('d')]),
+                b(Action::Continue, vec![Key::ch('c')]),
                 b(Action::FocusNext, vec![Key::plain(K::Tab)]),
                 b(Action::FocusPrev, vec![Key::plain(K::BackTab)]),
                 b(Action::FocusBrowser, vec![Key::ch('1')]),

@@ -76,8 +76,12 @@ pub enum InputMode {
     Edit,
     /// The help overlay is open; any key closes it. `editing`: return to `Edit`.
     Help { editing: bool },
-    /// "Stop training and quit?": `y`/Enter confirms, any other key cancels.
+    /// "Stop the training or leave it running?": `s`/`y`/Enter stop it,
+    /// `d`/`l` leave (detach), Esc or any other key cancels.
     ConfirmQuit { editing: bool },
+    /// "Continue for how many more steps?" on a finished run: digits,
+    /// Enter sends `Command::Continue`, Esc cancels.
+    ContinueSteps { editing: bool },
 }
 
 impl InputMode {
@@ -88,6 +92,7 @@ impl InputMode {
             InputMode::Edit
                 | InputMode::Help { editing: true }
                 | InputMode::ConfirmQuit { editing: true }
+                | InputMode::ContinueSteps { editing: true }
         )
     }
 }
@@ -172,6 +177,8 @@ pub struct App {
     /// A checkpoint that could not be written: shown in the status bar until
     /// a later checkpoint succeeds (never scrolled away by other messages).
     pub checkpoint_warning: Option<String>,
+    /// The steps typed in the continue question.
+    pub continue_input: String,
     /// The final checkpoint (end, stop, signal) could not be written: the
     /// steps since the latest complete one are lost; the workbench exits
     /// non-zero with this line.
@@ -209,6 +216,7 @@ impl App {
             should_quit: false,
             message: None,
             checkpoint_warning: None,
+            continue_input: String::new(),
             final_checkpoint_lost: None,
             browser: Browser::default(),
             loss: LossView::with_grad_clip(init.grad_clip),
@@ -227,6 +235,11 @@ impl App {
     /// The quit question is shown.
     pub fn confirming_quit(&self) -> bool {
         matches!(self.mode, InputMode::ConfirmQuit { .. })
+    }
+
+    /// The continue question (how many more steps) is shown.
+    pub fn asking_continue(&self) -> bool {
+        matches!(self.mode, InputMode::ContinueSteps { .. })
     }
 
     /// The browser's search line is being typed.
@@ -367,10 +380,38 @@ impl App {
             InputMode::ConfirmQuit { editing } => {
                 self.mode = back_to(editing);
                 match key.code {
-                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => self.quit_now(),
+                    KeyCode::Char('y' | 'Y' | 's' | 'S') | KeyCode::Enter => self.quit_now(),
+                    KeyCode::Char('d' | 'D' | 'l' | 'L') => vec![Effect::Detach],
                     _ => Vec::new(),
                 }
             }
+            InputMode::ContinueSteps { editing } => match key.code {
+                KeyCode::Char(c) if c.is_ascii_digit() && self.continue_input.len() < 9 => {
+                    self.continue_input.push(c);
+                    Vec::new()
+                }
+                KeyCode::Backspace => {
+                    self.continue_input.pop();
+                    Vec::new()
+                }
+                KeyCode::Enter => {
+                    self.mode = back_to(editing);
+                    match self.continue_input.parse::<usize>() {
+                        Ok(n) if n > 0 && self.state == RunState::Finished => {
+                            self.message = Some(format!("continuing for {n} more steps…"));
+                            vec![Effect::Send(Command::Continue {
+                                max_iters: self.step + n,
+                            })]
+                        }
+                        _ => Vec::new(),
+                    }
+                }
+                KeyCode::Char(_) => Vec::new(),
+                _ => {
+                    self.mode = back_to(editing);
+                    Vec::new()
+                }
+            },
             InputMode::Help { editing } => {
                 // Any key closes the help.
                 self.mode = back_to(editing);
@@ -512,6 +553,18 @@ impl App {
             }
             Action::Export => out.push(Effect::Export),
             Action::Detach => out.push(Effect::Detach),
+            Action::Continue => {
+                if self.state == RunState::Finished && !self.stopping {
+                    // The run's own length again, as a start.
+                    let first = self.run.as_ref().map_or(0, |r| r.start_step);
+                    self.continue_input = self.max_iters.saturating_sub(first).max(1).to_string();
+                    self.mode = InputMode::ContinueSteps {
+                        editing: self.mode.editing(),
+                    };
+                } else {
+                    self.message = Some("continue (c) applies to a finished run".into());
+                }
+            }
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-10),

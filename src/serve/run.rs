@@ -171,6 +171,15 @@ pub fn spawn_served(
     prepared: &Prepared,
     log: impl Fn(&str) + Send + Sync + 'static,
 ) -> anyhow::Result<TrainerHandle> {
+    spawn_served_counted(prepared, log).map(|(h, _)| h)
+}
+
+/// As [`spawn_served`], with a function that says how many viewers are
+/// attached now (the workbench's trainer ends a finished run nobody views).
+pub fn spawn_served_counted(
+    prepared: &Prepared,
+    log: impl Fn(&str) + Send + Sync + 'static,
+) -> anyhow::Result<(TrainerHandle, ViewerCount)> {
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
     let server: Server<Event> = Server::bind(
         &prepared.run_dir,
@@ -185,6 +194,7 @@ pub fn spawn_served(
             prepared.run_dir.display()
         )
     })?;
+    let count = server.viewer_count();
     let TrainerHandle {
         commands,
         events,
@@ -222,13 +232,19 @@ pub fn spawn_served(
             drop(server);
             drop(tx);
         })?;
-    Ok(TrainerHandle {
-        commands,
-        events: rx,
-        stop,
-        thread,
-    })
+    Ok((
+        TrainerHandle {
+            commands,
+            events: rx,
+            stop,
+            thread,
+        },
+        count,
+    ))
 }
+
+/// How many viewers a run's server has now.
+pub type ViewerCount = Box<dyn Fn() -> usize + Send + Sync>;
 
 /// Request ids of this viewer's generations travel with this bit set and
 /// its process id above it, so that tokens of another viewer's generation

@@ -183,6 +183,13 @@ impl<E: Serialize + Send + 'static> Server<E> {
     pub fn clients(&self) -> usize {
         self.shared_flags.clients()
     }
+
+    /// A function that says [`Server::clients`], usable after the server
+    /// has moved (it says 0 once the server has shut down).
+    pub fn viewer_count(&self) -> Box<dyn Fn() -> usize + Send + Sync> {
+        let flags = self.shared_flags.clone();
+        Box::new(move || flags.clients())
+    }
 }
 
 impl<E> Drop for Server<E> {

@@ -171,6 +171,12 @@ pub enum Command {
     Generate(GenerateRequest),
     /// Save a checkpoint and end the thread (answers with `Event::Stopped`).
     Stop,
+    /// A finished run goes on until step `max_iters` (past its end; the
+    /// learning-rate schedule extends as `train.lr_decay_iters` says). The
+    /// trainer answers with `Event::Started` (the new end) and trains on.
+    Continue {
+        max_iters: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -434,6 +440,7 @@ mod tests {
                 settings,
             }),
             Command::Stop,
+            Command::Continue { max_iters: 2000 },
         ];
         (events, commands)
     }

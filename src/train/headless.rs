@@ -151,6 +151,29 @@ pub fn run_headless(prepared: &Prepared) -> anyhow::Result<()> {
 /// As [`run_headless`], on a trainer already started (e.g. one whose events
 /// are also served to viewers).
 pub fn run_headless_with(prepared: &Prepared, handle: TrainerHandle) -> anyhow::Result<()> {
+    run_printing(prepared, handle, None)
+}
+
+/// The trainer behind a workbench (a process of its own): as
+/// [`run_headless_with`], but a finished run, or one paused by a non-finite
+/// step, stays (for probes, generations, `Continue`) while viewers are
+/// attached, and ends `linger` after the last one left.
+pub fn run_for_viewers(
+    prepared: &Prepared,
+    handle: TrainerHandle,
+    viewers: &dyn Fn() -> usize,
+    linger: std::time::Duration,
+) -> anyhow::Result<()> {
+    run_printing(prepared, handle, Some((viewers, linger)))
+}
+
+fn run_printing(
+    prepared: &Prepared,
+    handle: TrainerHandle,
+    viewers: Option<(&dyn Fn() -> usize, std::time::Duration)>,
+) -> anyhow::Result<()> {
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::{Duration, Instant};
     for sig in [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -160,18 +183,56 @@ pub fn run_headless_with(prepared: &Prepared, handle: TrainerHandle) -> anyhow::
     }
     let mut printer = HeadlessPrinter::new(std::io::stdout(), prepared.config.train.max_iters);
     let mut result = Ok(());
-    for ev in handle.events.iter() {
+    // Since when a run that no longer trains (finished, or paused by a
+    // non-finite step) has had no viewer.
+    let mut idle: Option<Option<Instant>> = None;
+    let mut asked_stop = false;
+    loop {
+        let ev = match handle.events.recv_timeout(Duration::from_millis(250)) {
+            Ok(ev) => ev,
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                if let (Some((count, linger)), Some(since)) = (viewers, idle.as_mut()) {
+                    if count() > 0 {
+                        *since = None;
+                    } else {
+                        let t = *since.get_or_insert_with(Instant::now);
+                        if t.elapsed() >= linger && !asked_stop {
+                            let _ = writeln!(
+                                std::io::stdout(),
+                                "no viewer for {}: the trainer ends",
+                                fmt_duration(linger.as_secs_f64())
+                            );
+                            let _ = handle.commands.send(Command::Stop);
+                            asked_stop = true;
+                        }
+                    }
+                }
+                continue;
+            }
+        };
         let _ = printer.on_event(&ev);
         match &ev {
+            Event::Started(_) | Event::Resumed { .. } => idle = None,
             Event::Paused {
                 reason: Some(r), ..
             } => {
                 result = Err(anyhow::anyhow!("training stopped: {r}"));
-                let _ = handle.commands.send(Command::Stop);
+                if viewers.is_some() {
+                    idle = Some(None);
+                } else {
+                    let _ = handle.commands.send(Command::Stop);
+                }
             }
             Event::Finished { .. } => {
                 if let Some(lost) = printer.lost() {
                     result = Err(anyhow::anyhow!("{lost}"));
+                }
+                if viewers.is_some() {
+                    idle = Some(None);
+                    if result.is_ok() {
+                        continue;
+                    }
                 }
                 break;
             }

@@ -81,6 +81,16 @@ pub fn default_runs_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("runs"))
 }
 
+/// Where a new run of `config` goes when no `--out` names a directory:
+/// `NAME-UNIXTIME` under [`default_runs_dir`].
+pub fn new_run_dir(config: &Config) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    default_runs_dir().join(format!("{}-{stamp}", sanitize_name(&config.name)))
+}
+
 /// Loads data and tokenizer, checks everything, and lays out the run directory.
 /// Every failure is one line naming the file or key and what to do.
 ///
@@ -113,13 +123,7 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
         config.validate()?;
         run_dir = match &opts.out {
             Some(o) => o.clone(),
-            None => {
-                let stamp = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                default_runs_dir().join(format!("{}-{stamp}", sanitize_name(&config.name)))
-            }
+            None => new_run_dir(&config),
         };
     }
     config.validate()?;

@@ -68,6 +68,9 @@ pub fn draw(frame: &mut Frame, app: &App, t: &Theme) {
     if app.confirming_quit() {
         draw_confirm(t, frame, area);
     }
+    if app.asking_continue() {
+        draw_continue(app, t, frame, area);
+    }
 }
 
 /// Where each pane goes (in `Pane::ALL` order); a hidden pane gets an empty rect.
@@ -177,15 +180,16 @@ fn draw_help(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
 }
 
 fn draw_confirm(t: &Theme, frame: &mut Frame, area: Rect) {
-    let rect = centered(area, 52, 5);
+    let rect = centered(area, 56, 6);
     frame.render_widget(Clear, rect);
     let lines = vec![
-        Line::styled("Training is running. Stop it (saving a", t.text()),
-        Line::styled("checkpoint) and quit?", t.text()),
         Line::styled(
-            "y / Enter: stop and quit · any other key: cancel",
-            t.accent(),
+            "Training is running. Stop it (saving a checkpoint),",
+            t.text(),
         ),
+        Line::styled("or leave it running in the background?", t.text()),
+        Line::styled("s / y / Enter: stop · d / l: leave (detach)", t.accent()),
+        Line::styled("Esc or any other key: cancel", t.muted()),
     ];
     frame.render_widget(
         Paragraph::new(lines).style(t.base()).block(
@@ -193,6 +197,34 @@ fn draw_confirm(t: &Theme, frame: &mut Frame, area: Rect) {
                 .borders(Borders::ALL)
                 .border_style(t.warn())
                 .title(Span::styled(" quit? ", t.warn())),
+        ),
+        rect,
+    );
+}
+
+fn draw_continue(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
+    let rect = centered(area, 56, 5);
+    frame.render_widget(Clear, rect);
+    let lines = vec![
+        Line::from(vec![
+            Span::styled(
+                format!("Finished at step {}. More steps: ", app.step),
+                t.text(),
+            ),
+            Span::styled(format!("{}▏", app.continue_input), t.accent()),
+        ]),
+        Line::styled(
+            "learning rate: cosine re-stretched to the new end",
+            t.muted(),
+        ),
+        Line::styled("digits, Enter: continue · Esc: cancel", t.accent()),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines).style(t.base()).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(t.border(true))
+                .title(Span::styled(" continue ", t.title(true))),
         ),
         rect,
     );

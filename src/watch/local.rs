@@ -249,7 +249,7 @@ fn run(
                     }
                 }
             }
-            Ok(Command::Pause | Command::Resume | Command::Save) => {
+            Ok(Command::Pause | Command::Resume | Command::Save | Command::Continue { .. }) => {
                 let _ = tx.send(Event::Log(NO_TRAINER.into()));
             }
             Err(RecvTimeoutError::Timeout) => {}

@@ -223,8 +223,60 @@ impl<D: Kernels> Trainer<D> {
             }
             Command::Generate(req) => self.spawn_generation(req),
             Command::Stop => return true,
+            Command::Continue { .. } => self.send(Event::Log(
+                "continue: the run has not finished yet; it can go on past its end once it has"
+                    .into(),
+            )),
         }
         false
+    }
+
+    /// Moves the run's end to `max_iters` (a finished run goes on): the
+    /// config.toml of the run says so too, so a later `--resume` keeps it.
+    /// The schedule follows `lr_decay_iters()` (re-stretched to the new end
+    /// unless `train.lr_decay_iters` is set). Returns whether it moved.
+    fn extend(&mut self, max_iters: usize) -> bool {
+        if max_iters <= self.step || max_iters == self.cfg.train.max_iters {
+            self.send(Event::Log(format!(
+                "continue: step {max_iters} is not past step {}; give a later step",
+                self.step
+            )));
+            return false;
+        }
+        let old = self.cfg.train.max_iters;
+        let lr_before = self.schedule_lr();
+        self.cfg.train.max_iters = max_iters;
+        let path = self.run_dir.join("config.toml");
+        if let Err(e) = crate::fsutil::atomic_write(&path, self.cfg.to_toml_string().as_bytes()) {
+            self.cfg.train.max_iters = old;
+            self.send(Event::Log(format!(
+                "continue: cannot write {}: {e}; the run still ends at step {old}",
+                path.display()
+            )));
+            return false;
+        }
+        self.send(Event::Started(self.run_info()));
+        self.send(Event::Log(format!(
+            "continuing to step {max_iters} (was {old}); learning rate at step {} {:.2e} -> {:.2e}, cosine decay to {:.2e} at step {}",
+            self.step,
+            lr_before,
+            self.schedule_lr(),
+            self.cfg.train.min_lr,
+            self.cfg.lr_decay_iters()
+        )));
+        true
+    }
+
+    /// The schedule's learning rate at the current step.
+    fn schedule_lr(&self) -> f64 {
+        let t = &self.cfg.train;
+        super::schedule::lr_at(
+            self.step,
+            t.learning_rate,
+            t.min_lr,
+            t.warmup_iters,
+            self.cfg.lr_decay_iters(),
+        )
     }
 
     fn log_eval(&mut self) {
@@ -260,7 +312,7 @@ impl<D: Kernels> Trainer<D> {
     /// The loop. Returns when done, stopped, or failed (the event says which).
     pub fn run(mut self, commands: Receiver<Command>, stop: Arc<AtomicBool>) {
         let started = Instant::now();
-        let t = self.cfg.train.clone();
+        let mut t = self.cfg.train.clone();
         let tokens_per_step = self.tokens_per_step();
         self.send(Event::Started(self.run_info()));
         for note in std::mem::take(&mut self.notes) {
@@ -313,8 +365,15 @@ impl<D: Kernels> Trainer<D> {
                     return;
                 }
                 self.send(Event::Finished { step: self.step });
-                self.serve_finished(&commands, &stop, started);
-                return;
+                if !self.serve_finished(&commands, &stop, started) {
+                    return;
+                }
+                // Continued past the end: the new end, and the speed
+                // window starts afresh.
+                t = self.cfg.train.clone();
+                window_start = Instant::now();
+                window_steps = 0;
+                continue;
             }
             let t0 = Instant::now();
             let out = self.train_step();
@@ -380,24 +439,31 @@ impl<D: Kernels> Trainer<D> {
     }
 
     /// After the last step: stays for commands (generation, probes) until
-    /// told to stop; saving, pausing and resuming no longer apply.
+    /// told to stop (false) or to continue past the end (true); saving,
+    /// pausing and resuming no longer apply.
     fn serve_finished(
         &mut self,
         commands: &Receiver<Command>,
         stop: &AtomicBool,
         started: Instant,
-    ) {
+    ) -> bool {
         self.paused = true;
         loop {
             match commands.recv_timeout(Duration::from_millis(200)) {
-                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return false,
                 Ok(Command::Save) | Ok(Command::Pause) | Ok(Command::Resume) => {}
+                Ok(Command::Continue { max_iters }) => {
+                    if self.extend(max_iters) {
+                        self.paused = false;
+                        return true;
+                    }
+                }
                 Ok(c) => {
                     self.handle(c, started);
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if stop.load(Ordering::SeqCst) {
-                        return;
+                        return false;
                     }
                 }
             }
