@@ -6,7 +6,7 @@
 //! or a run read from disk). It joins the
 //! state (`crate::app`) and the view (`crate::ui`), which know nothing of it.
 
-use crate::app::{App, AppInit, Effect, KeyMap, RunState};
+use crate::app::{App, AppInit, Effect, KeyMap, OverlayRun, RunState};
 use crate::config::OnHangup;
 use crate::train::{Event, Prepared, SampleSettings, TrainerHandle};
 use crate::ui::{self, ColorDepth, Theme};
@@ -105,15 +105,24 @@ pub fn run_attached(
     handle: TrainerHandle,
     theme_override: Option<String>,
     role: Role,
+    overlay: Option<OverlaySource>,
 ) -> anyhow::Result<Ending> {
-    run(prepared, handle, theme_override, role)
+    run(prepared, handle, theme_override, role, overlay)
 }
+
+/// Other runs' curves for the loss chart (`headsup watch A B ...`): called
+/// every [`OVERLAY_POLL`], it returns them when they changed.
+pub type OverlaySource = Box<dyn FnMut() -> Option<Vec<OverlayRun>>>;
+
+/// How often the overlaid runs are read again.
+const OVERLAY_POLL: Duration = Duration::from_secs(2);
 
 fn run(
     prepared: Prepared,
     handle: TrainerHandle,
     theme_override: Option<String>,
     role: Role,
+    mut overlay: Option<OverlaySource>,
 ) -> anyhow::Result<Ending> {
     // Everything that can fail on user input fails before the terminal changes.
     let ui_cfg = &prepared.config.ui;
@@ -234,6 +243,7 @@ fn run(
     }
     drop(tx);
 
+    let mut next_overlay = Instant::now();
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let mut detached = false;
@@ -241,6 +251,13 @@ fn run(
         if detached || hangup.load(Ordering::Relaxed) {
             detached = true;
             break Ok(());
+        }
+        if let Some(poll) = overlay.as_mut().filter(|_| Instant::now() >= next_overlay) {
+            next_overlay = Instant::now() + OVERLAY_POLL;
+            if let Some(runs) = poll() {
+                app.loss.overlay = runs;
+                dirty = true;
+            }
         }
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame_interval) {
             if let Err(e) = terminal.draw(|f| ui::draw(f, &app, &theme)) {

@@ -1,6 +1,8 @@
 //! The viewer commands: `headsup attach [RUN]` (the workbench on a run a
-//! trainer in another process serves) and `headsup watch RUN` (the
-//! workbench on a run read from disk, no trainer). Both build what the
+//! trainer in another process serves), `headsup` / `headsup tui` (which
+//! start that trainer process first) and `headsup watch RUN [RUN...]` (the
+//! workbench on a run read from disk, no trainer; further runs' loss curves
+//! overlaid). Both build what the
 //! workbench needs from the run directory (its config, dataset, tokenizer)
 //! and hand `tui` a trainer handle, which it cannot tell from a local one.
 
@@ -87,7 +89,7 @@ pub fn attach(run: Option<PathBuf>, theme: Option<String>) -> anyhow::Result<()>
     let run = attach_target(run)?;
     let prepared = prepared_for(&run, None)?;
     let (handle, _snapshot) = crate::serve::run::attach(&run)?;
-    crate::tui::run_attached(prepared, handle, theme, Role::Viewer).map(|_| ())
+    crate::tui::run_attached(prepared, handle, theme, Role::Viewer, None).map(|_| ())
 }
 
 /// `headsup` / `headsup tui` on a terminal: starts the trainer as a process
@@ -104,7 +106,7 @@ pub fn workbench(
         prepared_for(&args.run, None).and_then(|p| Ok((p, crate::serve::run::attach(&args.run)?)));
     let ending = match attached {
         Ok((prepared, (handle, _snapshot))) => {
-            crate::tui::run_attached(prepared, handle, theme, Role::Owner(on_hangup))
+            crate::tui::run_attached(prepared, handle, theme, Role::Owner(on_hangup), None)
         }
         Err(e) => Err(e),
     };
@@ -140,9 +142,13 @@ pub fn watch(runs: &[PathBuf], theme: Option<String>) -> anyhow::Result<()> {
     let Some(run) = runs.first() else {
         anyhow::bail!("watch: name a run directory or a transformers output_dir");
     };
-    if runs.len() > 1 {
-        anyhow::bail!("watch: overlaying several runs is not done yet; watch one run at a time");
-    }
+    // The other runs: their loss curves over the first's (checked now,
+    // before the terminal changes).
+    let others = runs[1..]
+        .iter()
+        .map(|d| crate::watch::Watched::open(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let overlay = (!others.is_empty()).then(|| overlay_source(others));
     // The tokenizer: the run's, else the newest checkpoint's.
     let tok = if run.join("tokenizer.json").is_file() {
         None
@@ -163,5 +169,66 @@ pub fn watch(runs: &[PathBuf], theme: Option<String>) -> anyhow::Result<()> {
             .collect()
     });
     let handle = crate::watch::local::spawn(run, probe, Duration::from_millis(500))?;
-    crate::tui::run_attached(prepared, handle, theme, Role::Viewer).map(|_| ())
+    crate::tui::run_attached(prepared, handle, theme, Role::Viewer, overlay).map(|_| ())
+}
+
+/// Reads the overlaid runs again (new lines of metrics.jsonl, a newer
+/// trainer_state.json) and hands them over when something changed.
+fn overlay_source(mut runs: Vec<crate::watch::Watched>) -> crate::tui::OverlaySource {
+    let tokens: Vec<Option<f64>> = runs
+        .iter()
+        .map(|w| {
+            Config::load(&w.dir.join("config.toml"))
+                .ok()
+                .map(|c| (c.train.batch_size * c.model.block_size) as f64)
+        })
+        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for w in &runs {
+        let base = w
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| w.dir.display().to_string());
+        let n = names
+            .iter()
+            .filter(|x| x.split(" #").next() == Some(&base))
+            .count();
+        names.push(if n == 0 {
+            base
+        } else {
+            format!("{base} #{}", n + 1)
+        });
+    }
+    let mut first = true;
+    Box::new(move || {
+        let mut changed = std::mem::take(&mut first);
+        for w in runs.iter_mut() {
+            changed |= w.poll().unwrap_or(false);
+        }
+        changed.then(|| {
+            runs.iter()
+                .zip(&names)
+                .zip(&tokens)
+                .map(|((w, name), tok)| {
+                    let h = w.history();
+                    crate::app::OverlayRun {
+                        name: name.clone(),
+                        tokens_per_step: *tok,
+                        train: h
+                            .map(|h| h.steps.iter().map(|p| (p.step, p.loss as f64)).collect())
+                            .unwrap_or_default(),
+                        val: h
+                            .map(|h| {
+                                h.evals
+                                    .iter()
+                                    .map(|e| (e.step as f64, e.val_loss as f64))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect()
+        })
+    })
 }

@@ -33,6 +33,7 @@ pub enum Action {
     SmoothLess,
     LogScale,
     Window,
+    AlignX,
     GradNorm,
     LayerPrev,
     LayerNext,
@@ -123,6 +124,11 @@ impl Action {
             Action::Window,
             "window",
             "loss: full history / recent window",
+        ),
+        (
+            Action::AlignX,
+            "align",
+            "loss, several runs (watch A B ...): x axis by step / by tokens seen",
         ),
         (
             Action::GradNorm,
@@ -366,6 +372,7 @@ impl Default for KeyMap {
                 b(Action::SmoothLess, vec![Key::ch('-')]),
                 b(Action::LogScale, vec![Key::ch('g')]),
                 b(Action::Window, vec![Key::ch('w')]),
+                b(Action::AlignX, vec![Key::ch('x')]),
                 b(Action::GradNorm, vec![Key::ch('n')]),
                 b(Action::LayerPrev, vec![Key::ch('[')]),
                 b(Action::LayerNext, vec![Key::ch(']')]),

@@ -1,6 +1,8 @@
 //! The loss pane's state: train loss, learning rate and gradient-norm series,
 //! eval points, the best validation loss, and the view toggles (EMA, log
-//! scale, recent window).
+//! scale, recent window), and the other runs overlaid on it by `headsup
+//! watch A B ...` (each its train loss and validation points, aligned by step
+//! or by tokens seen).
 
 use super::series::Series;
 use crate::train::{EvalStats, StepStats};
@@ -28,6 +30,25 @@ pub struct LossView {
     pub last_grad_norm: Option<f32>,
     /// `train.grad_clip`: gradients are scaled down to this norm (None: no clipping).
     pub grad_clip: Option<f64>,
+    /// Other runs drawn over this one (`headsup watch A B ...`); empty: none.
+    pub overlay: Vec<OverlayRun>,
+    /// With an overlay: the x axis is tokens seen (step x tokens per step of
+    /// each run) instead of the step.
+    pub by_tokens: bool,
+}
+
+/// Another run's curves, for the overlay.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OverlayRun {
+    /// The run directory's name, the legend entry.
+    pub name: String,
+    /// Tokens per optimizer step (batch x block from its config); `None`
+    /// when unknown (a transformers run): drawn by step even by tokens.
+    pub tokens_per_step: Option<f64>,
+    /// (step, train loss).
+    pub train: Vec<(f64, f64)>,
+    /// (step, validation loss).
+    pub val: Vec<(f64, f64)>,
 }
 
 impl Default for LossView {
@@ -47,6 +68,8 @@ impl Default for LossView {
             best_val: None,
             last_grad_norm: None,
             grad_clip: None,
+            overlay: Vec::new(),
+            by_tokens: false,
         }
     }
 }

@@ -24,7 +24,7 @@ pub mod series;
 pub use attention::AttentionView;
 pub use browser::{prefix_at_char_boundary, Browser, PIECES_PREFIX_BYTES};
 pub use keymap::{Action, Key, KeyMap, KeyMapError};
-pub use loss::LossView;
+pub use loss::{LossView, OverlayRun};
 pub use playground::{Entry, InputLine, Playground};
 pub use series::Series;
 
@@ -581,6 +581,13 @@ impl App {
             Action::SmoothLess => self.loss.smooth_less(),
             Action::LogScale => self.loss.log_scale = !self.loss.log_scale,
             Action::Window => self.loss.recent = !self.loss.recent,
+            Action::AlignX => {
+                if self.loss.overlay.is_empty() {
+                    self.message = Some("x: aligns several runs (headsup watch A B ...)".into());
+                } else {
+                    self.loss.by_tokens = !self.loss.by_tokens;
+                }
+            }
             Action::GradNorm => self.loss.show_grad = !self.loss.show_grad,
             Action::LayerPrev => self.attention.step_layer(-1),
             Action::LayerNext => self.attention.step_layer(1),

@@ -106,6 +106,13 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     } else {
         "all".into()
     });
+    if !l.overlay.is_empty() {
+        flags.push(format!(
+            "{} runs by {} (x) · attention, playground: the first",
+            l.overlay.len() + 1,
+            if l.by_tokens { "tokens" } else { "step" }
+        ));
+    }
     let title = Line::from(vec![
         Span::raw("loss "),
         Span::styled(flags.join(" · "), t.muted()),
@@ -150,6 +157,31 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         return;
     }
     let c = curves(app);
+    if !l.overlay.is_empty() {
+        super::loss_overlay::draw(app, t, frame, chart_r);
+    } else {
+        draw_chart(app, t, frame, chart_r, &c);
+    }
+    if lr_h == 0 {
+        return;
+    }
+    // Both small charts when there is room, else the one the toggle picks.
+    if lr_r.width >= MIN_SIDE_BY_SIDE {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(lr_r);
+        draw_lr(t, frame, left, &c);
+        draw_grad(l, t, frame, right, &c);
+    } else if l.show_grad {
+        draw_grad(l, t, frame, lr_r, &c);
+    } else {
+        draw_lr(t, frame, lr_r, &c);
+    }
+}
+
+/// The one-run chart: train loss, its EMA, eval train and val.
+fn draw_chart(app: &App, t: &Theme, frame: &mut Frame, chart_r: Rect, c: &LossCurves) {
+    let l = &app.loss;
     let mut sets = Vec::new();
     // The raw curve keeps its colour under the EMA (it used to be drawn in
     // the border colour, which hid it); the EMA has its own.
@@ -206,22 +238,6 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         .y_axis(Axis::default().bounds(c.y).labels(ylabels).style(t.muted()))
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
     frame.render_widget(chart, chart_r);
-
-    if lr_h == 0 {
-        return;
-    }
-    // Both small charts when there is room, else the one the toggle picks.
-    if lr_r.width >= MIN_SIDE_BY_SIDE {
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(lr_r);
-        draw_lr(t, frame, left, &c);
-        draw_grad(l, t, frame, right, &c);
-    } else if l.show_grad {
-        draw_grad(l, t, frame, lr_r, &c);
-    } else {
-        draw_lr(t, frame, lr_r, &c);
-    }
 }
 
 /// Below this width the learning rate and gradient norm charts take turns.

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod export;
 pub mod heatmap;
 pub mod loss;
+pub mod loss_overlay;
 pub mod palette;
 pub mod playground;
 pub mod status;
