@@ -28,8 +28,11 @@ pub enum Cmd {
     Tui(TuiArgs),
     /// Generate text from a checkpoint.
     Generate(GenerateArgs),
-    /// Validation loss, perplexity and next-token accuracy of a checkpoint.
+    /// Validation loss, perplexity and next-token accuracy of a checkpoint
+    /// (a masked LM: masked loss and top-1/top-5 accuracy).
     Eval(EvalArgs),
+    /// Fill every [MASK] of a text with a masked-LM (BERT) checkpoint: top-k with probabilities.
+    Fill(FillArgs),
     /// Throughput and memory benchmark; prints JSON.
     Bench(BenchArgs),
     /// List runs: state (live, finished, stopped, crashed), step, best val loss, last activity.
@@ -192,6 +195,19 @@ impl GenerateArgs {
             seed: self.seed,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct FillArgs {
+    /// Masked-LM checkpoint directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The text, with [MASK] where a token is to be filled, e.g. "床前明[MASK]光".
+    #[arg(long)]
+    pub text: String,
+    /// Candidates shown per mask.
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
 }
 
 #[derive(Debug, Args)]

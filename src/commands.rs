@@ -1,8 +1,10 @@
 //! The one-shot subcommands that use a checkpoint: `generate` (stream text
-//! from it) and `eval` (validation loss, perplexity, next-token accuracy; or,
-//! with `--references`, completions scored with BLEU, ROUGE, F1 and exact match).
+//! from it), `fill` (a masked LM's candidates for each `[MASK]`) and `eval`
+//! (validation loss, perplexity, next-token accuracy, or a masked LM's masked
+//! loss and accuracy; or, with `--references`, completions scored with BLEU,
+//! ROUGE, F1 and exact match).
 
-use crate::cli::{EvalArgs, GenerateArgs};
+use crate::cli::{EvalArgs, FillArgs, GenerateArgs};
 use crate::experiment::load_experiment;
 use crate::model::infer::HostModel;
 use crate::model::sample::generate_within;
@@ -16,6 +18,12 @@ use std::path::Path;
 /// `headsup generate`: the prompt, then the tokens as they come.
 pub fn run_generate(a: &GenerateArgs) -> Result<()> {
     let p = crate::model::pretrained::open(&a.checkpoint)?;
+    if p.model.bert.is_some() {
+        bail!(
+            "checkpoint {}: is a masked LM (BERT), which fills [MASK]s instead of generating; use headsup fill --checkpoint DIR --text \"...[MASK]...\"",
+            a.checkpoint.display()
+        );
+    }
     if let Some(note) = &p.padding_note {
         let _ = writeln!(std::io::stderr(), "{}", crate::sanitize::escape(note));
     }
@@ -47,6 +55,91 @@ pub fn run_generate(a: &GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// One mask's candidates: `(id, probability)`, best first.
+pub type Candidates = Vec<(u32, f32)>;
+
+/// A masked LM's `k` best fills for every `[MASK]` of `text` (wrapped in
+/// `[CLS] ... [SEP]`): the ids, the masks' token positions and candidates.
+/// Ids at or past `id_limit` (a padded vocabulary) are never proposed.
+pub fn fill_masks(
+    p: &crate::model::pretrained::Pretrained,
+    text: &str,
+    k: usize,
+) -> Result<(Vec<usize>, Vec<usize>, Vec<Candidates>)> {
+    let tok = &p.tokenizer;
+    let sp = train::masking::SpecialIds::of(tok).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
+    let mut ids = vec![sp.cls];
+    ids.extend(tok.encode_marked(text).into_iter().map(|t| t as usize));
+    ids.push(sp.sep);
+    let positions: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == sp.mask).collect();
+    if positions.is_empty() {
+        bail!("--text has no [MASK]; write [MASK] where a token is to be filled, e.g. \"床前明[MASK]光\"");
+    }
+    let n = p.model.cfg.n_positions;
+    if ids.len() > n {
+        bail!(
+            "--text is {} tokens with [CLS] and [SEP], more than the model's {n} positions; shorten it",
+            ids.len()
+        );
+    }
+    let v = p.model.cfg.vocab_size;
+    let logits = p
+        .model
+        .logits_at(&ids, &positions, 1, ids.len(), true)
+        .as_vec();
+    let lim = p.id_limit.min(v);
+    let cands = logits
+        .chunks(v)
+        .map(|row| {
+            let row = &row[..lim];
+            let mx = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let z: f32 = row.iter().map(|&x| (x - mx).exp()).sum();
+            let mut c: Vec<(u32, f32)> = row
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| (i as u32, (x - mx).exp() / z))
+                .collect();
+            c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            c.truncate(k.max(1));
+            c
+        })
+        .collect();
+    Ok((ids, positions, cands))
+}
+
+/// `headsup fill`: each `[MASK]`'s top-k candidates with probabilities, then
+/// the text with every mask replaced by its best candidate.
+pub fn run_fill(a: &FillArgs) -> Result<()> {
+    let p = crate::model::pretrained::open(&a.checkpoint)?;
+    if p.model.bert.is_none() {
+        bail!(
+            "checkpoint {}: is a causal LM (GPT-2); fill needs a masked LM (trained with model.arch = \"bert\"); use headsup generate for this one",
+            a.checkpoint.display()
+        );
+    }
+    let (ids, positions, cands) = fill_masks(&p, &a.text, a.top_k)?;
+    let tok = &p.tokenizer;
+    let piece = |id: u32| crate::sanitize::escape(&tok.decode(&[id]));
+    let mut out = std::io::stdout();
+    for (m, (pos, c)) in positions.iter().zip(&cands).enumerate() {
+        let list: Vec<String> = c
+            .iter()
+            .map(|&(id, pr)| format!("{} {pr:.4}", piece(id)))
+            .collect();
+        let _ = writeln!(out, "[MASK] {} (token {pos}): {}", m + 1, list.join("  "));
+    }
+    let mut filled = ids.clone();
+    for (pos, c) in positions.iter().zip(&cands) {
+        filled[*pos] = c[0].0 as usize;
+    }
+    let inner: Vec<u32> = filled[1..filled.len() - 1]
+        .iter()
+        .map(|&i| i as u32)
+        .collect();
+    let _ = writeln!(out, "filled: {}", escape_keep_newlines(&tok.decode(&inner)));
+    Ok(())
+}
+
 /// `headsup eval`: one JSON line.
 pub fn run_eval(a: &EvalArgs) -> Result<()> {
     if let Some(refs) = &a.references {
@@ -75,6 +168,9 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
     let ds = crate::data::Dataset::load(&cfg.data, cfg.seed)?;
     let split = crate::data::TokenSplit::new(tok.encode(&ds.corpus()), cfg.data.train_fraction);
     let block = model.cfg.n_positions;
+    if model.bert.is_some() {
+        return eval_masked(&model, &tok, &cfg, &split.val, a.batches.max(1));
+    }
     if split.val.len() < block + 1 {
         bail!(
             "data: the validation split has {} tokens, fewer than block_size + 1 = {}",
@@ -110,6 +206,54 @@ pub fn run_eval(a: &EvalArgs) -> Result<()> {
         "{{\"val_loss\": {loss:.4}, \"perplexity\": {:.3}, \"next_token_accuracy\": {:.4}, \"tokens\": {total}}}",
         loss.exp(),
         correct as f64 / total as f64
+    );
+    Ok(())
+}
+
+/// `headsup eval` of a masked LM: masked loss, top-1 and top-5 accuracy on
+/// validation windows masked as in training (seeded: the same every time).
+fn eval_masked(
+    model: &crate::model::Gpt<dfdx::prelude::Cpu>,
+    tok: &Tokenizer,
+    cfg: &crate::config::Config,
+    val: &crate::data::Tokens,
+    batches: usize,
+) -> Result<()> {
+    use train::masking::{score, MaskRule, MlmSetup, SpecialIds};
+    let block = model.cfg.n_positions;
+    if val.len() < block + 1 {
+        bail!(
+            "data: the validation split has {} tokens, fewer than block_size + 1 = {}",
+            val.len(),
+            block + 1
+        );
+    }
+    let setup = MlmSetup {
+        specials: SpecialIds::of(tok).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?,
+        rule: MaskRule::of(&cfg.train),
+        vocab: tok.id_limit().min(model.cfg.vocab_size),
+    };
+    let b = cfg.train.batch_size.max(1);
+    let v = model.cfg.vocab_size;
+    let mut bt = train::batch::Batcher::new(cfg.seed ^ 0x7661_6c21);
+    let (mut loss, mut top1, mut top5, mut n) = (0.0f64, 0usize, 0usize, 0usize);
+    for i in 0..batches {
+        let m = setup.draw(&mut bt, val, b, block, cfg.seed, u64::MAX, i as u64);
+        let logits = model
+            .logits_at(&m.inputs, &m.positions, b, block, cfg.model.fused)
+            .as_vec();
+        let (l, h1, h5) = score(&logits, &m.targets, v);
+        loss += l;
+        top1 += h1;
+        top5 += h5;
+        n += m.targets.len();
+    }
+    let nf = n.max(1) as f64;
+    println!(
+        "{{\"masked_loss\": {:.4}, \"masked_top1\": {:.4}, \"masked_top5\": {:.4}, \"masked_positions\": {n}}}",
+        loss / nf,
+        top1 as f64 / nf,
+        top5 as f64 / nf
     );
     Ok(())
 }

@@ -124,9 +124,33 @@ pub struct TokenizerConfig {
     pub train_sample_mb: u64,
 }
 
+/// `model.arch`: which network is trained.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// The GPT-2 decoder (the default).
+    #[default]
+    Gpt2,
+    /// The BERT encoder with the masked-LM head (`BertForMaskedLM`).
+    Bert,
+}
+
+/// `train.objective`: what the model learns to predict.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Causal language modelling: the next token (GPT-2).
+    #[default]
+    Clm,
+    /// Masked language modelling: masked tokens from both sides (BERT).
+    Mlm,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    /// `gpt2` (the default) or `bert`.
+    pub arch: Arch,
     pub n_layer: usize,
     pub n_head: usize,
     pub n_embd: usize,
@@ -175,6 +199,16 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Send attention probabilities of the probe every N steps (0: never).
     pub attention_interval: usize,
+    /// `clm` (next token, the default) or `mlm` (masked tokens; needs
+    /// `model.arch = "bert"`).
+    pub objective: Objective,
+    /// MLM: the fraction of (non-special) positions chosen for prediction.
+    pub mlm_probability: f64,
+    /// MLM: of the chosen positions, the fraction replaced by `[MASK]`.
+    pub mlm_mask_fraction: f64,
+    /// MLM: of the chosen positions, the fraction replaced by a random
+    /// token (the rest keep their token).
+    pub mlm_random_fraction: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -257,6 +291,7 @@ impl Default for TokenizerConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
+            arch: Arch::Gpt2,
             n_layer: 2,
             n_head: 4,
             n_embd: 64,
@@ -291,6 +326,10 @@ impl Default for TrainConfig {
             freeze: Vec::new(),
             threads: 0,
             attention_interval: 25,
+            objective: Objective::Clm,
+            mlm_probability: 0.15,
+            mlm_mask_fraction: 0.8,
+            mlm_random_fraction: 0.1,
         }
     }
 }
@@ -528,6 +567,44 @@ impl Config {
         }
         if t.eval_iters == 0 {
             return bad("train.eval_iters must be at least 1".into());
+        }
+        match (m.arch, t.objective) {
+            (Arch::Bert, Objective::Clm) => {
+                return bad(
+                    "model.arch = \"bert\" is trained with train.objective = \"mlm\"; set it"
+                        .into(),
+                )
+            }
+            (Arch::Gpt2, Objective::Mlm) => return bad(
+                "train.objective = \"mlm\" needs model.arch = \"bert\" (GPT-2 is causal); set it"
+                    .into(),
+            ),
+            _ => {}
+        }
+        if t.objective == Objective::Mlm {
+            let (p, mf, rf) = (
+                t.mlm_probability,
+                t.mlm_mask_fraction,
+                t.mlm_random_fraction,
+            );
+            if !(p > 0.0 && p <= 1.0) {
+                return bad(format!(
+                    "train.mlm_probability must be above 0 and at most 1, got {p} (BERT uses 0.15)"
+                ));
+            }
+            if !(mf >= 0.0 && rf >= 0.0 && mf + rf <= 1.0) {
+                return bad(format!(
+                    "train.mlm_mask_fraction ({mf}) and train.mlm_random_fraction ({rf}) must be at least 0 and sum to at most 1 (BERT uses 0.8 and 0.1)"
+                ));
+            }
+            if m.block_size < 3 {
+                return bad("model.block_size must be at least 3 for train.objective = \"mlm\" ([CLS], a token, [SEP])".into());
+            }
+            if m.dropout.is_some_and(|d| d > 0.0) {
+                return bad(
+                    "model.dropout is not supported with model.arch = \"bert\"; remove it".into(),
+                );
+            }
         }
         if self.tokenizer.kind == TokenizerKind::Bpe
             && self.data.token_ids == TokenIds::U16

@@ -41,6 +41,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Some(Cmd::Generate(a)) => headsup::commands::run_generate(&a),
         Some(Cmd::Eval(a)) => headsup::commands::run_eval(&a),
+        Some(Cmd::Fill(a)) => headsup::commands::run_fill(&a),
         Some(Cmd::Runs(a)) => headsup::runs::run(&a.dir),
         Some(Cmd::Cache(a)) => headsup::data::cache::run_command(a.action == CacheAction::Clear),
         Some(Cmd::Bench(a)) => headsup::bench::run(load_experiment(&a.experiment())?, &a.options()),

@@ -25,6 +25,10 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
 
+/// BERT's special tokens, added (after the corpus tokens, or at their ids
+/// when present) for `train.objective = "mlm"`.
+pub const BERT_SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
 /// The unknown token of the char tokenizer (id [`CHAR_UNK_ID`]).
 pub const UNK: &str = "[UNK]";
 /// `[UNK]`'s id in a char tokenizer.
@@ -349,6 +353,83 @@ impl Tokenizer {
         h.finish()
     }
 
+    /// The tokenizer with BERT's special tokens ([`BERT_SPECIALS`]) and a
+    /// BERT post-processor (`[CLS] text [SEP]`, as transformers' fast
+    /// tokenizers add them). Existing ids are unchanged; a tokenizer that
+    /// has them already is returned as is.
+    pub fn with_bert_specials(self) -> Result<Tokenizer, TokenizerError> {
+        if self.has_bert_specials() {
+            return Ok(self);
+        }
+        let mut inner = self.inner;
+        let toks: Vec<tokenizers::AddedToken> = BERT_SPECIALS
+            .iter()
+            .map(|t| tokenizers::AddedToken::from(*t, true))
+            .collect();
+        inner.add_special_tokens(&toks);
+        let id = |t: &str| {
+            inner
+                .token_to_id(t)
+                .ok_or_else(|| TokenizerError::Other(format!("cannot add the special token {t}")))
+        };
+        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+        inner.with_post_processor(Some(tokenizers::processors::bert::BertProcessing::new(
+            ("[SEP]".into(), sep),
+            ("[CLS]".into(), cls),
+        )));
+        Ok(Self::wrap(inner))
+    }
+
+    /// Whether every one of [`BERT_SPECIALS`] is a special token here.
+    pub fn has_bert_specials(&self) -> bool {
+        BERT_SPECIALS.iter().all(|t| self.special_id(t).is_some())
+    }
+
+    /// The id of special (added) token `token`, if the tokenizer has it.
+    pub fn special_id(&self, token: &str) -> Option<u32> {
+        self.inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .find(|(_, t)| t.special && t.content == token)
+            .map(|(id, _)| id)
+    }
+
+    /// [`Tokenizer::encode`] of text typed by a user: the special tokens
+    /// written in it (`[MASK]`, ...) become their ids; the text between them
+    /// is encoded as usual. (`encode` itself, for data, never matches them.)
+    pub fn encode_marked(&self, text: &str) -> Vec<u32> {
+        let specials: Vec<(String, u32)> = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, t)| (t.content, id))
+            .collect();
+        let mut out = Vec::new();
+        let mut rest = text;
+        loop {
+            let next = specials
+                .iter()
+                .filter_map(|(s, id)| rest.find(s.as_str()).map(|at| (at, s.len(), *id)))
+                .min_by_key(|&(at, len, _)| (at, std::cmp::Reverse(len)));
+            match next {
+                Some((at, len, id)) => {
+                    if at > 0 {
+                        out.extend(self.encode(&rest[..at]));
+                    }
+                    out.push(id);
+                    rest = &rest[at + len..];
+                }
+                None => {
+                    if !rest.is_empty() {
+                        out.extend(self.encode(rest));
+                    }
+                    return out;
+                }
+            }
+        }
+    }
+
     pub fn kind(&self) -> TokenizerKind {
         self.kind
     }
@@ -512,7 +593,7 @@ fn char_fast_path(
     let ModelWrapper::WordLevel(model) = inner.get_model() else {
         return None;
     };
-    if inner.get_normalizer().is_some() || !inner.get_added_tokens_decoder().is_empty() {
+    if inner.get_normalizer().is_some() || !only_bert_specials(inner) {
         return None;
     }
     let ours = serde_json::to_value(PreTokenizerWrapper::from(char_splitter().ok()?)).ok()?;
@@ -531,6 +612,15 @@ fn char_fast_path(
     Some((map, unk))
 }
 
+/// True when `inner` has no added tokens but (some of) [`BERT_SPECIALS`]:
+/// `encode` of data never matches those, so the fast paths stay exact.
+fn only_bert_specials(inner: &tokenizers::Tokenizer) -> bool {
+    inner
+        .get_added_tokens_decoder()
+        .values()
+        .all(|t| t.special && BERT_SPECIALS.contains(&t.content.as_str()))
+}
+
 /// True when `inner` is a byte-level BPE of the shape `train_bpe` makes (or
 /// GPT-2's): a BPE model without dropout, no normalizer, no added tokens, and
 /// the `ByteLevel` pre-tokenizer with the GPT-2 regex and no prefix space.
@@ -540,7 +630,7 @@ fn bpe_fast_path(inner: &tokenizers::Tokenizer) -> bool {
     };
     model.dropout.is_none()
         && inner.get_normalizer().is_none()
-        && inner.get_added_tokens_decoder().is_empty()
+        && only_bert_specials(inner)
         && matches!(
             inner.get_pre_tokenizer(),
             Some(PreTokenizerWrapper::ByteLevel(b)) if !b.add_prefix_space && b.use_regex

@@ -88,12 +88,14 @@ fn events_fold_into_state() {
         train_loss: 3.0,
         val_loss: 3.2,
         best_val_loss: 3.2,
+        masked: None,
     }));
     app.update_event(Event::Eval(EvalStats {
         step: 40,
         train_loss: 2.0,
         val_loss: 3.4,
         best_val_loss: 3.2,
+        masked: None,
     }));
     assert_eq!(app.loss.best_val, Some(3.2));
     app.update_event(Event::Attention(attention(&["a", "b", "c"], 2, 2)));

@@ -179,7 +179,11 @@ pub fn read_safetensors(path: &Path) -> Result<NamedTensors, CheckpointError> {
 }
 
 /// Writes `config.json` and `model.safetensors` of `model` into `dir`.
+/// A BERT model is written in `BertForMaskedLM` layout ([`super::bert_io`]).
 pub fn save_model<D: Device<f32>>(model: &Gpt<D>, dir: &Path) -> Result<(), CheckpointError> {
+    if model.bert.is_some() {
+        return super::bert_io::save_bert(model, dir);
+    }
     std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Write {
         path: dir.into(),
         source,
@@ -205,7 +209,11 @@ pub fn save_model<D: Device<f32>>(model: &Gpt<D>, dir: &Path) -> Result<(), Chec
 }
 
 /// Reads `config.json` of a checkpoint directory.
+/// A BERT checkpoint's sizes come from its BertConfig keys.
 pub fn load_config(dir: &Path) -> Result<GptConfig, CheckpointError> {
+    if super::bert_io::is_bert_dir(dir) {
+        return super::bert_io::load_bert_config(dir).map(|b| b.to_gpt());
+    }
     load_hf_config(dir).map(|hf| hf.to_gpt())
 }
 
@@ -345,7 +353,11 @@ fn params_u128(cfg: &GptConfig) -> u128 {
 }
 
 /// Loads a model from a checkpoint directory, checking every tensor.
+/// A BERT checkpoint (`model_type` bert) loads as a BERT model.
 pub fn load_model<D: Device<f32>>(dev: &D, dir: &Path) -> Result<Gpt<D>, CheckpointError> {
+    if super::bert_io::is_bert_dir(dir) {
+        return super::bert_io::load_bert(dev, dir);
+    }
     let hf = load_hf_config(dir)?;
     let cfg = hf.to_gpt();
     let st_path = dir.join("model.safetensors");

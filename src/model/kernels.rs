@@ -33,14 +33,26 @@ pub trait Ops<D: Device<f32>> {
         plain::gelu(x)
     }
 
-    /// Causal multi-head self-attention from the fused q/k/v projection
-    /// `(B, S, 3C)` to `(B, S, C)`, and the `(B, H, S, S)` probabilities when asked.
+    /// Multi-head self-attention from the fused q/k/v projection `(B, S, 3C)`
+    /// to `(B, S, C)`, and the `(B, H, S, S)` probabilities when asked;
+    /// `causal`: each position sees itself and earlier ones only (GPT-2),
+    /// otherwise every position (BERT's bidirectional encoder).
+    fn attention<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        qkv: T3<D, T>,
+        n_head: usize,
+        causal: bool,
+        keep_probs: bool,
+    ) -> (T3<D, T>, Option<T4<D>>) {
+        plain::attention(qkv, n_head, causal, keep_probs)
+    }
+
+    /// [`Ops::attention`] with the causal mask (GPT-2).
     fn causal_attention<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
         qkv: T3<D, T>,
         n_head: usize,
         keep_probs: bool,
     ) -> (T3<D, T>, Option<T4<D>>) {
-        plain::causal_attention(qkv, n_head, keep_probs)
+        Self::attention(qkv, n_head, true, keep_probs)
     }
 
     /// `x @ w + b` over the last axis, `x: (B,S,I)`, `w: (I,O)`, `b: (O,)`.
@@ -52,13 +64,23 @@ pub trait Ops<D: Device<f32>> {
         plain::linear(x, w, b)
     }
 
-    /// `gelu(x W + b)`: the MLP's first layer and its activation.
+    /// `gelu(x W + b)`: the MLP's first layer and its activation (tanh GELU).
     fn linear_gelu<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
         x: T3<D, T>,
         w: &T2<D>,
         b: &T1<D>,
     ) -> T3<D, T> {
-        plain::linear_gelu(x, w, b)
+        Self::linear_act(x, w, b, Gelu::Tanh)
+    }
+
+    /// `gelu(x W + b)` with the GELU `act` names (BERT uses [`Gelu::Erf`]).
+    fn linear_act<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        x: T3<D, T>,
+        w: &T2<D>,
+        b: &T1<D>,
+        act: Gelu,
+    ) -> T3<D, T> {
+        plain::linear_act(x, w, b, act)
     }
 
     /// `res + x W + b`: a linear layer added onto the residual stream.
@@ -94,6 +116,14 @@ pub trait Ops<D: Device<f32>> {
     ) -> Tensor<(), f32, D, T> {
         plain::cross_entropy(logits, targets)
     }
+}
+
+/// Which GELU an MLP applies: GPT-2's tanh approximation (`gelu_new`) or the
+/// exact erf form (BERT's `gelu`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gelu {
+    Tanh,
+    Erf,
 }
 
 /// The plain dfdx compositions of [`plain`], on any device.
@@ -194,12 +224,22 @@ pub mod plain {
             + b.clone().broadcast_like::<_, Axes2<0, 1>>(&shape)
     }
 
-    /// The per-head attention scores of the fused `(B, S, 3C)` projection,
-    /// scaled and causally masked, `(B, H, S, S)`, and the values `(B, H, S, hd)`:
-    /// what every plain attention variant (with or without dropout) starts from.
+    /// [`scores`] with the causal mask.
     pub fn causal_scores<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
         qkv: T3<D, T>,
         n_head: usize,
+    ) -> (T4<D, T>, T4<D, T>) {
+        scores(qkv, n_head, true)
+    }
+
+    /// The per-head attention scores of the fused `(B, S, 3C)` projection,
+    /// scaled (and causally masked when `causal`), `(B, H, S, S)`, and the
+    /// values `(B, H, S, hd)`: what every plain attention variant (with or
+    /// without dropout) starts from.
+    pub fn scores<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        qkv: T3<D, T>,
+        n_head: usize,
+        causal: bool,
     ) -> (T4<D, T>, T4<D, T>) {
         let (b, s, c3) = *qkv.shape();
         let c = c3 / 3;
@@ -214,6 +254,9 @@ pub mod plain {
         let v = split(qkv.slice((.., .., 2 * c..3 * c)));
         let scale = 1.0 / (hd as f32).sqrt();
         let scores = q.matmul(k.permute::<_, Axes4<0, 1, 3, 2>>()) * scale;
+        if !causal {
+            return (scores, v);
+        }
         let mask: Tensor<(usize, usize), f32, D> =
             dev.upper_tri_like(&(s, s), f32::NEG_INFINITY, 1);
         (
@@ -237,8 +280,17 @@ pub mod plain {
         n_head: usize,
         keep_probs: bool,
     ) -> (T3<D, T>, Option<T4<D>>) {
+        attention(qkv, n_head, true, keep_probs)
+    }
+
+    pub fn attention<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        qkv: T3<D, T>,
+        n_head: usize,
+        causal: bool,
+        keep_probs: bool,
+    ) -> (T3<D, T>, Option<T4<D>>) {
         let (b, s, c3) = *qkv.shape();
-        let (scores, v) = causal_scores(qkv, n_head);
+        let (scores, v) = self::scores(qkv, n_head, causal);
         let probs = scores.softmax::<Axis<3>>();
         let (probs, tape) = probs.split_tape();
         let kept = keep_probs.then(|| probs.clone());
@@ -261,12 +313,41 @@ pub mod plain {
         x.fast_gelu()
     }
 
+    /// The exact GELU, `x Φ(x)` (BERT's `gelu`). dfdx 0.13.0's
+    /// `accurate_gelu` computes the value right but its derivative's `x φ(x)`
+    /// term `sqrt(2)` too large; the added `k exp(-x²/2)`, minus the same
+    /// value off the tape, is zero in value and takes exactly that excess
+    /// off the gradient (`k = 1/sqrt(pi) - 1/sqrt(2 pi)`); the exact GELU's
+    /// derivative is checked against f64 in `tests/mlm_model.rs`.
+    pub fn gelu_erf<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        x: T3<D, T>,
+    ) -> T3<D, T> {
+        const K: f32 = 0.564_189_6 - 0.398_942_3;
+        let bump = (x.retaped::<T>().square() * -0.5).exp() * K;
+        // A new tensor (`negate` gives it its own id): a copy would share
+        // `bump`'s id, and its gradient would cancel `bump`'s.
+        let minus_bump = bump.retaped::<NoneTape>().negate();
+        x.accurate_gelu() + bump + minus_bump
+    }
+
     pub fn linear_gelu<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
         x: T3<D, T>,
         w: &T2<D>,
         b: &T1<D>,
     ) -> T3<D, T> {
         gelu(linear(x, w, b))
+    }
+
+    pub fn linear_act<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        x: T3<D, T>,
+        w: &T2<D>,
+        b: &T1<D>,
+        act: Gelu,
+    ) -> T3<D, T> {
+        match act {
+            Gelu::Tanh => gelu(linear(x, w, b)),
+            Gelu::Erf => gelu_erf(linear(x, w, b)),
+        }
     }
 
     pub fn linear_residual<D: Device<f32>, T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(

@@ -7,6 +7,8 @@
 //! Weights are stored in GPT-2's Conv1D layout, `[in, out]`, so `x.matmul(w)`
 //! needs no transpose and the checkpoint is written as is.
 
+pub mod bert;
+pub mod bert_io;
 pub mod checkpoint;
 pub mod dropout;
 pub mod fused;
@@ -207,6 +209,9 @@ pub struct Gpt<D: Storage<f32>> {
     pub blocks: Vec<Block<D>>,
     pub ln_f_g: T1<D>,
     pub ln_f_b: T1<D>,
+    /// `Some` for a BERT encoder with the MLM head (`model.arch = "bert"`):
+    /// its extra parameters; the shared ones change meaning ([`bert`]).
+    pub bert: Option<bert::BertParts<D>>,
 }
 
 /// A borrowed parameter of either rank, for generic visiting.
@@ -301,6 +306,7 @@ impl<D: Device<f32>> Gpt<D> {
             blocks,
             ln_f_g: ones1(dev, c),
             ln_f_b: zeros1(dev, c),
+            bert: None,
         }
     }
 
@@ -320,11 +326,29 @@ impl<D: Device<f32>> Gpt<D> {
         seq: usize,
         keep_attention: bool,
         mut drop: Option<&mut dropout::DropoutMasks>,
+        positions: Option<&[usize]>,
     ) -> ForwardOut<D, T>
     where
         K: Ops<D>,
         T: Tape<f32, D> + Merge<T> + Merge<NoneTape>,
     {
+        if let Some(b) = &self.bert {
+            assert!(
+                seq <= self.cfg.n_positions,
+                "sequence longer than n_positions"
+            );
+            assert_eq!(tokens.len(), batch * seq, "token count must be batch * seq");
+            return bert::forward::<D, K, T>(
+                self,
+                b,
+                wte,
+                tokens,
+                batch,
+                seq,
+                keep_attention,
+                positions,
+            );
+        }
         let dev = self.device();
         let c = self.cfg.n_embd;
         let h = self.cfg.n_head;
@@ -393,11 +417,17 @@ impl<D: Device<f32>> Gpt<D> {
         let wte = self.wte.clone();
         match kernels.into() {
             KernelSet::Plain => {
-                self.forward_with::<Plain, _>(wte, tokens, batch, seq, keep_attention, None)
+                self.forward_with::<Plain, _>(wte, tokens, batch, seq, keep_attention, None, None)
             }
-            KernelSet::Fused => {
-                self.forward_with::<D::Fused, _>(wte, tokens, batch, seq, keep_attention, None)
-            }
+            KernelSet::Fused => self.forward_with::<D::Fused, _>(
+                wte,
+                tokens,
+                batch,
+                seq,
+                keep_attention,
+                None,
+                None,
+            ),
         }
     }
 
@@ -435,9 +465,11 @@ impl<D: Device<f32>> Gpt<D> {
     {
         let wte = self.wte.clone().traced(grads);
         match kernels.into() {
-            KernelSet::Plain => self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq, drop),
+            KernelSet::Plain => {
+                self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq, drop, None)
+            }
             KernelSet::Fused => {
-                self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq, drop)
+                self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq, drop, None)
             }
         }
     }
@@ -456,9 +488,11 @@ impl<D: Device<f32>> Gpt<D> {
     {
         let wte = self.wte.clone();
         let loss = match kernels.into() {
-            KernelSet::Plain => self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq, None),
+            KernelSet::Plain => {
+                self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq, None, None)
+            }
             KernelSet::Fused => {
-                self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq, None)
+                self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq, None, None)
             }
         };
         loss.as_vec()[0]
@@ -473,16 +507,74 @@ impl<D: Device<f32>> Gpt<D> {
         batch: usize,
         seq: usize,
         drop: Option<&mut dropout::DropoutMasks>,
+        positions: Option<&[usize]>,
     ) -> Tensor<(), f32, D, T>
     where
         K: Ops<D>,
         T: Tape<f32, D> + Merge<T> + Merge<NoneTape>,
     {
-        let out = self.forward_with::<K, T>(wte, tokens, batch, seq, false, drop);
+        let out = self.forward_with::<K, T>(wte, tokens, batch, seq, false, drop, positions);
         let tgt: Tensor<(usize,), usize, D> = self
             .device()
             .tensor_from_vec(targets.to_vec(), (targets.len(),));
         K::cross_entropy(out.logits, tgt)
+    }
+
+    /// Masked-LM loss with gradients recorded: the mean cross-entropy of
+    /// `targets` at the flat `positions` (one target each) of the
+    /// `batch * seq` `tokens`, the masked inputs. A BERT model's
+    /// objective; its head runs at those positions only.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mlm_loss_train(
+        &self,
+        tokens: &[usize],
+        positions: &[usize],
+        targets: &[usize],
+        batch: usize,
+        seq: usize,
+        grads: Gradients<f32, D>,
+        kernels: impl Into<KernelSet>,
+    ) -> Tensor<(), f32, D, OwnedTape<f32, D>>
+    where
+        D: Kernels,
+    {
+        assert_eq!(positions.len(), targets.len(), "one target per position");
+        let wte = self.wte.clone().traced(grads);
+        let p = Some(positions);
+        match kernels.into() {
+            KernelSet::Plain => {
+                self.loss_with::<Plain, _>(wte, tokens, targets, batch, seq, None, p)
+            }
+            KernelSet::Fused => {
+                self.loss_with::<D::Fused, _>(wte, tokens, targets, batch, seq, None, p)
+            }
+        }
+    }
+
+    /// Logits `(positions.len(), V)` at the flat `positions` without
+    /// gradients (masked-LM evaluation and filling).
+    pub fn logits_at(
+        &self,
+        tokens: &[usize],
+        positions: &[usize],
+        batch: usize,
+        seq: usize,
+        kernels: impl Into<KernelSet>,
+    ) -> T2<D>
+    where
+        D: Kernels,
+    {
+        let wte = self.wte.clone();
+        let p = Some(positions);
+        match kernels.into() {
+            KernelSet::Plain => {
+                self.forward_with::<Plain, _>(wte, tokens, batch, seq, false, None, p)
+            }
+            KernelSet::Fused => {
+                self.forward_with::<D::Fused, _>(wte, tokens, batch, seq, false, None, p)
+            }
+        }
+        .logits
     }
 
     /// A fresh gradient store. (dfdx 0.13 keeps tensor ids private, so the
@@ -496,7 +588,11 @@ impl<D: Device<f32>> Gpt<D> {
 impl<D: Storage<f32>> Gpt<D> {
     /// Visits every parameter with its GPT-2 (Hugging Face) name ([`names`]),
     /// in a fixed order: `wte`, `wpe`, each block's, `ln_f`'s.
+    /// A BERT model visits its `BertForMaskedLM` names instead ([`bert`]).
     pub fn visit<'a>(&'a self, mut f: impl FnMut(String, ParamRef<'a, D>)) {
+        if let Some(b) = &self.bert {
+            return bert::visit(self, b, &mut f);
+        }
         f(names::WTE.into(), Param::Two(&self.wte));
         f(names::WPE.into(), Param::Two(&self.wpe));
         for (i, b) in self.blocks.iter().enumerate() {
@@ -510,6 +606,16 @@ impl<D: Storage<f32>> Gpt<D> {
 
     /// Mutable visit in the same order as [`Gpt::visit`].
     pub fn visit_mut(&mut self, mut f: impl FnMut(String, ParamMut<'_, D>)) {
+        if let Some(b) = &mut self.bert {
+            return bert::visit_mut(
+                &mut self.wte,
+                &mut self.wpe,
+                (&mut self.ln_f_g, &mut self.ln_f_b),
+                &mut self.blocks,
+                b,
+                &mut f,
+            );
+        }
         f(names::WTE.into(), Param::Two(&mut self.wte));
         f(names::WPE.into(), Param::Two(&mut self.wpe));
         for (i, b) in self.blocks.iter_mut().enumerate() {

@@ -5,6 +5,7 @@
 //! `train.freeze` keeps fixed.
 
 use super::batch::Batcher;
+use super::masking::MlmSetup;
 use crate::data::Tokens;
 use crate::model::dropout::{Dropout, DropoutMasks};
 use crate::model::{Gpt, KernelSet, Kernels, ParamRef};
@@ -38,14 +39,11 @@ pub fn accumulate<D: Kernels>(
     data: &Tokens,
     m: &MicroBatches,
 ) -> StepGradients {
-    let count = m.count.max(1);
-    let mut sum: Option<Vec<Vec<f32>>> = None;
-    let mut loss_sum = 0.0f64;
-    for micro in 0..count {
+    accumulate_with(model, m, |micro| {
         let (x, y) = batcher.draw(data, m.batch, m.block);
         let mut masks = (!m.dropout.is_off())
             .then(|| DropoutMasks::new(m.dropout, m.seed, m.step, micro as u64));
-        let loss = model.loss_train_dropped(
+        model.loss_train_dropped(
             &x,
             &y,
             m.batch,
@@ -53,7 +51,54 @@ pub fn accumulate<D: Kernels>(
             model.alloc_grads(),
             m.kernels,
             masks.as_mut(),
+        )
+    })
+}
+
+/// [`accumulate`] for the masked-LM objective: each micro-batch is
+/// `batch` windows as `[CLS] ... [SEP]` rows of `block`, masked by the
+/// (seed, step, micro-batch) RNG; the loss is on the chosen positions.
+pub fn accumulate_mlm<D: Kernels>(
+    model: &Gpt<D>,
+    batcher: &mut Batcher,
+    data: &Tokens,
+    m: &MicroBatches,
+    mlm: &MlmSetup,
+) -> StepGradients {
+    accumulate_with(model, m, |micro| {
+        let masked = mlm.draw(
+            batcher,
+            data,
+            m.batch,
+            m.block,
+            m.seed,
+            m.step,
+            micro as u64,
         );
+        model.mlm_loss_train(
+            &masked.inputs,
+            &masked.positions,
+            &masked.targets,
+            m.batch,
+            m.block,
+            model.alloc_grads(),
+            m.kernels,
+        )
+    })
+}
+
+/// The mean loss and gradients of `m.count` micro-batches, micro-batch
+/// `i`'s loss (with its tape) from `loss_of(i)`.
+fn accumulate_with<D: Kernels>(
+    model: &Gpt<D>,
+    m: &MicroBatches,
+    mut loss_of: impl FnMut(usize) -> Tensor<(), f32, D, OwnedTape<f32, D>>,
+) -> StepGradients {
+    let count = m.count.max(1);
+    let mut sum: Option<Vec<Vec<f32>>> = None;
+    let mut loss_sum = 0.0f64;
+    for micro in 0..count {
+        let loss = loss_of(micro);
         loss_sum += loss.as_vec()[0] as f64;
         let mut grads = loss.backward();
         let mut i = 0;

@@ -230,6 +230,22 @@ pub struct EvalStats {
     pub val_loss: f32,
     #[serde(with = "any_f32")]
     pub best_val_loss: f32,
+    /// Masked-LM runs: loss and accuracy at the masked positions of the
+    /// validation split (`None` for a causal LM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked: Option<MaskedEval>,
+}
+
+/// Masked-LM evaluation: mean loss over the chosen positions and the
+/// fraction whose target is the top-1 / among the top-5 predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MaskedEval {
+    #[serde(with = "any_f32")]
+    pub loss: f32,
+    pub top1: f32,
+    pub top5: f32,
+    /// How many positions were scored.
+    pub positions: usize,
 }
 
 /// `probs[layer][head]` is a row-major `n x n` matrix (query rows, key columns),
@@ -352,6 +368,7 @@ mod tests {
                 train_loss: f32::NEG_INFINITY,
                 val_loss: 2.729_154,
                 best_val_loss: f32::MIN_POSITIVE,
+                masked: None,
             }),
             Event::Attention(AttentionMap {
                 step: 25,

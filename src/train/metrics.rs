@@ -34,6 +34,9 @@ pub enum Record<'a> {
         train_loss: f32,
         val_loss: f32,
         best_val_loss: f32,
+        /// Masked-LM runs: `{loss, top1, top5, positions}` on validation.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        masked: Option<super::events::MaskedEval>,
     },
     Checkpoint {
         step: usize,
@@ -86,6 +89,7 @@ impl<'a> Record<'a> {
                 train_loss: e.train_loss,
                 val_loss: e.val_loss,
                 best_val_loss: e.best_val_loss,
+                masked: e.masked,
             },
             Event::Checkpoint { step, path } => Record::Checkpoint { step: *step, path },
             Event::CheckpointFailed {

@@ -9,6 +9,7 @@ pub mod batch;
 mod device;
 pub mod events;
 pub mod headless;
+pub mod masking;
 pub mod metrics;
 pub mod optim;
 pub mod run_dir;
@@ -168,7 +169,11 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
     for note in &loaded.notes {
         println!("{note}");
     }
-    let (dataset, tokenizer, split) = (loaded.dataset, loaded.tokenizer, loaded.split);
+    let (dataset, mut tokenizer, split) = (loaded.dataset, loaded.tokenizer, loaded.split);
+    if config.train.objective == crate::config::Objective::Mlm {
+        // Added after the corpus ids, which stay as encoded.
+        tokenizer = tokenizer.with_bert_specials()?;
+    }
     let need = config.model.block_size + 1;
     let what = config
         .data

@@ -23,6 +23,7 @@ pub fn history_events(h: &History, after: Option<usize>) -> Vec<Event> {
                 train_loss: e.train_loss.unwrap_or(f32::NAN),
                 val_loss: e.val_loss,
                 best_val_loss: best,
+                masked: None,
             }));
         }
     };

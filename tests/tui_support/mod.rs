@@ -136,6 +136,7 @@ pub fn busy_app() -> App {
         train_loss: 2.9,
         val_loss: 3.1,
         best_val_loss: 3.1,
+        masked: None,
     }));
     a.update_event(Event::Attention(attention(
         &["the", " cat", " sat", " on", " the", " mat"],

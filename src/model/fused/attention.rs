@@ -1,7 +1,8 @@
-//! Causal multi-head self-attention from the fused `(B, S, 3C)` projection:
-//! per (batch, head) the scores `Q Kᵀ / sqrt(d)` and the weighted sum `P V`
-//! are matrix products read straight out of the strided `qkv` rows
-//! ([`super::matmul::sgemm`]), with the mask and softmax in between; batches
+//! Multi-head self-attention from the fused `(B, S, 3C)` projection, causal
+//! (GPT-2) or bidirectional (BERT) by a flag: per (batch, head) the scores
+//! `Q Kᵀ / sqrt(d)` and the weighted sum `P V` are matrix products read
+//! straight out of the strided `qkv` rows ([`super::matmul::sgemm`]), with the
+//! mask (when causal) and softmax in between; batches
 //! run in parallel. The probabilities are kept for the backward (and handed
 //! back as a `(B, H, S, S)` tensor when asked). The products run on one
 //! thread each (`1` as `sgemm`'s last argument): the batch loop around them
@@ -14,9 +15,9 @@ use crate::model::{T3, T4};
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-/// Query rows per block: block `[r0, r1)` only meets keys `0..r1`, so the
-/// masked upper triangle is mostly never computed (5/8 of the full products
-/// at S = 64 instead of all of them).
+/// Query rows per block: with the causal mask, block `[r0, r1)` only meets
+/// keys `0..r1`, so the masked upper triangle is mostly never computed (5/8
+/// of the full products at S = 64 instead of all of them).
 const BLOCK: usize = 16;
 
 /// The row blocks `(r0, r1)` of an `s`-long sequence.
@@ -27,7 +28,8 @@ fn blocks(s: usize) -> impl Iterator<Item = (usize, usize)> {
 }
 
 simd_fn! {
-    /// Row `i` of the scores (`s` wide), in place: softmax over `0..=i`, zeros after.
+    /// Row `i` of the scores (`s` wide), in place: softmax over `0..=i`, zeros
+    /// after (`i = s - 1`: the whole row, unmasked).
     fn causal_softmax(row: &mut [f32], i: usize) {
         let (live, masked) = row.split_at_mut(i + 1);
         let m = max8(live);
@@ -61,6 +63,20 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
     n_head: usize,
     keep_probs: bool,
 ) -> (T3<Cpu, T>, Option<T4<Cpu>>) {
+    attention(qkv, n_head, true, keep_probs)
+}
+
+/// Attention over keys `0..=i` for query `i` when `causal`, else over all keys.
+pub fn attention<T: Tape<f32, Cpu>>(
+    qkv: T3<Cpu, T>,
+    n_head: usize,
+    causal: bool,
+    keep_probs: bool,
+) -> (T3<Cpu, T>, Option<T4<Cpu>>) {
+    // The keys a block of query rows `[r0, r1)` meets, and the last key
+    // query row `i` sees.
+    let keys = move |r1: usize, s: usize| if causal { r1 } else { s };
+    let last = move |i: usize, s: usize| if causal { i } else { s - 1 };
     let (qkv, mut tape) = qkv.split_tape();
     let (b, s, c3) = *qkv.shape();
     let c = c3 / 3;
@@ -81,20 +97,20 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
                 let p = &mut pb[h * s * s..][..s * s];
                 let (q, k, v) = (&xb[h * hd..], &xb[c + h * hd..], &xb[2 * c + h * hd..]);
                 for (r0, r1) in blocks(s) {
-                    let rows = r1 - r0;
+                    let (rows, kw) = (r1 - r0, keys(r1, s));
                     let pr = &mut p[r0 * s..r1 * s];
-                    // P = Q Kᵀ * scale over keys 0..r1 (Kᵀ: (d, j) is k[j*c3 + d])
+                    // P = Q Kᵀ * scale over keys 0..kw (Kᵀ: (d, j) is k[j*c3 + d])
                     let qr = Mat::new(&q[r0 * c3..], c3, 1);
-                    sgemm(rows, r1, hd, scale, qr, Mat::new(k, 1, c3), pr, s, false, 1);
+                    sgemm(rows, kw, hd, scale, qr, Mat::new(k, 1, c3), pr, s, false, 1);
                     for (i, row) in pr.chunks_exact_mut(s).enumerate() {
-                        causal_softmax(row, r0 + i);
+                        causal_softmax(row, last(r0 + i, s));
                     }
                     // Y_h = P V
                     let yr = &mut yb[r0 * c + h * hd..];
                     sgemm(
                         rows,
                         hd,
-                        r1,
+                        kw,
                         1.0,
                         Mat::new(pr, s, 1),
                         Mat::new(v, c3, 1),
@@ -122,23 +138,23 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
                         let p = &pb[h * s * s..][..s * s];
                         let (q, k, v) = (&xb[h * hd..], &xb[c + h * hd..], &xb[2 * c + h * hd..]);
                         for (r0, r1) in blocks(s) {
-                            let rows = r1 - r0;
+                            let (rows, kw) = (r1 - r0, keys(r1, s));
                             let (pr, dsr) = (&p[r0 * s..r1 * s], &mut ds[r0 * s..r1 * s]);
                             let dyr = Mat::new(&dyb[r0 * c + h * hd..], c, 1);
                             let qr = Mat::new(&q[r0 * c3..], c3, 1);
-                            // dV[0..r1] += Pᵀ dY
+                            // dV[0..kw] += Pᵀ dY
                             let dv = &mut db[2 * c + h * hd..];
-                            sgemm(r1, hd, rows, 1.0, Mat::new(pr, 1, s), dyr, dv, c3, true, 1);
+                            sgemm(kw, hd, rows, 1.0, Mat::new(pr, 1, s), dyr, dv, c3, true, 1);
                             // dP = dY Vᵀ, then dS = softmax backward (scaled)
-                            sgemm(rows, r1, hd, 1.0, dyr, Mat::new(v, 1, c3), dsr, s, false, 1);
-                            softmax_backward(pr, dsr, s, r1, scale);
+                            sgemm(rows, kw, hd, 1.0, dyr, Mat::new(v, 1, c3), dsr, s, false, 1);
+                            softmax_backward(pr, dsr, s, kw, scale);
                             let dsr: &[f32] = dsr;
-                            // dQ += dS K ; dK[0..r1] += dSᵀ Q
+                            // dQ += dS K ; dK[0..kw] += dSᵀ Q
                             let dq = &mut db[r0 * c3 + h * hd..];
                             sgemm(
                                 rows,
                                 hd,
-                                r1,
+                                kw,
                                 1.0,
                                 Mat::new(dsr, s, 1),
                                 Mat::new(k, c3, 1),
@@ -148,7 +164,7 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
                                 1,
                             );
                             let dk = &mut db[c + h * hd..];
-                            sgemm(r1, hd, rows, 1.0, Mat::new(dsr, 1, s), qr, dk, c3, true, 1);
+                            sgemm(kw, hd, rows, 1.0, Mat::new(dsr, 1, s), qr, dk, c3, true, 1);
                         }
                     }
                 });

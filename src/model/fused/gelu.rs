@@ -1,9 +1,10 @@
-//! tanh-approximated GELU (GPT-2's `gelu_new`), element-wise in parallel.
-//! When recording gradients, the forward also writes the derivative (it
+//! GELU element-wise in parallel: tanh-approximated (GPT-2's `gelu_new`) or
+//! exact with erf (BERT's `gelu`), as [`Gelu`] says. When recording gradients, the forward also writes the derivative (it
 //! shares the one `tanh`), and keeps that instead of the input: the backward
 //! is then a plain product.
 
 use super::{grad_io, host, ELEM_CHUNK};
+use crate::model::kernels::Gelu;
 use crate::model::simd::{fast_tanh, simd_fn};
 use crate::model::T3;
 use dfdx::prelude::*;
@@ -26,6 +27,37 @@ fn f_df(x: f32) -> (f32, f32) {
     let y = 0.5 * x * (1.0 + t);
     let d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * BETA * (1.0 + 3.0 * KAPPA * x2);
     (y, d)
+}
+
+/// 1 / sqrt(2)
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// 1 / sqrt(2 pi)
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// The exact GELU, `x Φ(x)`.
+#[inline(always)]
+fn f_erf(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * FRAC_1_SQRT_2))
+}
+
+/// `(gelu(x), gelu'(x))` of the exact GELU: `Φ(x) + x φ(x)`.
+#[inline(always)]
+fn f_df_erf(x: f32) -> (f32, f32) {
+    let cdf = 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
+    let pdf = FRAC_1_SQRT_2PI * (-0.5 * x * x).exp();
+    (x * cdf, cdf + x * pdf)
+}
+
+fn forward_erf_chunk(x: &[f32], y: &mut [f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi = f_erf(xi);
+    }
+}
+
+fn forward_erf_grad_in_place(x: &mut [f32], y: &mut [f32]) {
+    for (xi, yi) in x.iter_mut().zip(y.iter_mut()) {
+        (*yi, *xi) = f_df_erf(*xi);
+    }
 }
 
 simd_fn! {
@@ -63,25 +95,38 @@ simd_fn! {
 }
 
 /// `gelu(x)`, and when `keep_derivative` also `gelu'(x)` (written over `x`).
-pub(crate) fn activate(mut x: Vec<f32>, keep_derivative: bool) -> (Vec<f32>, Option<Vec<f32>>) {
+pub(crate) fn activate(
+    mut x: Vec<f32>,
+    keep_derivative: bool,
+    act: Gelu,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let mut y = vec![0.0f32; x.len()];
+    let (grad_in_place, forward): (fn(&mut [f32], &mut [f32]), fn(&[f32], &mut [f32])) = match act {
+        Gelu::Tanh => (forward_grad_in_place, forward_chunk),
+        Gelu::Erf => (forward_erf_grad_in_place, forward_erf_chunk),
+    };
     if keep_derivative {
         y.par_chunks_mut(ELEM_CHUNK)
             .zip(x.par_chunks_mut(ELEM_CHUNK))
-            .for_each(|(yc, xc)| forward_grad_in_place(xc, yc));
+            .for_each(|(yc, xc)| grad_in_place(xc, yc));
         (y, Some(x))
     } else {
         y.par_chunks_mut(ELEM_CHUNK)
             .zip(x.par_chunks(ELEM_CHUNK))
-            .for_each(|(yc, xc)| forward_chunk(xc, yc));
+            .for_each(|(yc, xc)| forward(xc, yc));
         (y, None)
     }
 }
 
 pub fn gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>) -> T3<Cpu, T> {
+    gelu_of(x, Gelu::Tanh)
+}
+
+/// The GELU `act` names, element-wise.
+pub fn gelu_of<T: Tape<f32, Cpu>>(x: T3<Cpu, T>, act: Gelu) -> T3<Cpu, T> {
     let (x, mut tape) = x.split_tape();
     let shape = *x.shape();
-    let (y, dydx) = activate(host(&x), T::OWNS_TAPE);
+    let (y, dydx) = activate(host(&x), T::OWNS_TAPE, act);
     let out = x.device().tensor_from_vec(y, shape);
     if let Some(dydx) = dydx {
         let out_c = out.clone();

@@ -7,6 +7,7 @@
 use super::gelu::{activate, chain_in_place};
 use super::matmul::{sgemm, Mat};
 use super::{grad_io, host, ELEM_CHUNK, ROW_CHUNK};
+use crate::model::kernels::Gelu;
 use crate::model::simd::simd_fn;
 use crate::model::{T1, T2, T3};
 use dfdx::prelude::*;
@@ -200,6 +201,16 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
 /// forward keeps GELU's derivative, and the backward turns it into the
 /// pre-activation's gradient in place before the two products.
 pub fn linear_gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>, w: &T2<Cpu>, b: &T1<Cpu>) -> T3<Cpu, T> {
+    linear_act(x, w, b, Gelu::Tanh)
+}
+
+/// [`linear_gelu`] with the GELU `act` names.
+pub fn linear_act<T: Tape<f32, Cpu>>(
+    x: T3<Cpu, T>,
+    w: &T2<Cpu>,
+    b: &T1<Cpu>,
+    act: Gelu,
+) -> T3<Cpu, T> {
     let (x, mut tape) = x.split_tape();
     let (bsz, s, _) = *x.shape();
     let aff = Affine::new(&x, w, b);
@@ -207,7 +218,7 @@ pub fn linear_gelu<T: Tape<f32, Cpu>>(x: T3<Cpu, T>, w: &T2<Cpu>, b: &T1<Cpu>) -
     let mut pre = aff.bias_rows();
     aff.accumulate_product(&mut pre);
     // With gradients, `pre` comes back as GELU's derivative at it.
-    let (y, dydx) = activate(pre, T::OWNS_TAPE);
+    let (y, dydx) = activate(pre, T::OWNS_TAPE, act);
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     let Some(mut dpre) = dydx else {
         return out.put_tape(tape);

@@ -19,7 +19,7 @@ pub mod layer_norm;
 pub mod linear;
 pub mod matmul;
 
-use super::kernels::{Fused, Ops};
+use super::kernels::{Fused, Gelu, Ops};
 use super::{T1, T2, T3, T4};
 use dfdx::prelude::*;
 
@@ -87,12 +87,13 @@ impl Ops<Cpu> for Fused {
         gelu::gelu(x)
     }
 
-    fn causal_attention<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(
+    fn attention<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(
         qkv: T3<Cpu, T>,
         n_head: usize,
+        causal: bool,
         keep_probs: bool,
     ) -> (T3<Cpu, T>, Option<T4<Cpu>>) {
-        attention::causal_attention(qkv, n_head, keep_probs)
+        attention::attention(qkv, n_head, causal, keep_probs)
     }
 
     fn linear<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(
@@ -109,6 +110,15 @@ impl Ops<Cpu> for Fused {
         b: &T1<Cpu>,
     ) -> T3<Cpu, T> {
         linear::linear_gelu(x, w, b)
+    }
+
+    fn linear_act<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Cpu, T>,
+        w: &T2<Cpu>,
+        b: &T1<Cpu>,
+        act: Gelu,
+    ) -> T3<Cpu, T> {
+        linear::linear_act(x, w, b, act)
     }
 
     fn linear_residual<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(

@@ -76,6 +76,8 @@ pub(crate) struct Trainer<D: Kernels> {
     last_lr: f64,
     /// Said once the run has started (what a resume changed).
     notes: Vec<String>,
+    /// Masked-LM runs: the special ids and masking rule.
+    mlm: Option<super::masking::MlmSetup>,
 }
 
 /// The model's sizes for a config and vocabulary.
@@ -107,7 +109,12 @@ impl<D: Kernels> Trainer<D> {
             None => p.tokenizer.vocab_size(),
         };
         let gcfg = gpt_config(&cfg, vocab);
-        let mut model = Gpt::new(dev, gcfg, cfg.seed);
+        let bert = cfg.model.arch == crate::config::Arch::Bert;
+        let mut model = if bert {
+            Gpt::new_bert(dev, gcfg, cfg.seed)
+        } else {
+            Gpt::new(dev, gcfg, cfg.seed)
+        };
         if let Some(init) = &cfg.train.init_from {
             if p.resume_from.is_none() {
                 model = load_model(dev, init)?;
@@ -134,6 +141,22 @@ impl<D: Kernels> Trainer<D> {
             let _ = run_dir::truncate_metrics_after(&p.run_dir, r.state.step);
             state = Some(r.state);
         }
+        if model.arch() != cfg.model.arch {
+            anyhow::bail!(
+                "the checkpoint is a {:?} model but model.arch is {:?}; set model.arch to match it",
+                model.arch(),
+                cfg.model.arch
+            );
+        }
+        let mlm = match cfg.train.objective {
+            crate::config::Objective::Mlm => Some(super::masking::MlmSetup {
+                specials: super::masking::SpecialIds::of(&p.tokenizer)
+                    .map_err(|e| anyhow::anyhow!("train.objective = \"mlm\": {e}"))?,
+                rule: super::masking::MaskRule::of(&cfg.train),
+                vocab: p.tokenizer.id_limit().min(gcfg.vocab_size),
+            }),
+            crate::config::Objective::Clm => None,
+        };
         if model.cfg != gcfg {
             anyhow::bail!(
                 "checkpoint sizes {:?} differ from the config's {:?}; set the model keys to match the checkpoint",
@@ -173,6 +196,7 @@ impl<D: Kernels> Trainer<D> {
             device_name: opts.device_name,
             last_lr: state.as_ref().map_or(0.0, |s| s.lr),
             notes: p.notes.clone(),
+            mlm,
         })
     }
 
@@ -280,7 +304,7 @@ impl<D: Kernels> Trainer<D> {
     }
 
     fn log_eval(&mut self) {
-        let (tr, va) = self.evaluate();
+        let (tr, va, masked) = self.evaluate_all();
         if va.is_finite() && self.best_val.is_none_or(|b| va < b) {
             self.best_val = Some(va);
         }
@@ -289,6 +313,7 @@ impl<D: Kernels> Trainer<D> {
             train_loss: tr,
             val_loss: va,
             best_val_loss: self.best_val.unwrap_or(va),
+            masked,
         }));
     }
 
@@ -299,7 +324,7 @@ impl<D: Kernels> Trainer<D> {
             device: self.device_name.clone(),
             max_iters: self.cfg.train.max_iters,
             start_step: self.step,
-            n_params: self.model.cfg.n_params(),
+            n_params: self.model.n_params(),
             n_layer: self.model.cfg.n_layer,
             n_head: self.model.cfg.n_head,
             n_embd: self.model.cfg.n_embd,

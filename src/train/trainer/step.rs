@@ -1,8 +1,9 @@
 //! One optimizer step (batch, forward, backward, clipping, AdamW with the
 //! non-finite guard) and the evaluation of both splits.
 
-use super::super::accumulate::{accumulate, MicroBatches, StepGradients};
+use super::super::accumulate::{accumulate, accumulate_mlm, MicroBatches, StepGradients};
 use super::super::batch::Batcher;
+use super::super::events::MaskedEval;
 use super::super::events::NonFinite;
 use super::super::optim::{clip_global_norm, AdamWConfig};
 use super::super::schedule::lr_at;
@@ -50,7 +51,16 @@ impl<D: Kernels> Trainer<D> {
         let StepGradients {
             loss: loss_value,
             grads: mut gvecs,
-        } = accumulate(&self.model, &mut self.batcher, &self.split.train, &micro);
+        } = match &self.mlm {
+            Some(mlm) => accumulate_mlm(
+                &self.model,
+                &mut self.batcher,
+                &self.split.train,
+                &micro,
+                mlm,
+            ),
+            None => accumulate(&self.model, &mut self.batcher, &self.split.train, &micro),
+        };
         for (g, &frozen) in gvecs.iter_mut().zip(&self.frozen) {
             if frozen {
                 g.iter_mut().for_each(|x| *x = 0.0);
@@ -121,6 +131,53 @@ impl<D: Kernels> Trainer<D> {
         self.step += 1;
         self.last_lr = lr;
         outcome(None)
+    }
+
+    /// [`Trainer::evaluate`], and for a masked-LM run the masked loss and
+    /// accuracy on validation (then both losses are masked-LM losses).
+    pub fn evaluate_all(&self) -> (f32, f32, Option<MaskedEval>) {
+        let Some(mlm) = &self.mlm else {
+            let (tr, va) = self.evaluate();
+            return (tr, va, None);
+        };
+        let t = &self.cfg.train;
+        let (b, s) = (t.batch_size, self.cfg.model.block_size);
+        let v = self.model.cfg.vocab_size;
+        let run = |data: &crate::data::Tokens, salt: u64| {
+            let mut bt = Batcher::new(self.cfg.seed ^ salt);
+            let (mut loss, mut top1, mut top5, mut n) = (0.0f64, 0usize, 0usize, 0usize);
+            for i in 0..t.eval_iters {
+                // The same masks every evaluation: step u64::MAX - salt, batch i.
+                let m = mlm.draw(
+                    &mut bt,
+                    data,
+                    b,
+                    s,
+                    self.cfg.seed,
+                    u64::MAX - salt,
+                    i as u64,
+                );
+                let logits = self
+                    .model
+                    .logits_at(&m.inputs, &m.positions, b, s, self.fused)
+                    .as_vec();
+                let (l, h1, h5) = super::super::masking::score(&logits, &m.targets, v);
+                loss += l;
+                top1 += h1;
+                top5 += h5;
+                n += m.targets.len();
+            }
+            let n1 = n.max(1) as f64;
+            MaskedEval {
+                loss: (loss / n1) as f32,
+                top1: (top1 as f64 / n1) as f32,
+                top5: (top5 as f64 / n1) as f32,
+                positions: n,
+            }
+        };
+        let tr = run(&self.split.train, 0x7261_696e);
+        let va = run(&self.split.val, 0x7661_6c21);
+        (tr.loss, va.loss, Some(va))
     }
 
     /// Mean loss over `eval_iters` batches of each split (same batches every time).

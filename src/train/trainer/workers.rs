@@ -22,6 +22,9 @@ impl<D: Kernels> Trainer<D> {
         if self.probe.is_empty() {
             return;
         }
+        if self.model.bert.is_some() {
+            return self.probe_bert();
+        }
         let host = self.snapshot();
         let tokens: Vec<usize> = self.probe.iter().map(|&t| t as usize).collect();
         let tok = self.tokenizer.clone();
@@ -41,9 +44,49 @@ impl<D: Kernels> Trainer<D> {
         });
     }
 
+    /// A BERT model's attention on the probe, full (bidirectional) `n x n`
+    /// matrices, computed here: one short sequence through the encoder.
+    fn probe_bert(&self) {
+        let tokens: Vec<usize> = self.probe.iter().map(|&t| t as usize).collect();
+        let n = tokens.len();
+        let out = self
+            .model
+            .forward_inference(&tokens, 1, n, true, self.fused);
+        let h = self.model.cfg.n_head;
+        let probs = out
+            .attention
+            .iter()
+            .map(|layer| {
+                layer
+                    .as_vec()
+                    .chunks(n * n)
+                    .take(h)
+                    .map(|m| m.to_vec())
+                    .collect()
+            })
+            .collect();
+        let texts = tokens
+            .iter()
+            .map(|&i| self.tokenizer.decode(&[i as u32]))
+            .collect();
+        self.events.send(Event::Attention(AttentionMap {
+            step: self.step,
+            tokens: texts,
+            n_layer: self.model.cfg.n_layer,
+            n_head: h,
+            probs,
+        }));
+    }
+
     /// Streams a generation from a snapshot on a worker thread; a newer
-    /// request cancels an older one.
+    /// request cancels an older one. A masked LM does not generate: it says so.
     pub(super) fn spawn_generation(&mut self, req: GenerateRequest) {
+        if self.model.bert.is_some() {
+            self.events.send(Event::Log(
+                "this is a masked-LM (BERT) run: it fills [MASK]s instead of generating; try `headsup fill --checkpoint DIR --text \"...[MASK]...\"`".into(),
+            ));
+            return;
+        }
         self.gen_cancel.store(true, Ordering::SeqCst);
         let cancel = Arc::new(AtomicBool::new(false));
         self.gen_cancel = cancel.clone();
