@@ -11,6 +11,7 @@ pub mod heatmap;
 pub mod loss;
 pub mod palette;
 pub mod playground;
+pub mod record_loss;
 pub mod status;
 pub mod text;
 pub mod theme;
@@ -55,6 +56,7 @@ pub fn draw(frame: &mut Frame, app: &App, t: &Theme) {
         }
         match pane {
             Pane::Browser => browser::draw(app, t, frame, rect),
+            Pane::Loss if app.inspecting() => record_loss::draw_no_training(app, t, frame, rect),
             Pane::Loss => loss::draw(app, t, frame, rect),
             Pane::Attention => attention::draw(app, t, frame, rect),
             Pane::Playground => playground::draw(app, t, frame, rect),
