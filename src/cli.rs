@@ -161,6 +161,10 @@ pub struct TuiArgs {
     /// Colour theme: dark, light, ansi16, or a file name in the config dir's themes/.
     #[arg(long)]
     pub theme: Option<String>,
+    /// Inspect this checkpoint directory without training: attention, heads,
+    /// playground, and with --data the dataset with per-token losses.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "resume"])]
+    pub checkpoint: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +348,22 @@ mod tests {
             }
         );
         assert_eq!(a.run.prepare_options().out, Some(PathBuf::from("runs/x")));
+    }
+
+    #[test]
+    fn tui_checkpoint_takes_data_but_no_run_directory() {
+        let cli = Cli::try_parse_from(["headsup", "tui", "--checkpoint", "ck", "--data", "d.txt"])
+            .unwrap();
+        let Some(Cmd::Tui(a)) = cli.command else {
+            panic!("not tui")
+        };
+        assert_eq!(a.checkpoint, Some(PathBuf::from("ck")));
+        assert_eq!(a.exp.data, Some(PathBuf::from("d.txt")));
+        for flag in ["--out", "--resume"] {
+            let e = Cli::try_parse_from(["headsup", "tui", "--checkpoint", "ck", flag, "x"])
+                .unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict, "{flag}");
+        }
     }
 
     #[test]

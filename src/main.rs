@@ -56,6 +56,9 @@ fn stderr_line(m: &str) {
 }
 
 fn run_tui(a: TuiArgs) -> Result<()> {
+    if let Some(dir) = &a.checkpoint {
+        return headsup::viewer::inspect(dir, &a.exp.experiment(), a.theme.clone());
+    }
     // The theme and key bindings are checked first, before any training
     // starts, and whether or not the output is a terminal.
     let mut run = a.run.prepare_options();

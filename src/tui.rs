@@ -300,7 +300,7 @@ fn run(
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
         {
             dirty = true;
-            let effects = match msg {
+            let mut effects = match msg {
                 Msg::Trainer(ev) => {
                     app.update_event(ev);
                     Vec::new()
@@ -320,6 +320,8 @@ fn run(
                 },
                 Msg::Input(_) => Vec::new(),
             };
+            // The selected record's per-token losses, when it or the weights changed.
+            effects.extend(app.score_effects());
             for eff in effects {
                 match eff {
                     Effect::Send(cmd) => {

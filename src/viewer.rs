@@ -1,10 +1,11 @@
 //! The viewer commands: `headsup attach [RUN]` (the workbench on a run a
 //! trainer in another process serves), `headsup` / `headsup tui` (which
-//! start that trainer process first) and `headsup watch RUN [RUN...]` (the
+//! start that trainer process first), `headsup watch RUN [RUN...]` (the
 //! workbench on a run read from disk, no trainer; further runs' loss curves
-//! overlaid). Both build what the
-//! workbench needs from the run directory (its config, dataset, tokenizer)
-//! and hand `tui` a trainer handle, which it cannot tell from a local one.
+//! overlaid) and `headsup tui --checkpoint DIR` (the workbench on one
+//! checkpoint, no trainer). They build what the workbench needs (config,
+//! dataset, tokenizer) and hand `tui` a trainer handle, which it cannot
+//! tell from a local one.
 
 use crate::config::{Config, OnHangup};
 use crate::data::{Dataset, TokenSplit};
@@ -168,7 +169,13 @@ pub fn watch(runs: &[PathBuf], theme: Option<String>) -> anyhow::Result<()> {
             .take(4 * prepared.config.model.block_size)
             .collect()
     });
-    let handle = crate::watch::local::spawn(run, probe, Duration::from_millis(500))?;
+    let dataset = prepared.dataset.clone();
+    let handle = crate::watch::local::spawn_source(
+        crate::watch::local::Source::Run(run.to_path_buf()),
+        probe,
+        dataset,
+        Duration::from_millis(500),
+    )?;
     crate::tui::run_attached(prepared, handle, theme, Role::Viewer, overlay).map(|_| ())
 }
 
@@ -231,4 +238,66 @@ fn overlay_source(mut runs: Vec<crate::watch::Watched>) -> crate::tui::OverlaySo
                 .collect()
         })
     })
+}
+
+/// `headsup tui --checkpoint DIR [--data FILE]`: the workbench on a
+/// checkpoint with no trainer (`watch::local`'s stand-in serves probes,
+/// generations and per-token losses from its weights). Every input is
+/// checked, and the model loaded, before the terminal changes.
+pub fn inspect(
+    dir: &Path,
+    exp: &crate::experiment::Experiment,
+    theme: Option<String>,
+) -> anyhow::Result<()> {
+    use crate::watch::local::{checkpoint_tokenizer, spawn_source, Source};
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "checkpoint {}: no such directory; give a directory with config.json, model.safetensors and the tokenizer",
+            dir.display()
+        );
+    }
+    // Data: --data (or a --config naming data), read as `train` reads it.
+    let has_data = exp.data.is_some() || exp.config.is_some();
+    let mut config = if has_data {
+        crate::experiment::load_experiment(exp)?
+    } else {
+        Config::default()
+    };
+    config.name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    let tokenizer = checkpoint_tokenizer(dir)?;
+    let dataset = if has_data {
+        Dataset::load(&config.data, config.seed)?
+    } else {
+        Dataset::from_records("(no data: give --data FILE)", Vec::new())
+    };
+    let probe = dataset
+        .records
+        .first()
+        .map(|r| r.text.chars().take(4096).collect());
+    let prepared = Prepared {
+        config,
+        run_dir: dir.to_path_buf(),
+        dataset: Arc::new(dataset),
+        tokenizer: Arc::new(tokenizer),
+        split: Arc::new(TokenSplit::new(Vec::new(), 0.9)),
+        resume_from: None,
+        notes: Vec::new(),
+    };
+    let handle = spawn_source(
+        Source::Checkpoint(dir.to_path_buf()),
+        probe,
+        prepared.dataset.clone(),
+        Duration::from_millis(500),
+    )?;
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        handle.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        anyhow::bail!(
+            "tui --checkpoint: the output is not a terminal; for scripts use `headsup generate --checkpoint` or `headsup eval --checkpoint`"
+        );
+    }
+    crate::tui::run_attached(prepared, handle, theme, Role::Viewer, None).map(|_| ())
 }

@@ -45,6 +45,7 @@ pub enum Action {
     Fit,
     HeadsTable,
     SortNext,
+    ScoreSample,
     Probe,
     Input,
 }
@@ -163,7 +164,12 @@ impl Action {
         (
             Action::SortNext,
             "sort",
-            "attention table: sort by the next column",
+            "attention table: sort by the next column; browser: sort records by loss (hardest first) / dataset order",
+        ),
+        (
+            Action::ScoreSample,
+            "score_sample",
+            "browser: score a sample of records by per-token loss (again: cancel)",
         ),
         (
             Action::Probe,
@@ -384,6 +390,7 @@ impl Default for KeyMap {
                 b(Action::Fit, vec![Key::ch('f')]),
                 b(Action::HeadsTable, vec![Key::ch('t')]),
                 b(Action::SortNext, vec![Key::ch('o')]),
+                b(Action::ScoreSample, vec![Key::ch('L')]),
                 b(Action::Probe, vec![Key::ch('p')]),
                 b(Action::Input, vec![Key::ch('i'), Key::plain(K::Enter)]),
             ],

@@ -19,6 +19,7 @@ pub mod history;
 pub mod keymap;
 pub mod loss;
 pub mod playground;
+pub mod record_loss;
 pub mod series;
 
 pub use attention::AttentionView;
@@ -26,6 +27,7 @@ pub use browser::{prefix_at_char_boundary, Browser, PIECES_PREFIX_BYTES};
 pub use keymap::{Action, Key, KeyMap, KeyMapError};
 pub use loss::{LossView, OverlayRun};
 pub use playground::{Entry, InputLine, Playground};
+pub use record_loss::RecordLossView;
 pub use series::Series;
 
 use crate::data::{Dataset, DatasetStats};
@@ -106,6 +108,8 @@ pub enum RunState {
     Finished,
     Stopped,
     Failed(String),
+    /// No trainer: a checkpoint opened for inspection.
+    Inspecting,
 }
 
 impl RunState {
@@ -187,6 +191,8 @@ pub struct App {
     pub loss: LossView,
     pub attention: AttentionView,
     pub playground: Playground,
+    /// Per-token losses of the selected record and the sample scores.
+    pub record_loss: RecordLossView,
 }
 
 impl App {
@@ -222,6 +228,7 @@ impl App {
             loss: LossView::with_grad_clip(init.grad_clip),
             attention: AttentionView::default(),
             playground: Playground::new(init.sample),
+            record_loss: RecordLossView::default(),
         };
         app.apply_filter();
         app
@@ -275,7 +282,10 @@ impl App {
                 }
                 self.loss.on_step(&s);
             }
-            Event::Eval(e) => self.loss.on_eval(&e),
+            Event::Eval(e) => {
+                self.loss.on_eval(&e);
+                self.weights_changed();
+            }
             Event::Attention(map) => self.attention.on_map(map),
             Event::Token { id, text, prob } => self.playground.on_token(id, &text, prob),
             Event::GenerationDone {
@@ -342,6 +352,18 @@ impl App {
                 }
             }
             Event::Log(msg) => self.message = Some(msg),
+            Event::RecordLoss(r) => self.on_record_loss(r),
+            Event::ScoreDone {
+                id,
+                total,
+                cancelled,
+                note,
+                ..
+            } => self.on_score_done(id, total, cancelled, note),
+            Event::Inspecting { checkpoint } => {
+                self.record_loss.inspecting = Some(checkpoint);
+                self.state = RunState::Inspecting;
+            }
         }
     }
 
@@ -538,6 +560,9 @@ impl App {
             Action::FocusAttention => self.set_focus(Pane::Attention),
             Action::FocusPlayground => self.set_focus(Pane::Playground),
             Action::Zoom => self.zoom = !self.zoom,
+            Action::Pause | Action::Save | Action::Detach if self.inspecting() => {
+                self.message = Some(record_loss::INSPECTING.into());
+            }
             Action::Pause => match self.state {
                 RunState::Running | RunState::Starting if !self.stopping => {
                     out.push(Effect::Send(Command::Pause))
@@ -599,8 +624,15 @@ impl App {
             Action::Fit => self.attention.fit = !self.attention.fit,
             Action::HeadsTable => self.attention.toggle_table(),
             Action::SortNext => {
-                if self.attention.table {
+                if self.focus == Pane::Browser {
+                    self.toggle_sort();
+                } else if self.attention.table {
                     self.attention.sort_next()
+                }
+            }
+            Action::ScoreSample => {
+                if self.focus == Pane::Browser {
+                    out.extend(self.toggle_sample());
                 }
             }
             Action::Probe => {
@@ -673,6 +705,9 @@ impl App {
     pub fn apply_filter(&mut self) {
         self.browser
             .apply_filter(&self.dataset, self.tokenizer.as_deref());
+        if self.record_loss.sorted {
+            self.sort_by_loss(false);
+        }
     }
 
     /// A mouse event; `hit` is where the view (`ui::hit_test`) says it landed.

@@ -16,6 +16,7 @@ pub mod infer;
 pub mod kernels;
 pub mod pretrained;
 pub mod sample;
+pub mod score;
 pub mod simd;
 
 use dfdx::prelude::*;

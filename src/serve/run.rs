@@ -299,6 +299,10 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                             g.id |= base;
                             Command::Generate(g)
                         }
+                        Command::Score(mut r) => {
+                            r.id |= base;
+                            Command::Score(r)
+                        }
                         c => c,
                     };
                     let _ = remote.send(c);
@@ -332,6 +336,32 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                                 id: id & 0xff_ffff,
                                 tokens,
                                 tokens_per_sec,
+                            }]
+                        }
+                        // Scores another viewer asked for are not this one's.
+                        Event::RecordLoss(mut r) => {
+                            if r.id & !0xff_ffff != base {
+                                continue;
+                            }
+                            r.id &= 0xff_ffff;
+                            vec![Event::RecordLoss(r)]
+                        }
+                        Event::ScoreDone {
+                            id,
+                            scored,
+                            total,
+                            cancelled,
+                            note,
+                        } => {
+                            if id & !0xff_ffff != base {
+                                continue;
+                            }
+                            vec![Event::ScoreDone {
+                                id: id & 0xff_ffff,
+                                scored,
+                                total,
+                                cancelled,
+                                note,
                             }]
                         }
                         e => vec![e],

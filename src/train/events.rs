@@ -86,6 +86,59 @@ pub enum Event {
     },
     /// A non-fatal message (e.g. "checkpoint saved", "skipped a torn line").
     Log(String),
+    /// Per-token losses of one record of a `Command::Score` request.
+    RecordLoss(RecordLoss),
+    /// Score request `id` ended: `scored` of `total` records, or cut short
+    /// (`cancelled`, or `note` says which bound was reached).
+    ScoreDone {
+        id: u64,
+        scored: usize,
+        total: usize,
+        cancelled: bool,
+        note: Option<String>,
+    },
+    /// No trainer: the workbench inspects the checkpoint `checkpoint` (sent
+    /// by the stand-in trainer of `headsup tui --checkpoint`).
+    Inspecting {
+        checkpoint: PathBuf,
+    },
+}
+
+/// What `Command::Score` asks: the per-token losses of dataset records
+/// (by index) under the current weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreRequest {
+    pub id: u64,
+    /// Dataset record indices.
+    pub records: Vec<usize>,
+    /// Send each token's piece and loss (the selected record); otherwise
+    /// only each record's mean (a sample, for sorting).
+    pub detail: bool,
+}
+
+/// The per-token losses of one record (see `train::score` for which tokens
+/// are scored and with how much context).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordLoss {
+    /// The request.
+    pub id: u64,
+    /// The dataset record.
+    pub record: usize,
+    /// The step of the weights that scored it.
+    pub step: usize,
+    /// Tokens scored (every token but the first).
+    pub tokens: usize,
+    /// Mean loss (nats) over the scored tokens.
+    #[serde(with = "any_f32")]
+    pub mean: f32,
+    /// With `detail`: the record's tokens as text (raw; escape before display).
+    pub pieces: Vec<String>,
+    /// With `detail`: the loss of `pieces[i + 1]` given the tokens before it
+    /// (non-finite losses are sent as `f32::MAX`).
+    pub losses: Vec<f32>,
+    /// Records of the request done so far, and in all.
+    pub done: usize,
+    pub total: usize,
 }
 
 /// What went non-finite in a training step.
@@ -177,6 +230,12 @@ pub enum Command {
     Continue {
         max_iters: usize,
     },
+    /// Per-token losses of dataset records on a worker: `Event::RecordLoss`
+    /// per record, then `Event::ScoreDone`. A newer detail request cancels
+    /// an older one; a newer sample request cancels an older sample.
+    Score(ScoreRequest),
+    /// Cancels the sample being scored (answered by its `ScoreDone`).
+    CancelScore,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -125,7 +125,10 @@ impl<'a> Record<'a> {
             | Event::Paused { .. }
             | Event::Resumed { .. }
             | Event::Failed { .. }
-            | Event::Log(_) => return None,
+            | Event::Log(_)
+            | Event::RecordLoss(_)
+            | Event::ScoreDone { .. }
+            | Event::Inspecting { .. } => return None,
         })
     }
 

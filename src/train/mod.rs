@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod optim;
 pub mod run_dir;
 pub mod schedule;
+pub mod score;
 pub mod sink;
 pub mod trainer;
 pub use device::load_cpu_model;

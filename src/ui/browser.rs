@@ -194,16 +194,21 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         );
     }
 
-    // The selected record, cut into tokens.
+    // The selected record: coloured by loss when its losses are in (with
+    // the loss sample's progress below), else cut into tokens.
+    let text_area = super::record_loss::draw_sample_line(app, t, frame, lay.text);
+    if super::record_loss::draw_record(app, t, frame, text_area) {
+        return;
+    }
     let Some(rec) = app.selected_record() else {
         return;
     };
-    if lay.text.height == 0 {
+    if text_area.height == 0 {
         return;
     }
     let head = format!("{} · {} tokens", escape(&rec.title), b.token_count);
     let [head_r, body_r] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(lay.text);
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(text_area);
     frame.render_widget(
         Paragraph::new(line_cut(&head, head_r.width as usize, t.accent())),
         head_r,

@@ -12,6 +12,7 @@ pub mod loss;
 pub mod loss_overlay;
 pub mod palette;
 pub mod playground;
+pub mod record_loss;
 pub mod status;
 pub mod text;
 pub mod theme;
@@ -56,6 +57,7 @@ pub fn draw(frame: &mut Frame, app: &App, t: &Theme) {
         }
         match pane {
             Pane::Browser => browser::draw(app, t, frame, rect),
+            Pane::Loss if app.inspecting() => record_loss::draw_no_training(app, t, frame, rect),
             Pane::Loss => loss::draw(app, t, frame, rect),
             Pane::Attention => attention::draw(app, t, frame, rect),
             Pane::Playground => playground::draw(app, t, frame, rect),

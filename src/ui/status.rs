@@ -25,6 +25,7 @@ pub fn state_label(app: &App, t: &Theme) -> (String, Style) {
         RunState::Finished => ("finished".into(), t.ok()),
         RunState::Stopped => ("stopped".into(), t.muted()),
         RunState::Failed(e) => (format!("failed: {}", escape(e)), t.error()),
+        RunState::Inspecting => ("inspecting a checkpoint, no trainer".into(), t.accent()),
     }
 }
 

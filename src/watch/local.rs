@@ -1,17 +1,22 @@
-//! `headsup watch`'s stand-in for a trainer: a thread that turns a run on
-//! disk into the events a workbench folds (the run info, the history, new
-//! steps as `metrics.jsonl` or `trainer_state.json` grows) and answers
-//! attention probes and generations from the newest checkpoint, loaded
-//! locally and reloaded when a newer one appears. It hands back the same
+//! The stand-in for a trainer when there is none: a thread that turns a run
+//! on disk (`headsup watch`) into the events a workbench folds (the run
+//! info, the history, new steps as `metrics.jsonl` or `trainer_state.json`
+//! grows), or opens one checkpoint directory (`headsup tui --checkpoint`),
+//! and answers attention probes, generations and per-token scoring from the
+//! checkpoint's weights, loaded locally (in a run: the newest checkpoint,
+//! reloaded when a newer one appears). It hands back the same
 //! `TrainerHandle` a training thread does.
 
 use super::replay::history_events;
 use super::{Ending, Watched};
+use crate::data::Dataset;
 use crate::model::infer::HostModel;
 use crate::model::sample::generate;
 use crate::tokenizer::Tokenizer;
 use crate::train::trainer::stream_generation;
-use crate::train::{AttentionMap, Command, Event, GenerateRequest, RunInfo, TrainerHandle};
+use crate::train::{
+    AttentionMap, Command, Event, GenerateRequest, RunInfo, ScoreRequest, TrainerHandle,
+};
 use dfdx::prelude::Cpu;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +27,19 @@ use std::time::{Duration, Instant};
 /// The state line of a run with no trainer.
 pub const NO_TRAINER: &str =
     "watching from disk: no trainer process (pause, save and stop do nothing here)";
+
+/// What pause, save and the other training keys say on a checkpoint opened
+/// for inspection.
+pub const INSPECTING: &str = "no trainer: inspecting a checkpoint";
+
+/// What the stand-in serves.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A run directory or a transformers output_dir, followed on disk.
+    Run(PathBuf),
+    /// One checkpoint directory (any GPT-2 directory), opened once.
+    Checkpoint(PathBuf),
+}
 
 /// A checkpoint loaded for probing.
 struct Loaded {
@@ -58,20 +76,108 @@ fn load(step: usize, path: &Path, run: &Path) -> anyhow::Result<Loaded> {
 /// default attention probe text (e.g. the start of the dataset), `None` to
 /// let the model write its own. `poll` is how often the disk is read.
 pub fn spawn(dir: &Path, probe: Option<String>, poll: Duration) -> anyhow::Result<TrainerHandle> {
-    let watched = Watched::open(dir)?;
+    let empty = Arc::new(Dataset::from_records("(none)", Vec::new()));
+    spawn_source(Source::Run(dir.to_path_buf()), probe, empty, poll)
+}
+
+/// Opens a checkpoint directory for inspection: the model and its tokenizer
+/// (`tokenizer.json`, or `vocab.json` + `merges.txt`), checked together.
+fn load_checkpoint(dir: &Path) -> anyhow::Result<Loaded> {
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "checkpoint {}: no such directory; give a directory with config.json, model.safetensors and the tokenizer",
+            dir.display()
+        );
+    }
+    let p = crate::model::pretrained::open(dir)?;
+    Ok(Loaded {
+        step: 0,
+        path: dir.to_path_buf(),
+        model: Arc::new(HostModel::from_model(&p.model)),
+        tokenizer: Arc::new(p.tokenizer),
+    })
+}
+
+/// The tokenizer of a checkpoint directory, for the workbench's view of
+/// the records (the same one the stand-in scores with).
+pub fn checkpoint_tokenizer(dir: &Path) -> anyhow::Result<Tokenizer> {
+    Ok(Tokenizer::load_dir(dir)?)
+}
+
+/// [`spawn`] for either source. Records named by `Command::Score` are
+/// indices into `dataset`. A checkpoint is loaded (and refused with a
+/// one-line error) before the thread starts.
+pub fn spawn_source(
+    source: Source,
+    probe: Option<String>,
+    dataset: Arc<Dataset>,
+    poll: Duration,
+) -> anyhow::Result<TrainerHandle> {
+    let origin = match &source {
+        Source::Run(dir) => Origin::Run(Watched::open(dir)?),
+        Source::Checkpoint(dir) => Origin::Checkpoint(load_checkpoint(dir)?),
+    };
     let (ctx, crx) = mpsc::channel::<Command>();
     let (etx, erx) = mpsc::channel::<Event>();
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let thread = std::thread::Builder::new()
         .name("watch".into())
-        .spawn(move || run(watched, probe, poll, crx, etx, stop2))?;
+        .spawn(move || run(origin, probe, dataset, poll, crx, etx, stop2))?;
     Ok(TrainerHandle {
         commands: ctx,
         events: erx,
         stop,
         thread,
     })
+}
+
+/// A source, opened.
+enum Origin {
+    Run(Watched),
+    Checkpoint(Loaded),
+}
+
+/// The run info of an inspected checkpoint.
+fn checkpoint_info(l: &Loaded) -> RunInfo {
+    let c = l.model.cfg;
+    RunInfo {
+        name: l
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| l.path.display().to_string()),
+        run_dir: l.path.clone(),
+        device: "checkpoint".into(),
+        max_iters: 0,
+        start_step: 0,
+        n_params: c.n_params(),
+        n_layer: c.n_layer,
+        n_head: c.n_head,
+        n_embd: c.n_embd,
+        block_size: c.n_positions,
+        vocab_size: c.vocab_size,
+        tokens_per_step: 0,
+    }
+}
+
+/// Scores records on a worker thread (`train::score`).
+fn spawn_score(
+    l: &Loaded,
+    dataset: &Arc<Dataset>,
+    req: ScoreRequest,
+    tx: Sender<Event>,
+    cancel: Arc<AtomicBool>,
+) {
+    let model = l.model.clone();
+    let tok = l.tokenizer.clone();
+    let ds = dataset.clone();
+    let step = l.step;
+    std::thread::spawn(move || {
+        crate::train::score::serve_score(&model, &tok, &ds, step, &req, &cancel, |e| {
+            tx.send(e).is_ok()
+        });
+    });
 }
 
 fn run_info(w: &Watched, loaded: Option<&Loaded>) -> RunInfo {
@@ -159,14 +265,18 @@ fn spawn_generation(l: &Loaded, req: GenerateRequest, tx: Sender<Event>, cancel:
 }
 
 fn run(
-    mut w: Watched,
+    origin: Origin,
     default_probe: Option<String>,
+    dataset: Arc<Dataset>,
     poll: Duration,
     commands: mpsc::Receiver<Command>,
     tx: Sender<Event>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut loaded: Option<Loaded> = None;
+    let (mut w, mut loaded) = match origin {
+        Origin::Run(w) => (Some(w), None),
+        Origin::Checkpoint(l) => (None, Some(l)),
+    };
     let load_newest = |loaded: &mut Option<Loaded>, w: &Watched, tx: &Sender<Event>| -> bool {
         let Some((step, path)) = w.newest_checkpoint() else {
             return false;
@@ -188,8 +298,6 @@ fn run(
             }
         }
     };
-    load_newest(&mut loaded, &w, &tx);
-    let _ = tx.send(Event::Started(run_info(&w, loaded.as_ref())));
     let mut last_sent: Option<usize> = None;
     let send_history = |w: &Watched, last_sent: &mut Option<usize>| {
         if let Some(h) = w.history() {
@@ -201,18 +309,38 @@ fn run(
             }
         }
     };
-    send_history(&w, &mut last_sent);
-    let mut ending = w.run_log().and_then(|l| l.ending);
-    let _ = tx.send(state_event(&w, last_sent.unwrap_or(0)));
+    let mut ending = None;
+    match &w {
+        Some(w) => {
+            load_newest(&mut loaded, w, &tx);
+            let _ = tx.send(Event::Started(run_info(w, loaded.as_ref())));
+            send_history(w, &mut last_sent);
+            ending = w.run_log().and_then(|l| l.ending);
+            let _ = tx.send(state_event(w, last_sent.unwrap_or(0)));
+        }
+        None => {
+            if let Some(l) = &loaded {
+                let _ = tx.send(Event::Started(checkpoint_info(l)));
+                let _ = tx.send(Event::Inspecting {
+                    checkpoint: l.path.clone(),
+                });
+            }
+        }
+    }
     let mut probe_text = default_probe;
     if let Some(l) = &loaded {
         probe(l, probe_text.as_deref(), &tx);
     }
     let mut cancel = Arc::new(AtomicBool::new(false));
+    let mut detail_cancel = Arc::new(AtomicBool::new(false));
+    let mut sample_cancel = Arc::new(AtomicBool::new(false));
+    let no_trainer = if w.is_some() { NO_TRAINER } else { INSPECTING };
     let mut next_poll = Instant::now() + poll;
     loop {
         if stop.load(Ordering::SeqCst) {
-            cancel.store(true, Ordering::SeqCst);
+            for c in [&cancel, &detail_cancel, &sample_cancel] {
+                c.store(true, Ordering::SeqCst);
+            }
             let _ = tx.send(Event::Stopped {
                 step: last_sent.unwrap_or(0),
             });
@@ -249,21 +377,46 @@ fn run(
                     }
                 }
             }
+            Ok(Command::Score(req)) => {
+                let slot = if req.detail {
+                    &mut detail_cancel
+                } else {
+                    &mut sample_cancel
+                };
+                slot.store(true, Ordering::SeqCst);
+                *slot = Arc::new(AtomicBool::new(false));
+                match &loaded {
+                    Some(l) => spawn_score(l, &dataset, req, tx.clone(), slot.clone()),
+                    None => {
+                        let _ = tx.send(Event::ScoreDone {
+                            id: req.id,
+                            scored: 0,
+                            total: req.records.len(),
+                            cancelled: false,
+                            note: Some("no checkpoint to score with yet".into()),
+                        });
+                    }
+                }
+            }
+            Ok(Command::CancelScore) => sample_cancel.store(true, Ordering::SeqCst),
             Ok(Command::Pause | Command::Resume | Command::Save | Command::Continue { .. }) => {
-                let _ = tx.send(Event::Log(NO_TRAINER.into()));
+                let _ = tx.send(Event::Log(no_trainer.into()));
             }
             Err(RecvTimeoutError::Timeout) => {}
         }
+        let Some(w) = w.as_mut() else {
+            continue;
+        };
         if Instant::now() >= next_poll {
             next_poll = Instant::now() + poll;
             match w.poll() {
                 Ok(true) => {
                     let before = last_sent;
-                    send_history(&w, &mut last_sent);
+                    send_history(w, &mut last_sent);
                     let now = w.run_log().and_then(|l| l.ending);
                     if now != ending || (before != last_sent && now == Some(Ending::Open)) {
                         ending = now;
-                        let _ = tx.send(state_event(&w, last_sent.unwrap_or(0)));
+                        let _ = tx.send(state_event(w, last_sent.unwrap_or(0)));
                     }
                 }
                 Ok(false) => {}
@@ -271,7 +424,7 @@ fn run(
                     let _ = tx.send(Event::Log(format!("reading the run: {e:#}")));
                 }
             }
-            if load_newest(&mut loaded, &w, &tx) {
+            if load_newest(&mut loaded, w, &tx) {
                 if let Some(l) = &loaded {
                     probe(l, probe_text.as_deref(), &tx);
                 }

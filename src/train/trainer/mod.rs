@@ -2,8 +2,8 @@
 //! runs the loop on its own thread. It talks to the outside only through
 //! `Command`s in and `Event`s out (through an [`EventBus`]). The pieces:
 //! `step` (one optimizer step, evaluation), `checkpoint` (writing one),
-//! `resume` (reading one back), `workers` (generation and attention probes on
-//! weight snapshots, on their own threads).
+//! `resume` (reading one back), `workers` (generation, attention probes and
+//! per-token scoring on weight snapshots, on their own threads).
 
 mod checkpoint;
 use checkpoint::SaveKind;
@@ -70,6 +70,11 @@ pub(crate) struct Trainer<D: Kernels> {
     /// Set when the non-finite guard tripped: the weights are not saved again.
     poisoned: bool,
     gen_cancel: Arc<AtomicBool>,
+    /// The record being scored token by token, and the sample being scored.
+    detail_cancel: Arc<AtomicBool>,
+    sample_cancel: Arc<AtomicBool>,
+    /// The records `Command::Score` names (indices into it).
+    dataset: Arc<crate::data::Dataset>,
     /// Training seconds of the earlier processes of a resumed run.
     elapsed_before: f64,
     device_name: String,
@@ -192,6 +197,9 @@ impl<D: Kernels> Trainer<D> {
             gone: false,
             poisoned: false,
             gen_cancel: Arc::new(AtomicBool::new(false)),
+            detail_cancel: Arc::new(AtomicBool::new(false)),
+            sample_cancel: Arc::new(AtomicBool::new(false)),
+            dataset: p.dataset.clone(),
             elapsed_before: state.as_ref().map_or(0.0, |s| s.elapsed_secs),
             device_name: opts.device_name,
             last_lr: state.as_ref().map_or(0.0, |s| s.lr),
@@ -246,6 +254,8 @@ impl<D: Kernels> Trainer<D> {
                 self.spawn_probe();
             }
             Command::Generate(req) => self.spawn_generation(req),
+            Command::Score(req) => self.spawn_score(req),
+            Command::CancelScore => self.sample_cancel.store(true, Ordering::SeqCst),
             Command::Stop => return true,
             Command::Continue { .. } => self.send(Event::Log(
                 "continue: the run has not finished yet; it can go on past its end once it has"
@@ -375,11 +385,11 @@ impl<D: Kernels> Trainer<D> {
                 }
             }
             if self.gone {
-                self.gen_cancel.store(true, Ordering::SeqCst);
+                self.cancel_workers();
                 return;
             }
             if stop.load(Ordering::SeqCst) {
-                self.gen_cancel.store(true, Ordering::SeqCst);
+                self.cancel_workers();
                 if self.save_and_report(started, SaveKind::Last) {
                     self.send(Event::Stopped { step: self.step });
                 }
@@ -419,7 +429,7 @@ impl<D: Kernels> Trainer<D> {
                 continue;
             }
             if !self.check_run_dir() {
-                self.gen_cancel.store(true, Ordering::SeqCst);
+                self.cancel_workers();
                 return;
             }
             let dt = t0.elapsed().as_secs_f64();
@@ -455,7 +465,7 @@ impl<D: Kernels> Trainer<D> {
             if t.checkpoint_interval > 0 && self.step.is_multiple_of(t.checkpoint_interval) && !last
             {
                 if !self.save_and_report(started, SaveKind::Interval) {
-                    self.gen_cancel.store(true, Ordering::SeqCst);
+                    self.cancel_workers();
                     return;
                 }
                 window_start = Instant::now();

@@ -1,8 +1,8 @@
-//! Work the UI asks for while training goes on: attention probes and
-//! generations run on host snapshots of the weights on their own threads,
-//! sending their results through the event bus.
+//! Work the UI asks for while training goes on: attention probes,
+//! generations and per-token scoring run on host snapshots of the weights on
+//! their own threads, sending their results through the event bus.
 
-use super::super::{AttentionMap, Event, GenerateRequest};
+use super::super::{AttentionMap, Event, GenerateRequest, ScoreRequest};
 use super::Trainer;
 use crate::model::infer::HostModel;
 use crate::model::sample::generate_within;
@@ -76,6 +76,35 @@ impl<D: Kernels> Trainer<D> {
             n_head: h,
             probs,
         }));
+    }
+
+    /// Cancels the generation and scoring workers (the loop is ending).
+    pub(super) fn cancel_workers(&self) {
+        for c in [&self.gen_cancel, &self.detail_cancel, &self.sample_cancel] {
+            c.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Scores dataset records on a snapshot on a worker thread
+    /// (`train::score`); a newer request of the same kind (detail or
+    /// sample) cancels the older one.
+    pub(super) fn spawn_score(&mut self, req: ScoreRequest) {
+        let slot = if req.detail {
+            &mut self.detail_cancel
+        } else {
+            &mut self.sample_cancel
+        };
+        slot.store(true, Ordering::SeqCst);
+        let cancel = Arc::new(AtomicBool::new(false));
+        *slot = cancel.clone();
+        let host = self.snapshot();
+        let tok = self.tokenizer.clone();
+        let ds = self.dataset.clone();
+        let tx = self.events.clone();
+        let step = self.step;
+        std::thread::spawn(move || {
+            crate::train::score::serve_score(&host, &tok, &ds, step, &req, &cancel, |e| tx.send(e));
+        });
     }
 
     /// Streams a generation from a snapshot on a worker thread; a newer
