@@ -175,6 +175,9 @@ pub struct TrainConfig {
     pub threads: usize,
     /// Send attention probabilities of the probe every N steps (0: never).
     pub attention_interval: usize,
+    /// Attention probes read at most this many tokens (0: the block size):
+    /// their matrices grow with the square of it, per layer and head.
+    pub probe_len: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -276,6 +279,7 @@ impl Default for TrainConfig {
             freeze: Vec::new(),
             threads: 0,
             attention_interval: 25,
+            probe_len: 256,
         }
     }
 }

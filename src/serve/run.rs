@@ -294,7 +294,12 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                 };
                 let events = match msg {
                     Incoming::Event(e) => match e {
-                        Event::Token { id, text, prob } => {
+                        Event::Token {
+                            id,
+                            text,
+                            prob,
+                            alts,
+                        } => {
                             if id & !0xff_ffff != base {
                                 continue;
                             }
@@ -302,6 +307,7 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                                 id: id & 0xff_ffff,
                                 text,
                                 prob,
+                                alts,
                             }]
                         }
                         Event::GenerationDone {

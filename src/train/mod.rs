@@ -9,6 +9,7 @@ pub mod batch;
 mod device;
 pub mod events;
 pub mod headless;
+pub mod induction;
 pub mod metrics;
 pub mod optim;
 pub mod run_dir;
