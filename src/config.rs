@@ -209,6 +209,9 @@ pub struct TrainConfig {
     /// MLM: of the chosen positions, the fraction replaced by a random
     /// token (the rest keep their token).
     pub mlm_random_fraction: f64,
+    /// Attention probes read at most this many tokens (0: the block size):
+    /// their matrices grow with the square of it, per layer and head.
+    pub probe_len: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -330,6 +333,7 @@ impl Default for TrainConfig {
             mlm_probability: 0.15,
             mlm_mask_fraction: 0.8,
             mlm_random_fraction: 0.1,
+            probe_len: 256,
         }
     }
 }

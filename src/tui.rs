@@ -259,6 +259,8 @@ fn run(
                 dirty = true;
             }
         }
+        // Scores and rollouts of a big probe, computed on the app's workers.
+        dirty |= app.tick();
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame_interval) {
             if let Err(e) = terminal.draw(|f| ui::draw(f, &app, &theme)) {
                 if hangup_detaches {

@@ -283,6 +283,38 @@ fn heads_table_sorts_and_enter_jumps() {
         rows[0].contains("1.2") && rows[0].contains("1.00"),
         "{rows:?}"
     );
+    // The trainer's induction probe scores arrive for the same step: the
+    // `induct` column shows them, and they sort.
+    assert!(s.contains("induct"), "{s}");
+    app.update_event(Event::Induction(InductionScores {
+        step: 9,
+        half: 32,
+        n_layer: 1,
+        n_head: 2,
+        scores: vec![0.12, 0.97],
+    }));
+    app.update(Action::SortNext);
+    assert_eq!(app.attention.sort, ScoreColumn::InductionProbe);
+    let s = text(&render(&app, 200, 60));
+    assert!(s.contains("heads by induct"), "{s}");
+    let rows: Vec<&str> = s.lines().filter(|l| l.contains("  1.")).collect();
+    assert!(
+        rows[0].contains("1.2") && rows[0].contains("0.97"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].contains("1.1") && rows[1].contains("0.12"),
+        "{rows:?}"
+    );
+    // Scores of another step do not land on this probe.
+    app.update_event(Event::Induction(InductionScores {
+        step: 8,
+        half: 32,
+        n_layer: 1,
+        n_head: 2,
+        scores: vec![0.5, 0.5],
+    }));
+    assert_eq!(app.attention.scores[1].induction_probe, 0.97);
     // Sort by previous token: head 1.1 first.
     app.update(Action::SortNext);
     app.update(Action::SortNext);

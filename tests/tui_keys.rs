@@ -110,6 +110,7 @@ fn playground_input_generate_and_history() {
         id,
         text: " out".into(),
         prob: 0.9,
+        alts: None,
     });
     assert!(text(&render(&app, 200, 60)).contains("> >q  !"));
     app.handle_key(key(KeyCode::Esc));

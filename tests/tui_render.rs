@@ -8,6 +8,7 @@ use headsup::data::{Dataset, Record};
 use headsup::train::*;
 use headsup::ui::{ColorDepth, Theme};
 use rand::{Rng, SeedableRng};
+use ratatui::style::Modifier;
 use tui_support::*;
 
 #[test]
@@ -104,11 +105,13 @@ fn events_fold_into_state() {
         id: 7,
         text: "hel".into(),
         prob: 0.5,
+        alts: None,
     });
     app.update_event(Event::Token {
         id: 7,
         text: "lo".into(),
         prob: 0.5,
+        alts: None,
     });
     app.update_event(Event::GenerationDone {
         id: 7,
@@ -203,6 +206,7 @@ fn untrusted_text_is_escaped_everywhere() {
         id: 1,
         text: NASTY.into(),
         prob: 0.1,
+        alts: None,
     });
     app.update_event(Event::Log(NASTY.into()));
     app.update_event(Event::Failed {
@@ -366,6 +370,7 @@ fn generated_tokens_are_coloured_by_probability_and_probe_the_attention() {
             id,
             text: text.into(),
             prob,
+            alts: None,
         });
     }
     app.update_event(Event::GenerationDone {
@@ -402,6 +407,119 @@ fn generated_tokens_are_coloured_by_probability_and_probe_the_attention() {
             text: Some("ab|SUREMAYBEODD".into())
         })]
     );
+}
+
+#[test]
+fn the_token_cursor_shows_the_alternatives_and_entropy_of_a_step() {
+    let mut app = busy_app();
+    app.handle_key(ch('4'));
+    app.handle_key(ch('i'));
+    type_str(&mut app, "ab|");
+    let effects = app.handle_key(key(crossterm::event::KeyCode::Enter));
+    let [headsup::app::Effect::Send(Command::Generate(req))] = effects.as_slice() else {
+        panic!("{effects:?}");
+    };
+    let id = req.id;
+    let step = |h: f32, top: &[(&str, f32)]| {
+        Some(TokenAlts::rounded(
+            h,
+            top.iter().map(|&(t, p)| (t.to_string(), p)),
+        ))
+    };
+    let tokens = [
+        ("SURE", 0.9f32, step(0.4, &[("SURE", 0.9), ("x", 0.05)])),
+        (
+            "MAYBE",
+            0.3,
+            step(1.61, &[("ODD", 0.55), ("MAYBE", 0.3), ("\u{1b}[2J", 0.02)]),
+        ),
+        ("ODD", 0.02, None),
+    ];
+    for (text, prob, alts) in tokens {
+        app.update_event(Event::Token {
+            id,
+            text: text.into(),
+            prob,
+            alts,
+        });
+    }
+    app.update_event(Event::GenerationDone {
+        id,
+        tokens: 3,
+        tokens_per_sec: 50.0,
+    });
+    // While typing, left/right edit the input line; out of it they move the
+    // token cursor (starting on the last token).
+    app.handle_key(key(crossterm::event::KeyCode::Left));
+    assert_eq!(app.playground.token_cursor, None);
+    app.handle_key(key(crossterm::event::KeyCode::Esc));
+    for k in ["left", "left", "right", "left"] {
+        let code = if k == "left" {
+            crossterm::event::KeyCode::Left
+        } else {
+            crossterm::event::KeyCode::Right
+        };
+        app.handle_key(key(code));
+    }
+    let (text_sel, tok) = app.playground.selected_token().expect("a selection");
+    assert_eq!((text_sel, tok.prob), ("MAYBE", 0.3));
+    for depth in [
+        ColorDepth::TrueColor,
+        ColorDepth::Ansi256,
+        ColorDepth::Ansi16,
+    ] {
+        let theme = Theme::builtin("dark", depth).expect("theme");
+        for (w, h) in [(80, 24), (200, 60)] {
+            let buf = render_with(&app, &theme, w, h);
+            let s = text(&buf);
+            let find = |needle: &str| -> (u16, u16) {
+                let (y, line) = s
+                    .lines()
+                    .enumerate()
+                    .find(|(_, l)| l.contains(needle))
+                    .unwrap_or_else(|| panic!("{depth:?} {w}x{h}: no {needle:?}\n{s}"));
+                let x = line[..line.find(needle).unwrap()].chars().count();
+                (x as u16, y as u16)
+            };
+            // The selected token is reversed and keeps its colour; the
+            // others are not reversed.
+            let (x, y) = find("SUREMAYBEODD");
+            let sel = &buf[(x + 4, y)];
+            assert_eq!(sel.symbol(), "M");
+            assert!(
+                sel.modifier.contains(Modifier::REVERSED),
+                "{depth:?} {w}x{h}"
+            );
+            assert_eq!(sel.fg, theme.warn().fg.expect("warn"));
+            assert!(!buf[(x, y)].modifier.contains(Modifier::REVERSED));
+            // The step: probability and entropy, then the alternatives in
+            // order, each in its probability's colour, escaped.
+            let (hx, hy) = find("\"MAYBE\" p 0.300 · entropy 1.61 nats");
+            assert!(hy > y, "below the transcript");
+            assert_eq!(buf[(hx + 1, hy)].fg, theme.warn().fg.expect("warn"));
+            assert!(buf[(hx + 1, hy)].modifier.contains(Modifier::REVERSED));
+            let (ax, ay) = find("top: \"ODD\" 0.550");
+            assert_eq!(ay, hy + 1);
+            assert_eq!(buf[(ax + 6, ay)].fg, theme.ok().fg.expect("ok"));
+            let (mx, _) = find("\"MAYBE\" 0.300");
+            let cell = &buf[(mx + 1, ay)];
+            assert_eq!(cell.fg, theme.warn().fg.expect("warn"));
+            assert!(
+                cell.modifier.contains(Modifier::REVERSED),
+                "the sampled one"
+            );
+            if w == 200 {
+                let (ex, _) = find("\"\\e[2J\" 0.020");
+                assert_eq!(buf[(ex + 1, ay)].fg, theme.error().fg.expect("error"));
+            }
+            assert!(!s.contains('\u{1b}'), "escaped");
+        }
+    }
+    // A token from a trainer that sends no alternatives says so.
+    app.handle_key(key(crossterm::event::KeyCode::Right));
+    let s = text(&render(&app, 200, 60));
+    assert!(s.contains("\"ODD\" p 0.020"), "{s}");
+    assert!(s.contains("(not sent by this trainer)"), "{s}");
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! entropy of the attention rows, the previous-token score, the first-token
 //! (sink) score and the induction / copy score (attention from a token to the
 //! token after an earlier occurrence of the same token, as TransformerLens'
-//! induction detector); the heads table's rows and sort order; and the
+//! induction detector) on the probe, and the induction score on the
+//! trainer's induction probe (`train::induction`, a random sequence repeated
+//! twice); the heads table's rows and sort order; and the
 //! aggregate matrices (mean and max over a layer's heads, attention rollout
 //! across layers, Abnar & Zuidema 2020). Plain functions of an `AttentionMap`.
 
@@ -18,15 +20,18 @@ pub enum ScoreColumn {
     PrevToken,
     Sink,
     Induction,
+    /// The induction score on the trainer's induction probe.
+    InductionProbe,
 }
 
 impl ScoreColumn {
-    pub const ALL: [ScoreColumn; 5] = [
+    pub const ALL: [ScoreColumn; 6] = [
         ScoreColumn::Head,
         ScoreColumn::Entropy,
         ScoreColumn::PrevToken,
         ScoreColumn::Sink,
         ScoreColumn::Induction,
+        ScoreColumn::InductionProbe,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -35,6 +40,7 @@ impl ScoreColumn {
             ScoreColumn::PrevToken => "prev",
             ScoreColumn::Sink => "first",
             ScoreColumn::Induction => "copy",
+            ScoreColumn::InductionProbe => "induct",
         }
     }
     pub fn next(self) -> ScoreColumn {
@@ -58,6 +64,9 @@ pub struct HeadScore {
     /// Mean, over queries whose token occurred earlier, of the weight on the
     /// keys that follow an earlier occurrence (key <= query).
     pub induction: f32,
+    /// The same on the trainer's induction probe (a random sequence
+    /// repeated twice); NaN until its scores arrive.
+    pub induction_probe: f32,
 }
 
 impl HeadScore {
@@ -68,6 +77,7 @@ impl HeadScore {
             ScoreColumn::PrevToken => self.prev_token,
             ScoreColumn::Sink => self.sink,
             ScoreColumn::Induction => self.induction,
+            ScoreColumn::InductionProbe => self.induction_probe,
         }
     }
 }
@@ -114,36 +124,7 @@ pub fn sink(m: &[f32], n: usize) -> f32 {
     mean(sum, n.saturating_sub(1))
 }
 
-/// For each query, the keys that follow an earlier occurrence of its token
-/// (`j + 1` for every `j < q` with `tokens[j] == tokens[q]`; all `<= q`).
-pub fn induction_targets<T: PartialEq>(tokens: &[T]) -> Vec<Vec<usize>> {
-    (0..tokens.len())
-        .map(|q| {
-            (0..q)
-                .filter(|&j| tokens[j] == tokens[q])
-                .map(|j| j + 1)
-                .collect()
-        })
-        .collect()
-}
-
-/// Attention on the induction targets, averaged over queries that have any.
-pub fn induction(m: &[f32], n: usize, targets: &[Vec<usize>]) -> f32 {
-    let mut sum = 0.0f64;
-    let mut count = 0;
-    for (q, keys) in targets.iter().enumerate().take(n) {
-        if keys.is_empty() {
-            continue;
-        }
-        let r = row(m, n, q);
-        sum += keys
-            .iter()
-            .map(|&k| r.get(k).copied().unwrap_or(0.0) as f64)
-            .sum::<f64>();
-        count += 1;
-    }
-    mean(sum, count)
-}
+pub use crate::train::induction::{induction, induction_targets};
 
 /// Every head's scores on a map, layer by layer.
 pub fn score_heads(map: &AttentionMap) -> Vec<HeadScore> {
@@ -159,6 +140,7 @@ pub fn score_heads(map: &AttentionMap) -> Vec<HeadScore> {
                 prev_token: prev_token(m, n),
                 sink: sink(m, n),
                 induction: induction(m, n, &targets),
+                induction_probe: f32::NAN,
             });
         }
     }

@@ -65,6 +65,23 @@ pub struct ProbeHistory {
     bytes: usize,
 }
 
+/// A probe's matrices quantised for the history, or None when they would
+/// pass a quarter of the budget (then only its scores are kept).
+pub fn quantised(map: &AttentionMap) -> Option<Vec<u8>> {
+    let n = map.len();
+    let size = map.n_layer * map.n_head * n * n;
+    (size <= MAX_BYTES / 4).then(|| {
+        let mut out = Vec::with_capacity(size);
+        for l in &map.probs {
+            for h in l {
+                out.extend(h.iter().take(n * n).map(|&p| quantise(p)));
+                out.resize(out.len() + (n * n).saturating_sub(h.len()), 0);
+            }
+        }
+        out
+    })
+}
+
 /// Quantises a probability to one byte.
 pub fn quantise(p: f32) -> u8 {
     if p.is_finite() {
@@ -89,23 +106,21 @@ impl ProbeHistory {
     /// Keeps a probe and its scores; drops the oldest past the limits.
     /// Returns how many were dropped from the front.
     pub fn push(&mut self, map: &AttentionMap, scores: Vec<HeadScore>) -> usize {
-        let n = map.len();
-        let size = map.n_layer * map.n_head * n * n;
+        self.push_quantised(map, quantised(map), scores)
+    }
+
+    /// [`ProbeHistory::push`] with the matrices already quantised
+    /// ([`quantised`], on a worker thread for a big probe).
+    pub fn push_quantised(
+        &mut self,
+        map: &AttentionMap,
+        probs: Option<Vec<u8>>,
+        scores: Vec<HeadScore>,
+    ) -> usize {
         let tokens = match self.probes.back() {
             Some(p) if *p.tokens == map.tokens => p.tokens.clone(),
             _ => Arc::new(map.tokens.clone()),
         };
-        // A probe too big for the budget keeps only its scores.
-        let probs = (size <= MAX_BYTES / 4).then(|| {
-            let mut out = Vec::with_capacity(size);
-            for l in &map.probs {
-                for h in l {
-                    out.extend(h.iter().map(|&p| quantise(p)));
-                    out.resize(out.len() + (n * n).saturating_sub(h.len()), 0);
-                }
-            }
-            out
-        });
         self.bytes += probs.as_ref().map_or(0, |p| p.len());
         self.probes.push_back(StoredProbe {
             step: map.step,

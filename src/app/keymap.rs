@@ -48,6 +48,8 @@ pub enum Action {
     ScoreSample,
     Probe,
     Input,
+    TokenPrev,
+    TokenNext,
 }
 
 impl Action {
@@ -151,6 +153,16 @@ impl Action {
             "attention: older probe (scrub back through training)",
         ),
         (Action::Newer, "newer", "attention: newer probe"),
+        (
+            Action::TokenPrev,
+            "token_prev",
+            "playground: previous generated token (its alternatives and entropy)",
+        ),
+        (
+            Action::TokenNext,
+            "token_next",
+            "playground: next generated token",
+        ),
         (
             Action::Fit,
             "fit",
@@ -393,6 +405,8 @@ impl Default for KeyMap {
                 b(Action::ScoreSample, vec![Key::ch('L')]),
                 b(Action::Probe, vec![Key::ch('p')]),
                 b(Action::Input, vec![Key::ch('i'), Key::plain(K::Enter)]),
+                b(Action::TokenPrev, vec![Key::plain(K::Left)]),
+                b(Action::TokenNext, vec![Key::plain(K::Right)]),
             ],
         }
     }

@@ -26,7 +26,7 @@ pub use attention::AttentionView;
 pub use browser::{prefix_at_char_boundary, Browser, PIECES_PREFIX_BYTES};
 pub use keymap::{Action, Key, KeyMap, KeyMapError};
 pub use loss::{LossView, OverlayRun};
-pub use playground::{Entry, InputLine, Playground};
+pub use playground::{Entry, GenToken, InputLine, Playground, TokenAt};
 pub use record_loss::RecordLossView;
 pub use series::Series;
 
@@ -259,8 +259,16 @@ impl App {
         self.mode.editing()
     }
 
+    /// Collects the results of the app's own workers (a big probe's scores,
+    /// a rollout); true when the screen changed. The event loop calls it on
+    /// every wake-up.
+    pub fn tick(&mut self) -> bool {
+        self.attention.poll()
+    }
+
     /// Folds one trainer event into the state.
     pub fn update_event(&mut self, ev: Event) {
+        self.attention.poll();
         match ev {
             Event::Started(info) => {
                 self.step = info.start_step;
@@ -287,7 +295,13 @@ impl App {
                 self.weights_changed();
             }
             Event::Attention(map) => self.attention.on_map(map),
-            Event::Token { id, text, prob } => self.playground.on_token(id, &text, prob),
+            Event::Induction(s) => self.attention.on_induction(s),
+            Event::Token {
+                id,
+                text,
+                prob,
+                alts,
+            } => self.playground.on_token(id, &text, prob, alts),
             Event::GenerationDone {
                 id,
                 tokens,
@@ -657,6 +671,14 @@ impl App {
                     None => "probing attention…".into(),
                 });
                 out.push(Effect::Send(Command::Probe { text }));
+            }
+            Action::TokenPrev | Action::TokenNext => {
+                if self.focus == Pane::Playground {
+                    let delta = if action == Action::TokenPrev { -1 } else { 1 };
+                    if !self.playground.move_token(delta) {
+                        self.message = Some("no generated token to select yet".into());
+                    }
+                }
             }
             Action::Input => match self.focus {
                 Pane::Playground => self.mode = InputMode::Edit,

@@ -1,7 +1,9 @@
 //! The prompt playground's state: an editable input line with history, slash
-//! commands for the sampling settings, and the transcript of generations.
+//! commands for the sampling settings, the transcript of generations (each
+//! token with its probability, alternatives and entropy), and the token
+//! cursor that selects one generated token to show its alternatives.
 
-use crate::train::SampleSettings;
+use crate::train::{SampleSettings, TokenAlts};
 
 /// A one-line text editor; `cursor` counts chars.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,14 +70,33 @@ pub enum Entry {
     Output {
         id: u64,
         text: String,
-        /// Per generated token: the byte offset in `text` where it ends and
-        /// the probability the model gave it.
-        tokens: Vec<(usize, f32)>,
+        /// Per generated token: where it ends in `text`, its probability,
+        /// that step's alternatives.
+        tokens: Vec<GenToken>,
         /// (tokens, tokens/s) once done.
         done: Option<(usize, f64)>,
     },
     Info(String),
     Error(String),
+}
+
+/// One generated token of an output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenToken {
+    /// The byte offset in the output's text where the token ends.
+    pub end: usize,
+    /// The probability the model gave it.
+    pub prob: f32,
+    /// That step's most likely tokens and entropy (None from older trainers).
+    pub alts: Option<TokenAlts>,
+}
+
+/// A generated token in the transcript: the index of its output entry and
+/// its index among that output's tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenAt {
+    pub entry: usize,
+    pub token: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +112,9 @@ pub struct Playground {
     /// Lines scrolled up from the bottom (0 follows new output).
     pub scroll: usize,
     pub next_id: u64,
+    /// The selected generated token (left/right move it), whose
+    /// alternatives the pane shows; None: no selection.
+    pub token_cursor: Option<TokenAt>,
 }
 
 pub const HELP_TEXT: &str =
@@ -116,6 +140,7 @@ impl Playground {
             transcript: Vec::new(),
             scroll: 0,
             next_id: 1,
+            token_cursor: None,
         }
     }
 
@@ -190,6 +215,7 @@ impl Playground {
         let result: Result<String, String> = match (name, arg) {
             ("clear", _) => {
                 self.transcript.clear();
+                self.token_cursor = None;
                 return;
             }
             ("help", _) => Ok(HELP_TEXT.to_string()),
@@ -239,24 +265,75 @@ impl Playground {
         }
     }
 
-    /// A generated token and the probability the model gave it.
-    pub fn on_token(&mut self, id: u64, text: &str, prob: f32) {
+    /// A generated token, the probability the model gave it and that step's
+    /// alternatives.
+    pub fn on_token(&mut self, id: u64, text: &str, prob: f32, alts: Option<TokenAlts>) {
         if let Some(Entry::Output {
             text: t, tokens, ..
         }) = self.output_mut(id)
         {
             if t.len() < 1 << 20 {
                 t.push_str(text);
-                tokens.push((t.len(), prob));
+                tokens.push(GenToken {
+                    end: t.len(),
+                    prob,
+                    alts,
+                });
             }
         } else {
             self.transcript.push(Entry::Output {
                 id,
                 text: text.to_string(),
-                tokens: vec![(text.len(), prob)],
+                tokens: vec![GenToken {
+                    end: text.len(),
+                    prob,
+                    alts,
+                }],
                 done: None,
             });
         }
+    }
+
+    /// Every generated token's place in the transcript, in order.
+    fn token_places(&self) -> Vec<TokenAt> {
+        let mut out = Vec::new();
+        for (entry, e) in self.transcript.iter().enumerate() {
+            if let Entry::Output { tokens, .. } = e {
+                out.extend((0..tokens.len()).map(|token| TokenAt { entry, token }));
+            }
+        }
+        out
+    }
+
+    /// Moves the token cursor by `delta` generated tokens (across outputs),
+    /// staying on the first / last; from no selection, starts on the last
+    /// token. Returns false when there is no generated token.
+    pub fn move_token(&mut self, delta: isize) -> bool {
+        let places = self.token_places();
+        if places.is_empty() {
+            self.token_cursor = None;
+            return false;
+        }
+        let i = match self
+            .token_cursor
+            .and_then(|c| places.iter().position(|&p| p == c))
+        {
+            None => places.len() - 1,
+            Some(i) => (i as isize + delta).clamp(0, places.len() as isize - 1) as usize,
+        };
+        self.token_cursor = Some(places[i]);
+        true
+    }
+
+    /// The selected token: its text, probability and alternatives.
+    pub fn selected_token(&self) -> Option<(&str, &GenToken)> {
+        let c = self.token_cursor?;
+        let Entry::Output { text, tokens, .. } = self.transcript.get(c.entry)? else {
+            return None;
+        };
+        let start = c.token.checked_sub(1).map_or(0, |i| tokens[i].end);
+        let tok = tokens.get(c.token)?;
+        Some((text.get(start..tok.end).unwrap_or(""), tok))
     }
 
     /// The last prompt and the answer that followed it, as one text (what

@@ -89,6 +89,57 @@ pub fn generate_within(
     use_cache: bool,
     mut on_token: impl FnMut(usize, f32) -> bool,
 ) {
+    generate_observed(model, id_limit, prompt, s, use_cache, |id, p, _| {
+        on_token(id, p)
+    })
+}
+
+/// The `k` most likely ids of the distribution [`sample_logits`] draws from
+/// (softmax of `logits / temperature`, temperature 1 when greedy, before the
+/// top-k / top-p cuts), highest first (ties by id), and that distribution's
+/// entropy in nats.
+pub fn top_alternatives(logits: &[f32], temperature: f32, k: usize) -> (Vec<(usize, f32)>, f32) {
+    if logits.is_empty() {
+        return (Vec::new(), 0.0);
+    }
+    let t = if temperature <= 0.0 || !temperature.is_finite() {
+        1.0
+    } else {
+        temperature
+    };
+    let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f64> = logits
+        .iter()
+        .map(|&l| (((l - max) / t) as f64).exp())
+        .collect();
+    let sum: f64 = e.iter().sum();
+    let mut entropy = 0.0f64;
+    for &v in &e {
+        let p = v / sum;
+        if p > 0.0 {
+            entropy -= p * p.ln();
+        }
+    }
+    let mut idx: Vec<usize> = (0..e.len()).collect();
+    idx.sort_by(|&a, &b| e[b].total_cmp(&e[a]).then(a.cmp(&b)));
+    let top = idx
+        .into_iter()
+        .take(k)
+        .map(|i| (i, (e[i] / sum) as f32))
+        .collect();
+    (top, entropy as f32)
+}
+
+/// [`generate_within`] whose callback also sees the logits the token was
+/// drawn from (`on_token(id, prob, logits)`, the logits cut at `id_limit`).
+pub fn generate_observed(
+    model: &HostModel,
+    id_limit: usize,
+    prompt: &[usize],
+    s: &SampleSettings,
+    use_cache: bool,
+    mut on_token: impl FnMut(usize, f32, &[f32]) -> bool,
+) {
     let limit = id_limit.clamp(1, model.cfg.vocab_size.max(1));
     let ctx_max = model.cfg.n_positions;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s.seed);
@@ -109,9 +160,10 @@ pub fn generate_within(
     };
     refill(&mut cache, &context, &mut logits, ctx_max);
     for _ in 0..s.max_new_tokens {
-        let (id, p) = sample_logits(&logits[..limit.min(logits.len())], s, &mut rng);
+        let seen = &logits[..limit.min(logits.len())];
+        let (id, p) = sample_logits(seen, s, &mut rng);
         context.push(id);
-        if !on_token(id, p) {
+        if !on_token(id, p, seen) {
             break;
         }
         if !use_cache {
@@ -123,5 +175,39 @@ pub fn generate_within(
         } else {
             logits = model.step(&mut cache, id, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternatives_are_the_sampled_distribution_highest_first() {
+        // logits ln 1, ln 2, ln 3, ln 4 at temperature 1: p = i / 10.
+        let logits: Vec<f32> = [1.0f32, 2.0, 3.0, 4.0].iter().map(|v| v.ln()).collect();
+        let (top, h) = top_alternatives(&logits, 1.0, 2);
+        assert_eq!(top.len(), 2);
+        assert_eq!((top[0].0, top[1].0), (3, 2));
+        assert!((top[0].1 - 0.4).abs() < 1e-6 && (top[1].1 - 0.3).abs() < 1e-6);
+        let want: f64 = [0.1f64, 0.2, 0.3, 0.4].iter().map(|p| -p * p.ln()).sum();
+        assert!((h as f64 - want).abs() < 1e-6, "{h} vs {want}");
+        // The probability sample_logits reports for an id is the same number.
+        let s = SampleSettings {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_new_tokens: 1,
+            seed: 1,
+        };
+        let (id, p) = sample_logits(&logits, &s, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+        assert_eq!((id, p), (top[0].0, top[0].1));
+        // Temperature 2 flattens: entropy grows; greedy (0) reads as 1.
+        assert!(top_alternatives(&logits, 2.0, 1).1 > h);
+        assert_eq!(
+            top_alternatives(&logits, 0.0, 4),
+            top_alternatives(&logits, 1.0, 4)
+        );
+        assert_eq!(top_alternatives(&[], 1.0, 3), (Vec::new(), 0.0));
     }
 }

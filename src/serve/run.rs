@@ -314,7 +314,12 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                 };
                 let events = match msg {
                     Incoming::Event(e) => match e {
-                        Event::Token { id, text, prob } => {
+                        Event::Token {
+                            id,
+                            text,
+                            prob,
+                            alts,
+                        } => {
                             if id & !0xff_ffff != base {
                                 continue;
                             }
@@ -322,6 +327,7 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                                 id: id & 0xff_ffff,
                                 text,
                                 prob,
+                                alts,
                             }]
                         }
                         Event::GenerationDone {

@@ -19,12 +19,19 @@ pub enum Event {
     Eval(EvalStats),
     /// Attention probabilities of every layer and head on the probe text.
     Attention(AttentionMap),
-    /// One generated token of the request `id`.
+    /// Every head's score on the induction probe (`train::induction`), run
+    /// with each attention probe of the same step.
+    Induction(InductionScores),
+    /// One generated token of the request `id`, with the probability the
+    /// model gave it and (since the playground's token cursor; absent in
+    /// older recordings) that step's alternatives and entropy.
     Token {
         id: u64,
         text: String,
         #[serde(with = "any_f32")]
         prob: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alts: Option<TokenAlts>,
     },
     /// Generation `id` finished.
     GenerationDone {
@@ -238,6 +245,51 @@ pub enum Command {
     CancelScore,
 }
 
+/// One generation step, compactly: the entropy (nats) of the distribution
+/// the token was drawn from and its few most likely tokens with their
+/// probabilities (rounded to 4 decimals), highest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenAlts {
+    #[serde(rename = "h", with = "any_f32")]
+    pub entropy: f32,
+    pub top: Vec<Alt>,
+}
+
+/// A candidate token: its text (raw; escape before display) and probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alt {
+    #[serde(rename = "t")]
+    pub text: String,
+    #[serde(rename = "p", with = "any_f32")]
+    pub prob: f32,
+}
+
+impl TokenAlts {
+    /// Alternatives sent per generated token.
+    pub const K: usize = 5;
+
+    /// Rounds what travels: probabilities to 4 decimals, entropy to 3.
+    pub fn rounded(entropy: f32, top: impl IntoIterator<Item = (String, f32)>) -> TokenAlts {
+        let round = |v: f32, scale: f32| {
+            if v.is_finite() {
+                (v * scale).round() / scale
+            } else {
+                v
+            }
+        };
+        TokenAlts {
+            entropy: round(entropy, 1e3),
+            top: top
+                .into_iter()
+                .map(|(text, p)| Alt {
+                    text,
+                    prob: round(p, 1e4),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateRequest {
     pub id: u64,
@@ -319,6 +371,32 @@ pub struct AttentionMap {
     pub probs: Vec<Vec<Vec<f32>>>,
 }
 
+/// Each head's induction score on the induction probe: `half` random
+/// tokens repeated twice; `scores[layer * n_head + head]`, NaN where nothing
+/// could be measured, rounded to 4 decimals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InductionScores {
+    pub step: usize,
+    pub half: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    #[serde(with = "any_f32_vec")]
+    pub scores: Vec<f32>,
+}
+
+impl InductionScores {
+    /// The score of one head, NaN when absent.
+    pub fn get(&self, layer: usize, head: usize) -> f32 {
+        if head >= self.n_head {
+            return f32::NAN;
+        }
+        self.scores
+            .get(layer * self.n_head + head)
+            .copied()
+            .unwrap_or(f32::NAN)
+    }
+}
+
 impl AttentionMap {
     pub fn len(&self) -> usize {
         self.tokens.len()
@@ -382,6 +460,25 @@ macro_rules! any_float {
     };
 }
 any_float!(any_f32, f32, serialize_f32);
+
+/// Serde for a list of floats that may be NaN or infinite (each as `any_f32`).
+pub(crate) mod any_f32_vec {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Item(#[serde(with = "super::any_f32")] f32);
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|&x| Item(x)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        Ok(Vec::<Item>::deserialize(d)?
+            .into_iter()
+            .map(|i| i.0)
+            .collect())
+    }
+}
 any_float!(any_f64, f64, serialize_f64);
 
 #[cfg(test)]
@@ -443,10 +540,27 @@ mod tests {
                 n_head: 0,
                 probs: vec![],
             }),
+            Event::Induction(InductionScores {
+                step: 25,
+                half: 32,
+                n_layer: 1,
+                n_head: 3,
+                scores: vec![0.5, f32::NAN, 1.0],
+            }),
             Event::Token {
                 id: 3,
                 text: "\u{202e}x\r".into(),
                 prob: 0.125,
+                alts: None,
+            },
+            Event::Token {
+                id: 4,
+                text: "b".into(),
+                prob: 0.5,
+                alts: Some(TokenAlts::rounded(
+                    f32::NAN,
+                    [("b".to_string(), 0.5), ("\u{1b}[2J".to_string(), 0.123_456)],
+                )),
             },
             Event::GenerationDone {
                 id: 3,
@@ -541,6 +655,36 @@ mod tests {
             let back: Command = serde_json::from_str(&text).unwrap();
             assert_eq!(c, &back, "{text}");
         }
+    }
+
+    #[test]
+    fn a_token_carries_its_alternatives_compactly_and_old_tokens_still_read() {
+        let e = Event::Token {
+            id: 2,
+            text: "a".into(),
+            prob: 0.612_345,
+            alts: Some(TokenAlts::rounded(
+                1.234_567,
+                [("a".to_string(), 0.612_345), ("b".to_string(), 0.2)],
+            )),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"Token":{"id":2,"text":"a","prob":0.612345,"alts":{"h":1.235,"top":[{"t":"a","p":0.6123},{"t":"b","p":0.2}]}}}"#
+        );
+        // A recording from before the alternatives: no `alts`.
+        let old = r#"{"Token":{"id":2,"text":"a","prob":0.5}}"#;
+        let back: Event = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            back,
+            Event::Token {
+                id: 2,
+                text: "a".into(),
+                prob: 0.5,
+                alts: None
+            }
+        );
+        assert_eq!(serde_json::to_string(&back).unwrap(), old);
     }
 
     #[test]

@@ -120,6 +120,7 @@ impl<'a> Record<'a> {
             Event::Finished { step } => Record::Finished { step: *step },
             Event::Stopped { step } => Record::Stopped { step: *step },
             Event::Attention(_)
+            | Event::Induction(_)
             | Event::Token { .. }
             | Event::GenerationDone { .. }
             | Event::Paused { .. }

@@ -9,6 +9,7 @@ pub mod batch;
 mod device;
 pub mod events;
 pub mod headless;
+pub mod induction;
 pub mod masking;
 pub mod metrics;
 pub mod optim;

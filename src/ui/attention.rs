@@ -58,6 +58,9 @@ fn title(a: &AttentionView, t: &Theme) -> Line<'static> {
         )
     };
     let mut spans = vec![Span::raw("attention "), Span::styled(what, t.muted())];
+    if a.scoring && a.table {
+        spans.push(Span::styled(" · scoring…", t.warn()));
+    }
     if let Some(i) = a.viewing {
         spans.push(Span::styled(
             format!(" · probe {}/{}", i + 1, a.history.len()),
@@ -102,6 +105,19 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
                 selected_head: a.head,
                 theme: t,
             },
+            inner,
+        );
+        return;
+    }
+    if a.rolling_out {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                format!(
+                    "computing the rollout of layers 1-{} on a worker…",
+                    a.layer + 1
+                ),
+                t.muted(),
+            )),
             inner,
         );
         return;
@@ -181,7 +197,7 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
 }
 
 /// The column where the table's sparklines start.
-const SPARK_AT: usize = 38;
+const SPARK_AT: usize = 46;
 
 fn fmt_score(v: f32) -> String {
     if v.is_finite() {
@@ -222,12 +238,13 @@ fn draw_table(a: &AttentionView, t: &Theme, frame: &mut Frame, area: Rect) {
         .fold(1e-6f32, f32::max);
     let mut lines = vec![Line::from(line_cut(
         &format!(
-            "{} {} {} {} {}  {} over time",
+            "{} {} {} {} {} {}  {} over time",
             head(ScoreColumn::Head, 5),
             head(ScoreColumn::Entropy, 7),
             head(ScoreColumn::PrevToken, 5),
             head(ScoreColumn::Sink, 5),
             head(ScoreColumn::Induction, 5),
+            head(ScoreColumn::InductionProbe, 6),
             spark_col.name(),
         ),
         w,
@@ -239,12 +256,13 @@ fn draw_table(a: &AttentionView, t: &Theme, frame: &mut Frame, area: Rect) {
     for (i, &si) in order.iter().enumerate().skip(first).take(rows) {
         let s = &a.scores[si];
         let text = format!(
-            "{:>5}  {:>7}  {:>5}  {:>5}  {:>5}  {}",
+            "{:>5}  {:>7}  {:>5}  {:>5}  {:>5}  {:>6}  {}",
             format!("{}.{}", s.layer + 1, s.head + 1),
             fmt_score(s.entropy),
             fmt_score(s.prev_token),
             fmt_score(s.sink),
             fmt_score(s.induction),
+            fmt_score(s.induction_probe),
             sparkline(&series(s.layer, s.head), 0.0, hi),
         );
         let style = if i == a.table_row {

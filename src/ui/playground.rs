@@ -1,14 +1,15 @@
 //! The prompt playground: the transcript (escaped, wrapped by display
 //! width, following new output unless scrolled; generated tokens coloured by
-//! the probability the model gave them) and the input line.
+//! the probability the model gave them), the selected token's alternatives
+//! and entropy (left/right move the token cursor), and the input line.
 
 use super::text::wrap;
 use super::Theme;
 use super::{line_cut, pane_block};
-use crate::app::{App, Entry, Pane};
+use crate::app::{App, Entry, GenToken, Pane, TokenAt};
 use crate::sanitize::{escape, escape_keep_newlines, width};
 use ratatui::layout::{Constraint, Layout, Position, Rect};
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
@@ -29,7 +30,17 @@ pub fn prob_style(t: &Theme, p: f32) -> Style {
 /// Wraps styled pieces (already escaped; `\n` breaks the line) into lines
 /// of at most `width` display cells; a wide character never splits.
 pub fn wrap_spans(pieces: &[(String, Style)], width: usize) -> Vec<Line<'static>> {
+    wrap_spans_marked(pieces, width, None).0
+}
+
+/// [`wrap_spans`], also saying on which line the piece `mark` starts.
+pub fn wrap_spans_marked(
+    pieces: &[(String, Style)],
+    width: usize,
+    mark: Option<usize>,
+) -> (Vec<Line<'static>>, Option<usize>) {
     let width = width.max(1);
+    let mut marked = None;
     let mut lines: Vec<Line<'static>> = Vec::new();
     let mut spans: Vec<Span<'static>> = Vec::new();
     let mut cur = String::new();
@@ -40,8 +51,9 @@ pub fn wrap_spans(pieces: &[(String, Style)], width: usize) -> Vec<Line<'static>
             spans.push(Span::styled(std::mem::take(cur), style));
         }
     };
-    for (text, style) in pieces {
-        if *style != cur_style {
+    for (i, (text, style)) in pieces.iter().enumerate() {
+        let at_mark = mark == Some(i);
+        if *style != cur_style || at_mark {
             flush(&mut spans, &mut cur, cur_style);
             cur_style = *style;
         }
@@ -58,6 +70,9 @@ pub fn wrap_spans(pieces: &[(String, Style)], width: usize) -> Vec<Line<'static>
                 lines.push(Line::from(std::mem::take(&mut spans)));
                 w = 0;
             }
+            if at_mark && marked.is_none() {
+                marked = Some(lines.len());
+            }
             if cw > width {
                 cur.push('·');
                 w += 1;
@@ -68,30 +83,62 @@ pub fn wrap_spans(pieces: &[(String, Style)], width: usize) -> Vec<Line<'static>
         }
     }
     flush(&mut spans, &mut cur, cur_style);
+    if mark.is_some_and(|m| m < pieces.len()) && marked.is_none() {
+        marked = Some(lines.len());
+    }
     lines.push(Line::from(spans));
-    lines
+    (lines, marked)
 }
 
 /// The transcript as display lines for a given width; generated tokens in
 /// the colour of their probability.
 pub fn transcript_lines(app: &App, t: &Theme, w: usize) -> Vec<Line<'static>> {
+    transcript_view(app, t, w).0
+}
+
+/// The style of a generated token: its probability's colour, reversed when
+/// the token cursor is on it.
+fn token_style(t: &Theme, p: f32, selected: bool) -> Style {
+    let s = prob_style(t, p);
+    if selected {
+        s.add_modifier(Modifier::REVERSED | Modifier::BOLD)
+    } else {
+        s
+    }
+}
+
+/// The transcript's lines and the line of the selected token, if any.
+pub fn transcript_view(app: &App, t: &Theme, w: usize) -> (Vec<Line<'static>>, Option<usize>) {
+    let cursor = app.playground.token_cursor;
+    let mut cursor_line = None;
     let mut lines: Vec<Line<'static>> = Vec::new();
     let plain = |lines: &mut Vec<Line<'static>>, text: &str, style: Style| {
         for l in wrap(text, w) {
             lines.push(Line::from(Span::styled(l, style)));
         }
     };
-    for e in &app.playground.transcript {
+    for (entry, e) in app.playground.transcript.iter().enumerate() {
         match e {
             Entry::Prompt(p) => plain(&mut lines, &format!("> {}", escape(p)), t.prompt()),
             Entry::Output {
                 text, tokens, done, ..
             } => {
                 let mut pieces: Vec<(String, Style)> = Vec::with_capacity(tokens.len() + 1);
+                let mut mark = None;
                 let mut start = 0;
-                for &(end, p) in tokens {
+                for (i, &GenToken { end, prob, .. }) in tokens.iter().enumerate() {
                     if let Some(piece) = text.get(start..end) {
-                        pieces.push((escape_keep_newlines(piece), prob_style(t, p)));
+                        let selected = cursor == Some(TokenAt { entry, token: i });
+                        if selected {
+                            mark = Some(pieces.len());
+                        }
+                        let mut shown = escape_keep_newlines(piece);
+                        if selected && (shown.is_empty() || shown == "\n") {
+                            // Something to see under the cursor.
+                            shown =
+                                format!("{}{}", if shown.is_empty() { "∅" } else { "⏎" }, shown);
+                        }
+                        pieces.push((shown, token_style(t, prob, selected)));
                         start = end;
                     }
                 }
@@ -102,13 +149,76 @@ pub fn transcript_lines(app: &App, t: &Theme, w: usize) -> Vec<Line<'static>> {
                     Some((n, tps)) => (format!(" [{n} tokens, {tps:.1} tok/s]"), t.muted()),
                     None => ("▌".to_string(), t.generated()),
                 });
-                lines.extend(wrap_spans(&pieces, w));
+                let (wrapped, at) = wrap_spans_marked(&pieces, w, mark);
+                if let Some(at) = at {
+                    cursor_line = Some(lines.len() + at);
+                }
+                lines.extend(wrapped);
             }
             Entry::Info(m) => plain(&mut lines, &escape(m), t.muted()),
             Entry::Error(m) => plain(&mut lines, &escape(m), t.error()),
         }
     }
-    lines
+    (lines, cursor_line)
+}
+
+/// The selected token's step, two lines cut to `w`: the token, its
+/// probability and the step's entropy; then the alternatives, each in the
+/// colour of its probability (the sampled one reversed).
+pub fn alternatives_lines(app: &App, t: &Theme, w: usize) -> Vec<Line<'static>> {
+    let Some((text, tok)) = app.playground.selected_token() else {
+        return Vec::new();
+    };
+    let shown = escape(text);
+    let mut head = vec![
+        Span::styled(format!("\"{shown}\""), token_style(t, tok.prob, true)),
+        Span::styled(format!(" p {:.3}", tok.prob), prob_style(t, tok.prob)),
+    ];
+    let mut alts = vec![Span::styled("top: ", t.muted())];
+    match &tok.alts {
+        Some(a) => {
+            head.push(Span::styled(
+                format!(" · entropy {:.2} nats", a.entropy),
+                t.text(),
+            ));
+            for (i, alt) in a.top.iter().enumerate() {
+                if i > 0 {
+                    alts.push(Span::raw("  "));
+                }
+                let picked = alt.text == text;
+                alts.push(Span::styled(
+                    format!("\"{}\" {:.3}", escape(&alt.text), alt.prob),
+                    token_style(t, alt.prob, picked),
+                ));
+            }
+        }
+        None => alts.push(Span::styled("(not sent by this trainer)", t.muted())),
+    }
+    head.push(Span::styled("  ←/→ select", t.muted()));
+    [Line::from(head), Line::from(alts)]
+        .into_iter()
+        .map(|l| cut_line(l, w))
+        .collect()
+}
+
+/// A line cut to `w` display cells.
+fn cut_line(line: Line<'static>, w: usize) -> Line<'static> {
+    let mut left = w;
+    let mut out = Vec::new();
+    for s in line.spans {
+        if left == 0 {
+            break;
+        }
+        let sw = width(&s.content);
+        if sw <= left {
+            left -= sw;
+            out.push(s);
+        } else {
+            out.push(line_cut(&s.content, left, s.style));
+            left = 0;
+        }
+    }
+    Line::from(out)
 }
 
 pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
@@ -123,13 +233,37 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     if inner.height == 0 || inner.width == 0 {
         return;
     }
-    let [body, input] = Layout::vertical([Constraint::Min(0), Constraint::Length(1)]).areas(inner);
+    let alts = alternatives_lines(app, t, inner.width as usize);
+    // The alternatives take two lines when the pane has room for them and
+    // three transcript lines.
+    let alt_h = if alts.is_empty() || inner.height < 6 {
+        0
+    } else {
+        alts.len() as u16
+    };
+    let [body, alt_area, input] = Layout::vertical([
+        Constraint::Min(0),
+        Constraint::Length(alt_h),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    if alt_h > 0 {
+        frame.render_widget(Paragraph::new(alts), alt_area);
+    }
     let w = body.width as usize;
-    let lines = transcript_lines(app, t, w);
+    let (lines, cursor_line) = transcript_view(app, t, w);
     let h = body.height as usize;
-    let end = lines
+    let mut end = lines
         .len()
         .saturating_sub(pg.scroll.min(lines.len().saturating_sub(h)));
+    // The selected token stays on screen.
+    if let Some(c) = cursor_line {
+        if c >= end {
+            end = (c + 1).min(lines.len());
+        } else if c + h < end {
+            end = (c + h).min(lines.len());
+        }
+    }
     let start = end.saturating_sub(h);
     let shown: Vec<Line> = lines[start..end].to_vec();
     if shown.is_empty() {

@@ -13,7 +13,7 @@ use crate::data::Dataset;
 use crate::model::infer::HostModel;
 use crate::model::sample::generate;
 use crate::tokenizer::Tokenizer;
-use crate::train::trainer::stream_generation;
+use crate::train::trainer::{induction_probe, stream_generation};
 use crate::train::{
     AttentionMap, Command, Event, GenerateRequest, RunInfo, ScoreRequest, TrainerHandle,
 };
@@ -214,7 +214,8 @@ fn state_event(w: &Watched, step: usize) -> Event {
     }
 }
 
-/// Attention of the loaded model on `text` (or on text it writes itself).
+/// Attention of the loaded model on `text` (or on text it writes itself),
+/// then its heads' scores on the induction probe.
 fn probe(l: &Loaded, text: Option<&str>, tx: &Sender<Event>) {
     let block = l.model.cfg.n_positions.max(1);
     let mut ids: Vec<usize> = match text {
@@ -254,6 +255,9 @@ fn probe(l: &Loaded, text: Option<&str>, tx: &Sender<Event>) {
         n_head: l.model.cfg.n_head,
         probs,
     }));
+    if let Some(s) = induction_probe(&l.model, l.tokenizer.id_limit(), block, l.step) {
+        let _ = tx.send(Event::Induction(s));
+    }
 }
 
 fn spawn_generation(l: &Loaded, req: GenerateRequest, tx: Sender<Event>, cancel: Arc<AtomicBool>) {
@@ -481,6 +485,13 @@ mod tests {
         assert_eq!(a.step, 12);
         assert_eq!(a.tokens.len(), 17);
         assert_eq!((a.n_layer, a.n_head), (2, 2));
+        // The induction probe follows, on the same step: 32 tokens twice
+        // (half the model's 64 positions).
+        let seen = recv_until(&h, |e| matches!(e, Event::Induction(_)));
+        let Some(Event::Induction(s)) = seen.last() else {
+            panic!("{seen:?}")
+        };
+        assert_eq!((s.step, s.half, s.scores.len()), (12, 32, 4));
         h.commands
             .send(Command::Generate(GenerateRequest {
                 id: 7,
@@ -495,11 +506,33 @@ mod tests {
             }))
             .unwrap();
         let seen = recv_until(&h, |e| matches!(e, Event::GenerationDone { id: 7, .. }));
-        let tokens = seen
+        let tokens: Vec<_> = seen
             .iter()
             .filter(|e| matches!(e, Event::Token { id: 7, .. }))
-            .count();
-        assert_eq!(tokens, 5);
+            .collect();
+        assert_eq!(tokens.len(), 5);
+        // Each token carries its step's alternatives: greedy, so the token
+        // is the most likely one, with the probability it was given; the
+        // alternatives are in order and the entropy is in [0, ln vocab].
+        for e in tokens {
+            let Event::Token {
+                text,
+                prob,
+                alts: Some(a),
+                ..
+            } = e
+            else {
+                panic!("no alternatives: {e:?}")
+            };
+            assert_eq!(a.top.len(), crate::train::TokenAlts::K, "{a:?}");
+            assert_eq!(&a.top[0].text, text, "{a:?}");
+            assert!((a.top[0].prob - prob).abs() <= 5e-5, "{a:?} {prob}");
+            assert!(a.top.windows(2).all(|w| w[0].prob >= w[1].prob), "{a:?}");
+            assert!(
+                a.entropy >= 0.0 && a.entropy <= (15f32).ln() + 1e-3,
+                "{a:?}"
+            );
+        }
         h.commands.send(Command::Stop).unwrap();
         recv_until(&h, |e| matches!(e, Event::Stopped { .. }));
         h.thread.join().unwrap();

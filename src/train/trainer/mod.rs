@@ -12,7 +12,7 @@ mod step;
 mod workers;
 
 pub use resume::TrainerState;
-pub use workers::stream_generation;
+pub use workers::{induction_probe, stream_generation};
 
 use super::batch::Batcher;
 use super::optim::AdamW;
@@ -176,7 +176,7 @@ impl<D: Kernels> Trainer<D> {
             model.visit(|_, t| sizes.push(t.shape().iter().product()));
             AdamW::new(&sizes)
         });
-        let n = cfg.model.block_size.min(p.split.val.len());
+        let n = probe_cap(&cfg).min(p.split.val.len());
         let probe = p.split.val.to_vec(0..n);
         run_dir::remove_stale_temps(&p.run_dir);
         Ok(Trainer {
@@ -206,6 +206,11 @@ impl<D: Kernels> Trainer<D> {
             notes: p.notes.clone(),
             mlm,
         })
+    }
+
+    /// The most tokens an attention probe reads.
+    fn probe_cap(&self) -> usize {
+        probe_cap(&self.cfg)
     }
 
     fn send(&self, e: Event) {
@@ -248,7 +253,7 @@ impl<D: Kernels> Trainer<D> {
             Command::Probe { text } => {
                 if let Some(t) = text {
                     let ids = self.tokenizer.encode(&t);
-                    let n = ids.len().min(self.cfg.model.block_size);
+                    let n = ids.len().min(probe_cap(&self.cfg));
                     self.probe = ids[..n].to_vec();
                 }
                 self.spawn_probe();
@@ -503,5 +508,14 @@ impl<D: Kernels> Trainer<D> {
                 }
             }
         }
+    }
+}
+
+/// The most tokens an attention probe reads: the block size, cut by
+/// `train.probe_len` (0: no cut).
+fn probe_cap(cfg: &Config) -> usize {
+    match cfg.train.probe_len {
+        0 => cfg.model.block_size,
+        n => n.min(cfg.model.block_size),
     }
 }

@@ -1,11 +1,14 @@
-//! Work the UI asks for while training goes on: attention probes,
-//! generations and per-token scoring run on host snapshots of the weights on
-//! their own threads, sending their results through the event bus.
+//! Work the UI asks for while training goes on: attention probes (with the
+//! induction probe, `train::induction`), generations and per-token scoring
+//! run on host snapshots of the weights on their own threads, sending their
+//! results through the event bus.
 
-use super::super::{AttentionMap, Event, GenerateRequest, ScoreRequest};
+use super::super::{
+    induction, AttentionMap, Event, GenerateRequest, InductionScores, ScoreRequest, TokenAlts,
+};
 use super::Trainer;
 use crate::model::infer::HostModel;
-use crate::model::sample::generate_within;
+use crate::model::sample::{generate_observed, top_alternatives};
 use crate::model::Kernels;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +20,8 @@ impl<D: Kernels> Trainer<D> {
         Arc::new(HostModel::from_model(&self.model))
     }
 
-    /// Computes attention on the probe text on a worker thread.
+    /// Computes attention on the probe text on a worker thread, then the
+    /// heads' scores on the induction probe.
     pub(super) fn spawn_probe(&self) {
         if self.probe.is_empty() {
             return;
@@ -30,6 +34,7 @@ impl<D: Kernels> Trainer<D> {
         let tok = self.tokenizer.clone();
         let tx = self.events.clone();
         let step = self.step;
+        let cap = self.probe_cap();
         std::thread::spawn(move || {
             let probs = host.attention(&tokens);
             let ids: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
@@ -41,6 +46,9 @@ impl<D: Kernels> Trainer<D> {
                 n_head: host.cfg.n_head,
                 probs,
             }));
+            if let Some(s) = induction_probe(&host, tok.id_limit(), cap, step) {
+                tx.send(Event::Induction(s));
+            }
         });
     }
 
@@ -128,9 +136,38 @@ impl<D: Kernels> Trainer<D> {
     }
 }
 
+/// Runs the induction probe (`train::induction::probe_tokens`, at most
+/// `max_len` tokens) through `host` and scores every head on it; None when
+/// the model is too small for a repeat. Shared with `headsup watch`.
+pub fn induction_probe(
+    host: &HostModel,
+    id_limit: usize,
+    max_len: usize,
+    step: usize,
+) -> Option<InductionScores> {
+    let len = max_len.min(host.cfg.n_positions);
+    let tokens = induction::probe_tokens(id_limit.min(host.cfg.vocab_size), len, induction::SEED);
+    if tokens.is_empty() {
+        return None;
+    }
+    let probs = host.attention(&tokens);
+    let round = |v: f32| (v * 1e4).round() / 1e4;
+    Some(InductionScores {
+        step,
+        half: tokens.len() / 2,
+        n_layer: host.cfg.n_layer,
+        n_head: host.cfg.n_head,
+        scores: induction::scores(&probs, &tokens)
+            .into_iter()
+            .map(round)
+            .collect(),
+    })
+}
+
 /// Streams the generation `req` asks for from `host`: a `Token` event per
 /// token (ids the tokenizer cannot decode, in a padded vocabulary, are never
-/// sampled), then `GenerationDone` with the rate. Ends early when `cancel`
+/// sampled) with that step's `TokenAlts::K` most likely tokens and its
+/// entropy, then `GenerationDone` with the rate. Ends early when `cancel`
 /// is set or `send` returns false (nobody listens). Shared by the trainer's
 /// workers and `headsup watch`'s stand-in trainer.
 pub fn stream_generation(
@@ -148,22 +185,25 @@ pub fn stream_generation(
     let mut dec = StreamDecoder::new();
     let start = Instant::now();
     let mut n = 0;
-    generate_within(
+    generate_observed(
         host,
         tok.id_limit(),
         &prompt,
         &req.settings,
         true,
-        |id, p| {
+        |id, p, logits| {
             if cancel.load(Ordering::SeqCst) {
                 return false;
             }
             n += 1;
             let text = dec.push(tok, id as u32);
+            let (top, entropy) = top_alternatives(logits, req.settings.temperature, TokenAlts::K);
+            let top = top.into_iter().map(|(i, q)| (tok.decode(&[i as u32]), q));
             send(Event::Token {
                 id: req.id,
                 text,
                 prob: p,
+                alts: Some(TokenAlts::rounded(entropy, top)),
             })
         },
     );
