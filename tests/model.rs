@@ -180,6 +180,51 @@ fn host_model_matches_dfdx_forward() {
     }
 }
 
+/// The decode step splits its products over threads (blocks of 256 output
+/// columns, blocks of 512 vocabulary rows): widths and a vocabulary past
+/// those blocks, and the logits must be bit-identical at 1 and 3 threads
+/// and match the dfdx forward pass.
+#[test]
+fn host_model_decode_is_identical_at_any_thread_count() {
+    let dev = Cpu::default();
+    let cfg = GptConfig {
+        vocab_size: 1100,
+        n_positions: 16,
+        n_embd: 128,
+        n_layer: 2,
+        n_head: 4,
+        layer_norm_epsilon: 1e-5,
+    };
+    let model = Gpt::new(&dev, cfg, 5);
+    let host = HostModel::from_model(&model);
+    let (x, _) = batch(&cfg, 1, 12, 9);
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut cache = KvCache::new(&cfg);
+                x.iter()
+                    .flat_map(|&t| host.step(&mut cache, t, None))
+                    .collect::<Vec<f32>>()
+            })
+    };
+    let one = run(1);
+    assert_eq!(one, run(3), "logits differ between 1 and 3 threads");
+    let want = model
+        .forward_inference(&x, 1, x.len(), false, KernelSet::Fused)
+        .logits
+        .as_vec();
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in one.iter().zip(&want).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * scale.max(1.0),
+            "logit {i}: {a} vs {b}"
+        );
+    }
+}
+
 #[test]
 fn checkpoint_round_trip_gives_identical_logits() {
     let dev = Cpu::default();

@@ -3,8 +3,10 @@
 //! training thread (it is plain data, whatever device trained it), so the UI's
 //! generations and attention probes never wait for training.
 
+use super::simd::simd_fn;
 use super::{BlockOf, Gpt, GptConfig};
 use dfdx::prelude::*;
+use rayon::prelude::*;
 
 /// One block's weights, host side, GPT-2 Conv1D layout `[in, out]`: the
 /// model's block layout with plain vectors.
@@ -149,9 +151,7 @@ impl HostModel {
         cache.len += 1;
         layer_norm(&x, &self.ln_f_g, &self.ln_f_b, eps, &mut buf);
         // Tied LM head: logits = x . wte^T
-        (0..cfg.vocab_size)
-            .map(|v| dot(&buf, &self.wte[v * c..(v + 1) * c]))
-            .collect()
+        lm_head(&buf, &self.wte, c, cfg.vocab_size)
     }
 
     /// Attention probabilities of every layer and head over `tokens`
@@ -174,31 +174,81 @@ impl HostModel {
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for i in 0..chunks {
-        for j in 0..8 {
-            acc[j] += a[i * 8 + j] * b[i * 8 + j];
+simd_fn! {
+    /// Eight-lane dot product: lane `j` sums the products at `j mod 8` in
+    /// order, the lanes are added in order, then the tail.
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0.0f32; 8];
+        let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+        let (at, bt) = (ac.remainder(), bc.remainder());
+        for (x, y) in ac.zip(bc) {
+            for j in 0..8 {
+                acc[j] += x[j] * y[j];
+            }
         }
+        let mut s: f32 = acc.iter().sum();
+        for (x, y) in at.iter().zip(bt) {
+            s += x * y;
+        }
+        s
     }
-    let mut s: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        s += a[i] * b[i];
-    }
-    s
 }
 
-/// `x (1 x I) @ w (I x O) + b`.
-fn vec_mat(x: &[f32], w: &[f32], b: &[f32], o: usize) -> Vec<f32> {
-    let mut out = b.to_vec();
-    for (i, &xi) in x.iter().enumerate() {
-        let row = &w[i * o..(i + 1) * o];
-        for (acc, &wv) in out.iter_mut().zip(row) {
-            *acc += xi * wv;
+simd_fn! {
+    /// `out += Σ_r x[r] w_r` in row order, where `w_r` is `w[r * stride..]`
+    /// cut to `out.len()`: four rows per pass over `out`, each element
+    /// still summed row after row.
+    fn axpy_rows(out: &mut [f32], x: &[f32], w: &[f32], stride: usize) {
+        let n = out.len();
+        let row = |r: usize| &w[r * stride..r * stride + n];
+        let mut r = 0;
+        while r + 4 <= x.len() {
+            let (x0, x1, x2, x3) = (x[r], x[r + 1], x[r + 2], x[r + 3]);
+            let (w0, w1, w2, w3) = (row(r), row(r + 1), row(r + 2), row(r + 3));
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = *o + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j];
+            }
+            r += 4;
+        }
+        while r < x.len() {
+            let (xr, wr) = (x[r], row(r));
+            for (o, &wv) in out.iter_mut().zip(wr) {
+                *o += xr * wv;
+            }
+            r += 1;
         }
     }
+}
+
+/// Output columns per parallel task of [`vec_mat`], rows per task of the LM
+/// head: the split never changes an element's sum, so neither does the
+/// thread count.
+const COLS: usize = 256;
+const VOCAB_ROWS: usize = 512;
+
+/// `x (1 x I) @ w (I x O) + b`: blocks of columns in parallel, each
+/// streaming its part of every row of `w` once.
+fn vec_mat(x: &[f32], w: &[f32], b: &[f32], o: usize) -> Vec<f32> {
+    let mut out = b.to_vec();
+    out.par_chunks_mut(COLS)
+        .enumerate()
+        .for_each(|(k, oc)| axpy_rows(oc, x, &w[k * COLS..], o));
     out
+}
+
+/// The tied LM head: `x . wte_vᵀ` for every row `v` of `wte` (`c` wide), in
+/// parallel over blocks of rows.
+fn lm_head(x: &[f32], wte: &[f32], c: usize, vocab: usize) -> Vec<f32> {
+    let mut logits = vec![0.0f32; vocab];
+    logits
+        .par_chunks_mut(VOCAB_ROWS)
+        .zip(wte[..vocab * c].par_chunks(VOCAB_ROWS * c))
+        .for_each(|(lc, wc)| {
+            for (l, row) in lc.iter_mut().zip(wc.chunks_exact(c)) {
+                *l = dot(x, row);
+            }
+        });
+    logits
 }
 
 /// LayerNorm of `x` with gain `g` and bias `b`, `eps` added to the variance.

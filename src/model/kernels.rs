@@ -162,6 +162,8 @@ pub trait Kernels: Device<f32> {
     type Fused: Ops<Self>;
 
     /// The gradient of parameter `t` as a host vector (zeros if it has none).
+    /// The store may give its buffer up (the CPU moves it out, no copy):
+    /// read each parameter's gradient once, after the backward pass.
     fn grad_to_host<S: Shape>(
         grads: &mut Gradients<f32, Self>,
         t: &Tensor<S, f32, Self>,
@@ -190,9 +192,10 @@ impl Kernels for Cpu {
         grads: &mut Gradients<f32, Self>,
         t: &Tensor<S, f32, Self>,
     ) -> Vec<f32> {
-        // One memcpy straight from the gradient buffer.
+        // The buffer itself, moved out of the store (no copy, so the step
+        // never holds two copies of the gradients).
         match grads.get_or_alloc_mut(t) {
-            Ok(g) => g.to_vec(),
+            Ok(g) => std::mem::take(g),
             Err(_) => vec![0.0; t.shape().num_elements()],
         }
     }

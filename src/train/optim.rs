@@ -37,31 +37,51 @@ impl AdamW {
         adamw_slice(param, g, &mut self.m[i], &mut self.v[i], &k);
     }
 
-    /// Updates every parameter in place (in the model's visit order), in
-    /// parallel over parameters and over fixed-size chunks of each; every
+    /// Updates parameter `i` in place as step `t` (bias correction by `t`,
+    /// whatever `self.t` is), in parallel over fixed-size chunks; every
     /// element is computed exactly as [`AdamW::update`] does, so the result
     /// does not depend on the thread count.
-    pub fn update_all(
+    pub fn update_param(
         &mut self,
-        params: &mut [Vec<f32>],
-        grads: &[Vec<f32>],
-        decay: &[bool],
+        t: u64,
+        i: usize,
+        param: &mut [f32],
+        g: &[f32],
+        decay: bool,
         c: &AdamWConfig,
     ) {
         use rayon::prelude::*;
-        let t = self.t;
-        params
-            .par_iter_mut()
-            .zip(grads.par_iter())
-            .zip(self.m.par_iter_mut().zip(self.v.par_iter_mut()))
-            .zip(decay.par_iter())
-            .for_each(|(((p, g), (m, v)), &d)| {
-                let k = StepConsts::new(t, d, c);
-                p.par_chunks_mut(CHUNK)
-                    .zip(g.par_chunks(CHUNK))
-                    .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-                    .for_each(|((p, g), (m, v))| adamw_slice(p, g, m, v, &k));
-            });
+        let k = StepConsts::new(t, decay, c);
+        param
+            .par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(
+                self.m[i]
+                    .par_chunks_mut(CHUNK)
+                    .zip(self.v[i].par_chunks_mut(CHUNK)),
+            )
+            .for_each(|((p, g), (m, v))| adamw_slice(p, g, m, v, &k));
+    }
+
+    /// Whether [`AdamW::update_param`] with the same arguments would leave
+    /// every weight finite; writes nothing (no copy of the state is needed
+    /// to refuse a step).
+    pub fn update_stays_finite(
+        &self,
+        t: u64,
+        i: usize,
+        param: &[f32],
+        g: &[f32],
+        decay: bool,
+        c: &AdamWConfig,
+    ) -> bool {
+        use rayon::prelude::*;
+        let k = StepConsts::new(t, decay, c);
+        param
+            .par_chunks(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(self.m[i].par_chunks(CHUNK).zip(self.v[i].par_chunks(CHUNK)))
+            .all(|((p, g), (m, v))| adamw_finite(p, g, m, v, &k))
     }
 }
 
@@ -105,6 +125,21 @@ crate::model::simd::simd_fn! {
             let denom = vj.sqrt() / k.bc2_sqrt + k.eps;
             *p = *p * k.wd - k.step * *mj / denom;
         }
+    }
+}
+
+crate::model::simd::simd_fn! {
+    /// Whether [`adamw_slice`] would leave every weight finite (the same
+    /// expressions, so the same roundings; nothing written).
+    fn adamw_finite(param: &[f32], g: &[f32], m: &[f32], v: &[f32], k: &StepConsts) -> bool {
+        let mut finite = true;
+        for (((&p, &gj), &mj), &vj) in param.iter().zip(g).zip(m).zip(v) {
+            let mj = k.beta1 * mj + (1.0 - k.beta1) * gj;
+            let vj = k.beta2 * vj + (1.0 - k.beta2) * gj * gj;
+            let denom = vj.sqrt() / k.bc2_sqrt + k.eps;
+            finite &= (p * k.wd - k.step * mj / denom).is_finite();
+        }
+        finite
     }
 }
 
@@ -182,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn update_all_matches_update() {
+    fn update_param_matches_update_and_the_check_agrees() {
         let c = AdamWConfig {
             lr: 0.01,
             beta1: 0.9,
@@ -202,16 +237,29 @@ mod tests {
             .iter()
             .map(|&k| (0..k).map(|i| (i as f32 * 0.11).cos()).collect())
             .collect();
-        for t in 1..4 {
-            a.t = t;
+        // `t` from a black box: with a constant step LLVM may fold the bias
+        // corrections' `powi` at compile time for one path and not the other
+        // (release builds), which rounds differently.
+        for t in (1..4).map(std::hint::black_box) {
             b.t = t;
-            a.update_all(&mut pa, &g, &[true, false], &c);
             for i in 0..2 {
+                assert!(a.update_stays_finite(t, i, &pa[i], &g[i], i == 0, &c));
+                a.update_param(t, i, &mut pa[i], &g[i], i == 0, &c);
                 b.update(i, &mut pb[i], &g[i], i == 0, &c);
             }
         }
+        a.t = b.t;
         assert_eq!(pa, pb);
         assert_eq!(a, b);
+        // A weight that would overflow is caught before anything is written.
+        let huge = AdamWConfig { lr: 3e38, ..c };
+        let before = a.clone();
+        let mut p = vec![-3e38f32, 0.5, 0.25];
+        assert!(!a.update_stays_finite(4, 1, &p, &g[1], false, &huge));
+        assert_eq!(a, before);
+        assert!(a.update_stays_finite(4, 1, &p, &g[1], false, &c));
+        a.update_param(4, 1, &mut p, &g[1], false, &c);
+        assert!(p.iter().all(|x| x.is_finite()));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! is the parallel one.
 
 use super::matmul::{sgemm, Mat};
-use super::{grad_io, host};
+use super::{free_grad, ghost_io, host};
 use crate::model::simd::{dot8, fast_exp, max8, simd_fn, sum8};
 use crate::model::{T3, T4};
 use dfdx::prelude::*;
@@ -126,9 +126,12 @@ pub fn attention<T: Tape<f32, Cpu>>(
     let kept = keep_probs.then(|| dev.tensor_from_vec(probs.clone(), (b, n_head, s, s)));
     let out = dev.tensor_from_vec(y, (b, s, c));
     if T::OWNS_TAPE {
-        let out_c = out.clone();
+        // Ghosts of the input and output: `qv` and `probs` are what the
+        // backward reads.
+        let (xg, og) = (qkv.ghost(), out.ghost());
+        drop(qkv);
         tape.add_backward_op(move |grads| {
-            let (dx, dy) = grad_io(grads, &qkv, &out_c)?;
+            let (dx, dy) = ghost_io!(grads, &xg, &og)?;
             dx.par_chunks_mut(s * c3)
                 .zip(dy.par_chunks(s * c))
                 .zip(probs.par_chunks(n_head * s * s).zip(qv.par_chunks(s * c3)))
@@ -168,6 +171,7 @@ pub fn attention<T: Tape<f32, Cpu>>(
                         }
                     }
                 });
+            free_grad!(grads, &og);
             Ok(())
         });
     }

@@ -55,11 +55,13 @@ pub fn cross_entropy<T: Tape<f32, Cpu>>(
     let loss = (partial.iter().sum::<f64>() / n.max(1) as f64) as f32;
     let out = l.device().tensor_from_vec(vec![loss], ());
     if T::OWNS_TAPE {
-        let out_c = out.clone();
+        // Ghosts: the logits' buffer is not kept besides `lv`.
+        let (og, lg) = (out.ghost(), l.ghost());
+        drop(l);
         tape.add_backward_op(move |grads| {
-            let g = grads.get_or_alloc_mut(&out_c)?[0];
+            let g = grads.get_or_alloc_mut(&og)?[0];
             let scale = g / n.max(1) as f32;
-            let dl: &mut Vec<f32> = grads.get_or_alloc_mut(&l)?;
+            let dl: &mut Vec<f32> = grads.get_or_alloc_mut(&lg)?;
             dl.par_chunks_mut(v * ROW_CHUNK)
                 .zip(lv.par_chunks(v * ROW_CHUNK))
                 .zip(lse.par_chunks(ROW_CHUNK).zip(tg.par_chunks(ROW_CHUNK)))

@@ -26,9 +26,10 @@ pub fn embedding<T: Tape<f32, Cpu>>(
         });
     let out = w.device().tensor_from_vec(out, (ids.len(), c));
     if T::OWNS_TAPE {
-        let out_c = out.clone();
+        let og = out.ghost();
         tape.add_backward_op(move |grads| {
-            let dy: Vec<f32> = grads.get_or_alloc_mut(&out_c)?.to_vec();
+            // The output's gradient, taken out of the store (not copied).
+            let dy: Vec<f32> = std::mem::take(grads.get_or_alloc_mut(&og)?);
             let dw: &mut Vec<f32> = grads.get_or_alloc_mut(&w)?;
             for (n, &i) in ids.iter().enumerate() {
                 let src = &dy[n * c..(n + 1) * c];

@@ -3,7 +3,7 @@
 //! shares the one `tanh`), and keeps that instead of the input: the backward
 //! is then a plain product.
 
-use super::{grad_io, host, ELEM_CHUNK};
+use super::{free_grad, ghost_io, host, ELEM_CHUNK};
 use crate::model::kernels::Gelu;
 use crate::model::simd::{fast_tanh, simd_fn};
 use crate::model::T3;
@@ -129,12 +129,14 @@ pub fn gelu_of<T: Tape<f32, Cpu>>(x: T3<Cpu, T>, act: Gelu) -> T3<Cpu, T> {
     let (y, dydx) = activate(host(&x), T::OWNS_TAPE, act);
     let out = x.device().tensor_from_vec(y, shape);
     if let Some(dydx) = dydx {
-        let out_c = out.clone();
+        let (xg, og) = (x.ghost(), out.ghost());
+        drop(x);
         tape.add_backward_op(move |grads| {
-            let (dx, dy) = grad_io(grads, &x, &out_c)?;
+            let (dx, dy) = ghost_io!(grads, &xg, &og)?;
             dx.par_chunks_mut(ELEM_CHUNK)
                 .zip(dydx.par_chunks(ELEM_CHUNK).zip(dy.par_chunks(ELEM_CHUNK)))
                 .for_each(|(dxc, (kc, dyc))| backward_chunk(kc, dyc, dxc));
+            free_grad!(grads, &og);
             Ok(())
         });
     }

@@ -1,6 +1,6 @@
 //! LayerNorm over the last axis with gain and bias; rows in parallel.
 
-use super::{grad_io, host, ROW_CHUNK};
+use super::{free_grad, ghost_io, host, ROW_CHUNK};
 use crate::model::simd::{dot3_8, dot8, simd_fn, sq_dev8, sum8};
 use crate::model::{T1, T3};
 use dfdx::prelude::*;
@@ -92,10 +92,13 @@ pub fn layer_norm<T: Tape<f32, Cpu>>(
         .for_each(|((yc, hc), (rc, xc))| forward_rows(xc, yc, hc, rc, &gv, &bv, eps));
     let out = x.device().tensor_from_vec(y, shape);
     if T::OWNS_TAPE {
-        let (out_c, g, b) = (out.clone(), g.clone(), b.clone());
+        // Ghosts of the input and output: the backward needs `xhat` and
+        // `rstd` only, so neither buffer is kept.
+        let (xg, og, g, b) = (x.ghost(), out.ghost(), g.clone(), b.clone());
+        drop((x, xv));
         tape.add_backward_op(move |grads| {
             // Partial gain/bias gradients per fixed chunk of rows, summed in order.
-            let (dx, dy) = grad_io(grads, &x, &out_c)?;
+            let (dx, dy) = ghost_io!(grads, &xg, &og)?;
             let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
                 .par_chunks_mut(c * ROW_CHUNK)
                 .zip(dy.par_chunks(c * ROW_CHUNK))
@@ -110,6 +113,7 @@ pub fn layer_norm<T: Tape<f32, Cpu>>(
                     (dg, db)
                 })
                 .collect();
+            free_grad!(grads, &og);
             let dg: &mut Vec<f32> = grads.get_or_alloc_mut(&g)?;
             for (pg, _) in &partial {
                 for (d, p) in dg.iter_mut().zip(pg) {

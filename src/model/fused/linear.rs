@@ -6,7 +6,7 @@
 
 use super::gelu::{activate, chain_in_place};
 use super::matmul::{sgemm, Mat};
-use super::{grad_io, host, ELEM_CHUNK, ROW_CHUNK};
+use super::{free_grad, ghost_io, host, ELEM_CHUNK, ROW_CHUNK};
 use crate::model::kernels::Gelu;
 use crate::model::simd::simd_fn;
 use crate::model::{T1, T2, T3};
@@ -66,16 +66,17 @@ simd_fn! {
     }
 }
 
-/// What the fused linear ops share: the shapes, host copies of `x`, `W` and
-/// `b`, and the three products.
+/// What the fused linear ops share: the shapes, the host copy of `x` the
+/// backward needs, and the three products. The weights are read from the
+/// tensor when a product needs them (a copy for the forward, another in the
+/// backward): a copy kept from forward to backward would hold a second copy
+/// of every weight matrix for the whole step.
 struct Affine {
     /// Rows (`B*S`), input and output widths.
     m: usize,
     i: usize,
     o: usize,
     xv: Vec<f32>,
-    wv: Vec<f32>,
-    bv: Vec<f32>,
     threads: usize,
 }
 
@@ -94,32 +95,30 @@ impl Affine {
             i,
             o,
             xv: host(x),
-            wv: host(w),
-            bv: host(b),
             threads: rayon::current_num_threads(),
         }
     }
 
-    /// `m` rows of the bias (written without zero-filling first).
-    fn bias_rows(&self) -> Vec<f32> {
+    /// `m` rows of the bias `bv` (written without zero-filling first).
+    fn bias_rows(&self, bv: &[f32]) -> Vec<f32> {
         let mut y = Vec::with_capacity(self.m * self.o);
         for _ in 0..self.m {
-            y.extend_from_slice(&self.bv);
+            y.extend_from_slice(bv);
         }
         y
     }
 
-    /// `y += x W`.
-    fn accumulate_product(&self, y: &mut [f32]) {
+    /// `y += x W`, `wv` the weights.
+    fn accumulate_product(&self, wv: &[f32], y: &mut [f32]) {
         let (m, i, o) = (self.m, self.i, self.o);
-        let (x, w) = (Mat::rows(&self.xv, i), Mat::rows(&self.wv, o));
+        let (x, w) = (Mat::rows(&self.xv, i), Mat::rows(wv, o));
         sgemm(m, o, i, 1.0, x, w, y, o, true, self.threads);
     }
 
-    /// `dx += dy Wᵀ`.
-    fn input_grad(&self, dy: &[f32], dx: &mut [f32]) {
+    /// `dx += dy Wᵀ`, `wv` the weights.
+    fn input_grad(&self, wv: &[f32], dy: &[f32], dx: &mut [f32]) {
         let (m, i, o) = (self.m, self.i, self.o);
-        let (dy, wt) = (Mat::rows(dy, o), Mat::t(&self.wv, o));
+        let (dy, wt) = (Mat::rows(dy, o), Mat::t(wv, o));
         sgemm(m, i, o, 1.0, dy, wt, dx, i, true, self.threads);
     }
 
@@ -163,33 +162,39 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
     let (bsz, s, _) = *x.shape();
     let aff = Affine::new(&x, w, b);
     let (m, o) = (aff.m, aff.o);
+    let bv = host(b);
     // The product accumulates onto `res + b` (or `b`).
     let mut y = match &res {
         Some(r) => {
             assert_eq!(*r.shape(), (bsz, s, o), "linear: residual shape");
             let mut y = host(r);
             y.par_chunks_mut(o * ROW_CHUNK)
-                .for_each(|ch| add_to_rows(ch, &aff.bv));
+                .for_each(|ch| add_to_rows(ch, &bv));
             y
         }
-        None => aff.bias_rows(),
+        None => aff.bias_rows(&bv),
     };
     debug_assert_eq!(y.len(), m * o);
-    aff.accumulate_product(&mut y);
+    aff.accumulate_product(&host(w), &mut y);
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     if T::OWNS_TAPE {
-        let (out_c, w, b) = (out.clone(), w.clone(), b.clone());
+        // Ghosts of the input, the residual and the output: their buffers
+        // are not kept until the backward pass (`aff` has what it needs).
+        let (xg, og, rg) = (x.ghost(), out.ghost(), res.as_ref().map(|r| r.ghost()));
+        drop((x, res));
+        let (w, b) = (w.clone(), b.clone());
         tape.add_backward_op(move |grads| {
-            let (dx, dy) = grad_io(grads, &x, &out_c)?;
-            aff.input_grad(dy, dx);
-            let (dw, dy) = grad_io(grads, &w, &out_c)?;
+            let (dx, dy) = ghost_io!(grads, &xg, &og)?;
+            aff.input_grad(&host(&w), dy, dx);
+            let (dw, dy) = ghost_io!(grads, &w, &og)?;
             aff.weight_grad(dy, dw);
-            let (db, dy) = grad_io(grads, &b, &out_c)?;
+            let (db, dy) = ghost_io!(grads, &b, &og)?;
             column_sums(dy, o, db);
-            if let Some(r) = &res {
-                let (dr, dy) = grad_io(grads, r, &out_c)?;
+            if let Some(rg) = &rg {
+                let (dr, dy) = ghost_io!(grads, rg, &og)?;
                 add_into(dr, dy);
             }
+            free_grad!(grads, &og);
             Ok(())
         });
     }
@@ -215,22 +220,26 @@ pub fn linear_act<T: Tape<f32, Cpu>>(
     let (bsz, s, _) = *x.shape();
     let aff = Affine::new(&x, w, b);
     let o = aff.o;
-    let mut pre = aff.bias_rows();
-    aff.accumulate_product(&mut pre);
+    let mut pre = aff.bias_rows(&host(b));
+    aff.accumulate_product(&host(w), &mut pre);
     // With gradients, `pre` comes back as GELU's derivative at it.
     let (y, dydx) = activate(pre, T::OWNS_TAPE, act);
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     let Some(mut dpre) = dydx else {
         return out.put_tape(tape);
     };
-    let (out_c, w, b) = (out.clone(), w.clone(), b.clone());
+    let (xg, og) = (x.ghost(), out.ghost());
+    drop(x);
+    let (w, b) = (w.clone(), b.clone());
     tape.add_backward_op(move |grads| {
-        let (dx, dy) = grad_io(grads, &x, &out_c)?;
         // The kept derivative times dy: the pre-activation's gradient.
+        let dy: &[f32] = grads.get_or_alloc_mut(&og)?;
         dpre.par_chunks_mut(ELEM_CHUNK)
             .zip(dy.par_chunks(ELEM_CHUNK))
             .for_each(|(kc, gc)| chain_in_place(kc, gc));
-        aff.input_grad(&dpre, dx);
+        free_grad!(grads, &og);
+        let wv = host(&w);
+        aff.input_grad(&wv, &dpre, grads.get_or_alloc_mut(&xg)?);
         aff.weight_grad(&dpre, grads.get_or_alloc_mut(&w)?);
         column_sums(&dpre, o, grads.get_or_alloc_mut(&b)?);
         Ok(())
@@ -245,7 +254,6 @@ pub fn lm_head<T: Tape<f32, Cpu>>(x: T2<Cpu, T>, wte: &T2<Cpu>) -> T2<Cpu, T> {
     let (v, wc) = *wte.shape();
     assert_eq!(wc, c, "lm_head: embedding width must equal the input width");
     let xv = host(&x);
-    let wv = host(wte);
     let threads = rayon::current_num_threads();
     let mut y = vec![0.0f32; n * v];
     sgemm(
@@ -254,7 +262,7 @@ pub fn lm_head<T: Tape<f32, Cpu>>(x: T2<Cpu, T>, wte: &T2<Cpu>) -> T2<Cpu, T> {
         c,
         1.0,
         Mat::rows(&xv, c),
-        Mat::t(&wv, c),
+        Mat::t(&host(wte), c),
         &mut y,
         v,
         false,
@@ -262,10 +270,14 @@ pub fn lm_head<T: Tape<f32, Cpu>>(x: T2<Cpu, T>, wte: &T2<Cpu>) -> T2<Cpu, T> {
     );
     let out = x.device().tensor_from_vec(y, (n, v));
     if T::OWNS_TAPE {
-        let (out_c, wte) = (out.clone(), wte.clone());
+        // Ghosts of the input and the output; the embedding is read again
+        // in the backward rather than kept.
+        let (xg, og, wte) = (x.ghost(), out.ghost(), wte.clone());
+        drop(x);
         tape.add_backward_op(move |grads| {
             // dx += dy wte ; dwte += dyᵀ x
-            let (dx, dy) = grad_io(grads, &x, &out_c)?;
+            let wv = host(&wte);
+            let (dx, dy) = ghost_io!(grads, &xg, &og)?;
             sgemm(
                 n,
                 c,
@@ -278,7 +290,8 @@ pub fn lm_head<T: Tape<f32, Cpu>>(x: T2<Cpu, T>, wte: &T2<Cpu>) -> T2<Cpu, T> {
                 true,
                 threads,
             );
-            let (dw, dy) = grad_io(grads, &wte, &out_c)?;
+            drop(wv);
+            let (dw, dy) = ghost_io!(grads, &wte, &og)?;
             sgemm(
                 v,
                 c,
@@ -291,6 +304,7 @@ pub fn lm_head<T: Tape<f32, Cpu>>(x: T2<Cpu, T>, wte: &T2<Cpu>) -> T2<Cpu, T> {
                 true,
                 threads,
             );
+            free_grad!(grads, &og);
             Ok(())
         });
     }
@@ -320,10 +334,11 @@ pub fn add_positions<T: Tape<f32, Cpu>>(
     });
     let out = tok.device().tensor_from_vec(y, (batch, seq, c));
     if T::OWNS_TAPE {
-        let (out_c, wpe) = (out.clone(), wpe.clone());
+        let (og, tg, wpe) = (out.ghost(), tok.ghost(), wpe.clone());
+        drop(tok);
         tape.add_backward_op(move |grads| {
-            let dy: Vec<f32> = grads.get_or_alloc_mut(&out_c)?.to_vec();
-            let dt: &mut Vec<f32> = grads.get_or_alloc_mut(&tok)?;
+            let dy: Vec<f32> = std::mem::take(grads.get_or_alloc_mut(&og)?);
+            let dt: &mut Vec<f32> = grads.get_or_alloc_mut(&tg)?;
             add_into(dt, &dy);
             let dp: &mut Vec<f32> = grads.get_or_alloc_mut(&wpe)?;
             for bch in dy.chunks(seq * c) {

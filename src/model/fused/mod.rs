@@ -41,29 +41,65 @@ pub fn host<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
 
 /// The gradient of `out` (to read) and of `x` (to accumulate into), borrowed
 /// together without copying `out`'s gradient (dfdx 0.13 keeps its own
-/// two-buffer borrow crate-private). Both buffers are allocated first, so
-/// neither moves while the two borrows live.
-pub(crate) fn grad_io<'g, S1: Shape, S2: Shape>(
+/// two-buffer borrow crate-private). `x` and `out` are the store's accessors
+/// (closures `|g| g.get_or_alloc_mut(&t)`), so that `t` may be a tensor or
+/// its ghost (`Tensor::ghost`: the id and shape without the data, a type
+/// dfdx 0.13 does not export): a backward op that keeps ghosts of its input
+/// and output does not keep their buffers alive until the backward pass.
+/// Both buffers are allocated first, so neither moves while the two borrows
+/// live. Call it through the [`ghost_io!`] macro.
+pub(crate) fn grad_pair<'g, X, O>(
     grads: &'g mut Gradients<f32, Cpu>,
-    x: &Tensor<S1, f32, Cpu>,
-    out: &Tensor<S2, f32, Cpu>,
-) -> Result<(&'g mut [f32], &'g [f32]), CpuError> {
-    grads.try_alloc_for(out)?;
-    grads.try_alloc_for(x)?;
-    let dy = grads.get_or_alloc_mut(out)?;
+    mut x: X,
+    mut out: O,
+) -> Result<(&'g mut [f32], &'g [f32]), CpuError>
+where
+    X: for<'a> FnMut(&'a mut Gradients<f32, Cpu>) -> Result<&'a mut Vec<f32>, CpuError>,
+    O: for<'a> FnMut(&'a mut Gradients<f32, Cpu>) -> Result<&'a mut Vec<f32>, CpuError>,
+{
+    out(grads)?;
+    x(grads)?;
+    let dy = out(grads)?;
     let (ptr, len) = (dy.as_ptr(), dy.len());
-    let dx = grads.get_or_alloc_mut(x)?;
+    let dx = x(grads)?;
     assert!(
-        dx.as_ptr() != ptr,
-        "grad_io: a tensor cannot be its own input"
+        dx.as_ptr() != ptr || len == 0,
+        "ghost_io: a tensor cannot be its own input"
     );
     // SAFETY: `x` and `out` are different tensors, so their gradients are
-    // different heap buffers; both exist already (no insertion, hence no
-    // reallocation, happens while they are borrowed), and `grads` stays
-    // mutably borrowed for 'g, so nothing can free or resize `out`'s buffer.
+    // different heap buffers (or `out`'s is empty: nothing is read); both
+    // exist already (no insertion, hence no reallocation, happens while they
+    // are borrowed), and `grads` stays mutably borrowed for 'g, so nothing
+    // can free or resize `out`'s buffer.
     let dy = unsafe { std::slice::from_raw_parts(ptr, len) };
     Ok((dx.as_mut_slice(), dy))
 }
+
+/// `ghost_io!(grads, &x, &out)`: [`grad_pair`] for tensors or their ghosts.
+macro_rules! ghost_io {
+    ($grads:expr, $x:expr, $out:expr) => {
+        $crate::model::fused::grad_pair(
+            $grads,
+            |g| g.get_or_alloc_mut($x).map(|v| &mut **v),
+            |g| g.get_or_alloc_mut($out).map(|v| &mut **v),
+        )
+    };
+}
+pub(crate) use ghost_io;
+
+/// `free_grad!(grads, &out)`: frees the gradient buffer of an op's output
+/// once the op's backward has read it. dfdx 0.13 keeps every intermediate
+/// gradient until the whole backward pass ends; an output's gradient is
+/// complete when its producer's backward runs (every consumer ran before)
+/// and nothing reads it after, so freeing it there keeps only the
+/// gradients of the layers in flight.
+macro_rules! free_grad {
+    ($grads:expr, $t:expr) => {
+        let g: &mut Vec<f32> = $grads.get_or_alloc_mut($t)?;
+        *g = Vec::new();
+    };
+}
+pub(crate) use free_grad;
 
 /// The CPU's fused kernels.
 impl Ops<Cpu> for Fused {

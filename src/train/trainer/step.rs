@@ -8,7 +8,7 @@ use super::super::events::NonFinite;
 use super::super::optim::{clip_global_norm, AdamWConfig};
 use super::super::schedule::lr_at;
 use super::Trainer;
-use crate::model::{Kernels, ParamRef};
+use crate::model::{Kernels, ParamMut, ParamRef};
 
 /// What one call of [`Trainer::train_step`] did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,48 +86,47 @@ impl<D: Kernels> Trainer<D> {
             eps: 1e-8,
             weight_decay: t.weight_decay as f32,
         };
-        // The update is computed on copies and applied only when every new
-        // weight is finite: a huge learning rate can overflow the weights even
-        // though the loss and gradients were finite, and such weights must
-        // never reach the model, the optimizer state or a checkpoint.
-        let mut new_opt = self.opt.clone();
-        new_opt.t += 1;
-        let mut updated: Vec<Vec<f32>> = Vec::with_capacity(gvecs.len());
-        let mut decay: Vec<bool> = Vec::with_capacity(gvecs.len());
+        // The update is applied only when every new weight is finite: a huge
+        // learning rate can overflow the weights even though the loss and
+        // gradients were finite, and such weights must never reach the model,
+        // the optimizer state or a checkpoint. A first pass computes the new
+        // weights without writing them (no copy of the optimizer state or of
+        // the parameters is needed to refuse a step); the second applies the
+        // same computation in place, one parameter at a time, so the step
+        // needs only one parameter's host copy beyond the model, the moments
+        // and the gradients. Frozen parameters: weights and moments as they
+        // were (no decay, no update).
+        let t_new = self.opt.t + 1;
+        let (opt, frozen) = (&self.opt, &self.frozen);
+        let mut i = 0;
+        let mut finite = true;
         self.model.visit(|_, p| {
-            decay.push(matches!(p, ParamRef::Two(_)));
-            updated.push(match p {
-                ParamRef::One(t) => D::param_to_host(t),
-                ParamRef::Two(t) => D::param_to_host(t),
-            })
-        });
-        let before: Vec<Option<Vec<f32>>> = updated
-            .iter()
-            .zip(&self.frozen)
-            .map(|(w, &f)| f.then(|| w.clone()))
-            .collect();
-        new_opt.update_all(&mut updated, &gvecs, &decay, &c);
-        // Frozen: weights and moments as they were (no decay, no update).
-        for (i, w) in before.into_iter().enumerate() {
-            if let Some(w) = w {
-                updated[i] = w;
-                new_opt.m[i] = self.opt.m[i].clone();
-                new_opt.v[i] = self.opt.v[i].clone();
+            if finite && !frozen[i] {
+                let (w, decay) = match p {
+                    ParamRef::One(t) => (D::param_to_host(t), false),
+                    ParamRef::Two(t) => (D::param_to_host(t), true),
+                };
+                finite = opt.update_stays_finite(t_new, i, &w, &gvecs[i], decay, &c);
             }
-        }
-        let finite = {
-            use rayon::prelude::*;
-            updated.par_iter().all(|d| d.iter().all(|x| x.is_finite()))
-        };
+            i += 1;
+        });
         if !finite {
             return outcome(Some(NonFinite::Weights));
         }
-        self.opt = new_opt;
+        let opt = &mut self.opt;
         let mut i = 0;
         self.model.visit_mut(|_, mut p| {
-            p.copy_from(&updated[i]);
+            if !frozen[i] {
+                let (mut w, decay) = match &p {
+                    ParamMut::One(t) => (D::param_to_host(&**t), false),
+                    ParamMut::Two(t) => (D::param_to_host(&**t), true),
+                };
+                opt.update_param(t_new, i, &mut w, &gvecs[i], decay, &c);
+                p.copy_from(&w);
+            }
             i += 1;
         });
+        self.opt.t = t_new;
         self.step += 1;
         self.last_lr = lr;
         outcome(None)
