@@ -382,3 +382,89 @@ fn the_checkpoint_stand_in_scores_and_cancels_a_sample() {
     recv_until(&h, 10, |e| matches!(e, Event::Stopped { .. }));
     h.thread.join().unwrap();
 }
+
+#[test]
+fn a_training_process_scores_records_for_an_attached_viewer() {
+    // The copy task, tiny, training on; a viewer attached over the run's
+    // socket asks for the losses of a record and gets them, its own id back.
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let exp = headsup::experiment::Experiment {
+        sets: [
+            "train.max_iters=100000",
+            "train.threads=1",
+            "train.eval_interval=0",
+            "model.n_embd=16",
+            "model.n_layer=1",
+            "model.block_size=16",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        ..Default::default()
+    };
+    let p = headsup::experiment::prepare(
+        &exp,
+        &PrepareOptions {
+            out: Some(run.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let local = headsup::serve::run::spawn_served(&p, |_| {}).unwrap();
+    let (viewer, _) = headsup::serve::run::attach(&run).unwrap();
+    viewer
+        .commands
+        .send(Command::Score(ScoreRequest {
+            id: 5,
+            records: vec![3],
+            detail: true,
+        }))
+        .unwrap();
+    let seen = recv_until(&viewer, 60, |e| matches!(e, Event::ScoreDone { id: 5, .. }));
+    let Some(Event::RecordLoss(r)) = seen
+        .iter()
+        .find(|e| matches!(e, Event::RecordLoss(r) if r.id == 5))
+    else {
+        panic!("no losses for the viewer")
+    };
+    assert_eq!(r.record, 3);
+    assert_eq!(r.pieces.concat(), p.dataset.records[3].text);
+    assert_eq!(r.losses.len() + 1, r.pieces.len());
+    assert!(r.mean.is_finite() && r.mean > 0.0);
+    drop(viewer);
+    local.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    recv_until(&local, 60, |e| matches!(e, Event::Stopped { .. }));
+    local.thread.join().unwrap();
+}
+
+#[test]
+fn an_inspected_checkpoint_has_no_training_keys_and_quits_at_once() {
+    let mut app = app_with(records(3));
+    app.update_event(Event::Started(run_info()));
+    app.update_event(Event::Inspecting {
+        checkpoint: "/ck/gpt2".into(),
+    });
+    // The data's sample and the selected record, asked for at once.
+    let eff = app.score_effects();
+    assert!(
+        matches!(eff.as_slice(), [Effect::Send(Command::Score(a)), Effect::Send(Command::Score(b))]
+            if !a.detail && b.detail),
+        "{eff:?}"
+    );
+    assert!(app.score_effects().is_empty());
+    for c in [' ', 's', 'd'] {
+        assert!(app.handle_key(ch(c)).is_empty(), "{c:?}");
+        assert_eq!(
+            app.message.as_deref(),
+            Some("no trainer: inspecting a checkpoint")
+        );
+    }
+    for (w, h) in [(80, 24), (200, 60)] {
+        let s = text(&render(&app, w, h));
+        assert!(s.contains("no training: inspecting a checkpoint"), "{s}");
+        assert!(s.contains("inspecting a checkpoint, no trainer"), "{s}");
+    }
+    app.handle_key(ch('q'));
+    assert!(app.should_quit && !app.confirming_quit());
+}

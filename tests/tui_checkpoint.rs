@@ -71,8 +71,8 @@ fn inspecting_a_checkpoint_in_tmux() {
     t.wait_for("the no-trainer message", 10, |s| {
         s.contains("│ no trainer: inspecting")
     });
-    // A sample of records, scored: the loss pane shows the data's loss.
-    t.keys(&["L"]);
+    // A sample of the records is scored at once: the loss pane shows the
+    // data's loss.
     t.wait_for("the data's loss", 30, |s| s.contains("loss of the data: "));
     // The playground answers a prompt.
     t.keys(&["4", "i"]);

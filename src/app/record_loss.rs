@@ -102,7 +102,8 @@ impl App {
     }
 
     /// The requests the loss view needs now: the selected record's losses
-    /// when the selection or the weights changed. The event loop sends them
+    /// when the selection or the weights changed (and, on a checkpoint
+    /// opened with data, a sample of the records once). The event loop sends them
     /// after every input and event.
     pub fn score_effects(&mut self) -> Vec<Effect> {
         if !self.can_score() {
@@ -111,19 +112,25 @@ impl App {
         let Some(&rec) = self.browser.visible.get(self.browser.selected) else {
             return Vec::new();
         };
+        // A checkpoint with data: the loss of the data (a sample) at once.
+        let mut out = Vec::new();
+        if self.inspecting() && self.record_loss.sample.is_none() {
+            out = self.toggle_sample();
+        }
         let v = &mut self.record_loss;
         if v.requested == Some(rec) && !v.stale {
-            return Vec::new();
+            return out;
         }
         v.stale = false;
         v.requested = Some(rec);
         let id = v.new_id();
         v.pending = Some((id, rec));
-        vec![Effect::Send(Command::Score(ScoreRequest {
+        out.push(Effect::Send(Command::Score(ScoreRequest {
             id,
             records: vec![rec],
             detail: true,
-        }))]
+        })));
+        out
     }
 
     /// New weights (an evaluation): the selected record is scored again.

@@ -56,7 +56,7 @@ pub fn token_losses(model: &HostModel, ids: &[usize], cancel: &AtomicBool) -> Op
             }
             let logits = model.step(&mut cache, ids[p], None);
             // Target p + 1; scored once, in the first window that holds it.
-            if p + 1 > losses.len() {
+            if p >= losses.len() {
                 losses.push(cross_entropy(&logits, ids[p + 1]));
             }
         }

@@ -114,7 +114,7 @@ pub fn spawn_source(
     poll: Duration,
 ) -> anyhow::Result<TrainerHandle> {
     let origin = match &source {
-        Source::Run(dir) => Origin::Run(Watched::open(dir)?),
+        Source::Run(dir) => Origin::Run(Box::new(Watched::open(dir)?)),
         Source::Checkpoint(dir) => Origin::Checkpoint(load_checkpoint(dir)?),
     };
     let (ctx, crx) = mpsc::channel::<Command>();
@@ -134,7 +134,7 @@ pub fn spawn_source(
 
 /// A source, opened.
 enum Origin {
-    Run(Watched),
+    Run(Box<Watched>),
     Checkpoint(Loaded),
 }
 
@@ -278,7 +278,7 @@ fn run(
     stop: Arc<AtomicBool>,
 ) {
     let (mut w, mut loaded) = match origin {
-        Origin::Run(w) => (Some(w), None),
+        Origin::Run(w) => (Some(*w), None),
         Origin::Checkpoint(l) => (None, Some(l)),
     };
     let load_newest = |loaded: &mut Option<Loaded>, w: &Watched, tx: &Sender<Event>| -> bool {
