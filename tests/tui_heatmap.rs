@@ -434,3 +434,138 @@ fn scrub_back_through_kept_probes_and_see_a_head_form() {
     let s = text(&render(&app, 200, 60));
     assert!(s.contains("step 600") && !s.contains("probe "), "{s}");
 }
+
+/// In every pixel row of `g` whose queries are all at or past `offset`, the
+/// pixels in the hot colour are exactly those holding a key `q - offset`.
+fn assert_stripe(buf: &Buffer, g: &FitGeometry, n: usize, offset: usize, hot: Color, what: &str) {
+    let mut rows = 0;
+    for py in 0..g.pixels {
+        let qs = g.cells(py, n);
+        if qs.start < offset {
+            continue;
+        }
+        let line = (py / 2) as u16;
+        let c = |px: usize| {
+            let cell = &buf[(g.grid.x + px as u16, g.grid.y + line)];
+            if py % 2 == 0 {
+                cell.fg
+            } else {
+                cell.bg
+            }
+        };
+        let keys: Vec<usize> = qs.map(|q| q - offset).collect();
+        let hits: Vec<usize> = (0..g.pixels).filter(|&px| c(px) == hot).collect();
+        let want: Vec<usize> = (0..g.pixels)
+            .filter(|&px| g.cells(px, n).any(|k| keys.contains(&k)))
+            .collect();
+        assert_eq!(hits, want, "{what}: pixel row {py}");
+        rows += 1;
+    }
+    assert!(rows >= 4, "{what}: only {rows} rows checked");
+}
+
+/// The colour kind a depth allows: RGB in true colour, indexed in 256
+/// colours, named in 16.
+fn of_depth(c: Color, depth: ColorDepth) -> bool {
+    match depth {
+        ColorDepth::TrueColor => matches!(c, Color::Rgb(..)),
+        ColorDepth::Ansi256 => matches!(c, Color::Indexed(_)),
+        ColorDepth::Ansi16 => !matches!(c, Color::Rgb(..) | Color::Indexed(_)),
+    }
+}
+
+#[test]
+fn fit_tiles_and_table_colours_at_every_depth_and_size() {
+    let n = 128;
+    let offsets = [9usize, 17, 1, 30];
+    let heads: Vec<Vec<f32>> = offsets
+        .iter()
+        .map(|&o| stripe(n, o).probs[0][0].clone())
+        .collect();
+    let toks = tokens(n);
+    for depth in [
+        ColorDepth::TrueColor,
+        ColorDepth::Ansi256,
+        ColorDepth::Ansi16,
+    ] {
+        let theme = Theme::builtin("dark", depth).expect("theme");
+        let hot = theme.heat(1.0);
+        let cold = theme.heat(0.0);
+        assert!(of_depth(hot, depth) && of_depth(cold, depth), "{depth:?}");
+        assert_ne!(hot, cold);
+        for (w, h) in [(80u16, 24u16), (200, 60)] {
+            let what = format!("{depth:?} {w}x{h}");
+            let area = Rect::new(0, 0, w, h);
+            // Fit view: max-pooled half blocks, the stripe hot in every row.
+            let mut buf = Buffer::empty(area);
+            let fit = FitHeatmap {
+                matrix: Matrix {
+                    tokens: &toks,
+                    weights: &heads[0],
+                },
+                cursor: 40,
+                theme: &theme,
+            };
+            let g = fit.geometry(area);
+            assert!(g.block >= 2 && g.zoom == 1, "{what}: {g:?}");
+            fit.render(area, &mut buf);
+            assert_stripe(&buf, &g, n, 9, hot, &format!("fit {what}"));
+            assert_eq!(buf[(g.grid.x, g.grid.y)].symbol(), HALF);
+            // Above the diagonal: cold.
+            assert_eq!(buf[(g.grid.right() - 1, g.grid.y)].fg, cold, "{what}");
+            // Tiles: every head's whole matrix, each its own stripe.
+            let mut buf = Buffer::empty(area);
+            headsup::ui::heatmap::HeadTiles {
+                tokens: &toks,
+                heads: &heads,
+                selected_head: 1,
+                theme: &theme,
+            }
+            .render(area, &mut buf);
+            let tiles = headsup::ui::heatmap::tile_areas(heads.len(), area);
+            assert_eq!(tiles.len(), 4);
+            for (i, ((title, body), &o)) in tiles.iter().zip(&offsets).enumerate() {
+                let g = FitGeometry::new(n, *body);
+                assert_stripe(&buf, &g, n, o, hot, &format!("tile {} {what}", i + 1));
+                let label: String = (title.x..title.x + 3)
+                    .map(|x| buf[(x, title.y)].symbol())
+                    .collect();
+                if i == 1 {
+                    assert_eq!(label, "▸h2", "{what}");
+                    assert_eq!(
+                        buf[(title.x, title.y)].bg,
+                        theme.selection().bg.unwrap_or(Color::Reset)
+                    );
+                } else {
+                    assert_eq!(label, format!(" h{}", i + 1), "{what}");
+                }
+            }
+            // Heads table: rows sorted by copy score, the first selected.
+            let mut app = busy_app();
+            app.update_event(Event::Attention(two_heads()));
+            app.update(Action::FocusAttention);
+            app.update(Action::Zoom);
+            app.update(Action::HeadsTable);
+            let buf = render_with(&app, &theme, w, h);
+            let s = text(&buf);
+            let (y, line) = s
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.contains("  1.2  "))
+                .unwrap_or_else(|| panic!("{what}\n{s}"));
+            assert!(line.contains("1.00"), "{what}: {line}");
+            let x = line[..line.find("1.2").unwrap()].chars().count() as u16;
+            let cell = &buf[(x, y as u16)];
+            assert_eq!(Some(cell.bg), theme.selection().bg, "{what}");
+            let next = s.lines().nth(y + 1).unwrap();
+            assert!(next.contains("1.1"), "{what}: {next}");
+            let x = next[..next.find("1.1").unwrap()].chars().count() as u16;
+            assert_ne!(
+                Some(buf[(x, y as u16 + 1)].bg),
+                theme.selection().bg,
+                "{what}"
+            );
+            assert!(s.contains("induct"), "{what}");
+        }
+    }
+}

@@ -27,6 +27,8 @@ pub const SYNC_ROLLOUT: usize = 1 << 24;
 enum Done {
     /// A probe's scores and its quantised matrices for the history.
     Scored {
+        /// The probe's arrival number (`AttentionView::arrived`).
+        seq: u64,
         map: Arc<AttentionMap>,
         scores: Vec<HeadScore>,
         probs: Option<Vec<u8>>,
@@ -112,6 +114,11 @@ pub struct AttentionView {
     pub rolling_out: bool,
     /// Induction-probe scores that came before their probe's scores.
     early_induction: Option<InductionScores>,
+    /// Probes taken so far, and the arrival number of the shown one and of
+    /// `live`: a probe scored late never replaces one that came after it.
+    arrived: u64,
+    shown_seq: u64,
+    live_seq: u64,
     workers: Workers,
 }
 
@@ -135,6 +142,9 @@ impl Default for AttentionView {
             scoring: false,
             rolling_out: false,
             early_induction: None,
+            arrived: 0,
+            shown_seq: 0,
+            live_seq: 0,
             workers: Workers::default(),
         }
     }
@@ -146,10 +156,13 @@ impl AttentionView {
     /// once and scored on a worker (`poll` collects the scores).
     pub fn on_map(&mut self, map: AttentionMap) {
         let map = Arc::new(map);
+        self.arrived += 1;
+        let seq = self.arrived;
         let n = map.len();
         if map.n_layer * map.n_head * n * n > SYNC_WEIGHTS {
             let m = map.clone();
             self.workers.spawn(move || Done::Scored {
+                seq,
                 scores: heads::score_heads(&m),
                 probs: history::quantised(&m),
                 map: m,
@@ -157,19 +170,27 @@ impl AttentionView {
             if self.viewing.is_none() {
                 let pending = placeholder_scores(&map);
                 self.show(map, pending);
+                self.shown_seq = seq;
                 self.scoring = true;
             } else {
                 self.live = Some(map);
+                self.live_seq = seq;
             }
             return;
         }
         let scores = heads::score_heads(&map);
-        self.keep(&map, history::quantised(&map), scores);
+        self.keep(seq, &map, history::quantised(&map), scores);
     }
 
     /// Puts a scored probe into the history; shows it unless an older probe
     /// is being looked at (or a newer one arrived meanwhile).
-    fn keep(&mut self, map: &Arc<AttentionMap>, probs: Option<Vec<u8>>, scores: Vec<HeadScore>) {
+    fn keep(
+        &mut self,
+        seq: u64,
+        map: &Arc<AttentionMap>,
+        probs: Option<Vec<u8>>,
+        scores: Vec<HeadScore>,
+    ) {
         let mut scores = scores;
         if let Some(s) = self.early_induction.take() {
             if s.step == map.step {
@@ -179,18 +200,18 @@ impl AttentionView {
             }
         }
         let dropped = self.history.push_quantised(map, probs, scores.clone());
-        let not_newer =
-            |m: &Option<Arc<AttentionMap>>| m.as_ref().is_none_or(|m| m.step <= map.step);
         match self.viewing {
             None => {
-                if not_newer(&self.map) {
+                if seq >= self.shown_seq {
                     self.scoring = false;
+                    self.shown_seq = seq;
                     self.show(map.clone(), scores);
                 }
             }
             Some(i) => {
                 self.viewing = Some(i.saturating_sub(dropped));
-                if not_newer(&self.live) {
+                if seq >= self.live_seq {
+                    self.live_seq = seq;
                     self.live = Some(map.clone());
                 }
             }
@@ -207,7 +228,12 @@ impl AttentionView {
             self.workers.due -= 1;
             changed = true;
             match done {
-                Done::Scored { map, scores, probs } => self.keep(&map, probs, scores),
+                Done::Scored {
+                    seq,
+                    map,
+                    scores,
+                    probs,
+                } => self.keep(seq, &map, probs, scores),
                 Done::Rollout { map, layer, matrix } => {
                     let current = self.map.as_ref().is_some_and(|m| Arc::ptr_eq(m, &map));
                     if current && layer == self.layer && self.selection() == HeadSel::Rollout {
@@ -254,6 +280,7 @@ impl AttentionView {
                 // The newest.
                 if self.viewing.take().is_some() {
                     if let Some(map) = self.live.take() {
+                        self.shown_seq = self.live_seq;
                         // Its scores, or placeholders while a worker scores it.
                         let kept = self.history.probes.back().filter(|p| p.step == map.step);
                         let scores = kept.map(|p| p.scores.clone());
@@ -270,6 +297,7 @@ impl AttentionView {
                 let scores = p.scores.clone();
                 if self.viewing.is_none() {
                     self.live = self.map.take();
+                    self.live_seq = self.shown_seq;
                 }
                 self.viewing = Some(i as usize);
                 self.show(map, scores);
@@ -504,7 +532,7 @@ mod tests {
         let mut a = AttentionView::default();
         // 2 x 2 heads of 800 tokens: 2.56M weights, past SYNC_WEIGHTS.
         let big = prev_map(10, 2, 2, 800);
-        assert!(4 * 800 * 800 > SYNC_WEIGHTS);
+        const { assert!(4 * 800 * 800 > SYNC_WEIGHTS) };
         a.on_map(big);
         assert!(a.map.is_some() && a.scoring);
         assert_eq!(a.scores.len(), 4);
@@ -538,6 +566,16 @@ mod tests {
         assert!(!a.scoring && !a.busy());
         assert_eq!(a.map.as_ref().unwrap().step, 20);
         assert_eq!(a.history.len(), 2);
+        // A big probe, then a small one (a lower step: a probe on request
+        // after a resume): the later arrival stays shown when the big
+        // one's scores come.
+        a.on_map(prev_map(30, 2, 2, 800));
+        a.on_map(prev_map(5, 2, 2, 16));
+        assert_eq!(a.map.as_ref().unwrap().step, 5);
+        wait(&mut a);
+        assert_eq!(a.map.as_ref().unwrap().step, 5);
+        assert_eq!(a.scores[0].prev_token, 1.0);
+        assert_eq!(a.history.len(), 4);
     }
 
     #[test]
