@@ -607,9 +607,11 @@ fn write_loop<S>(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
+            // The fan-out ended: the server is shutting down (its flag may
+            // be seen here before the check above) or the trainer's event
+            // stream closed. Either way the viewer is told why.
             Err(RecvTimeoutError::Disconnected) => {
-                let _ = w.flush();
-                let _ = w.shutdown(std::net::Shutdown::Both);
+                bye(&mut w, "the trainer is shutting down".into());
                 return;
             }
         }
