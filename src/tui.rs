@@ -21,6 +21,11 @@ use std::time::{Duration, Instant};
 /// How often the loop wakes with nothing to do, to notice a signal. Waking
 /// draws nothing.
 const IDLE_WAKE: Duration = Duration::from_millis(200);
+/// Training progress alone (steps, evaluations, attention maps) redraws at
+/// most this often: the numbers and curves move once a second, which keeps an
+/// idle screen over SSH under about 1 kB/s; keys, generated tokens and state
+/// changes still redraw at once (capped by `ui.max_fps`).
+const PROGRESS_REFRESH: Duration = Duration::from_secs(1);
 /// How long to wait for the trainer to save and end after the UI closed.
 const TRAINER_GRACE: Duration = Duration::from_secs(120);
 
@@ -245,6 +250,8 @@ fn run(
 
     let mut next_overlay = Instant::now();
     let mut dirty = true;
+    // Only training progress changed since the last draw.
+    let mut progress_only = false;
     let mut last_draw: Option<Instant> = None;
     let mut detached = false;
     let result: anyhow::Result<()> = loop {
@@ -260,8 +267,16 @@ fn run(
             }
         }
         // Scores and rollouts of a big probe, computed on the app's workers.
-        dirty |= app.tick();
-        if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame_interval) {
+        if app.tick() {
+            dirty = true;
+            progress_only = false;
+        }
+        let interval = if progress_only {
+            PROGRESS_REFRESH.max(frame_interval)
+        } else {
+            frame_interval
+        };
+        if dirty && last_draw.is_none_or(|t| t.elapsed() >= interval) {
             if let Err(e) = terminal.draw(|f| ui::draw(f, &app, &theme)) {
                 if hangup_detaches {
                     // The terminal is gone: detach, training goes on.
@@ -273,13 +288,14 @@ fn run(
                 break Err(anyhow::Error::from(e).context("drawing to the terminal"));
             }
             dirty = false;
+            progress_only = false;
             last_draw = Some(Instant::now());
         }
         if app.should_quit {
             break Ok(());
         }
         let timeout = match (dirty, last_draw) {
-            (true, Some(t)) => frame_interval.saturating_sub(t.elapsed()),
+            (true, Some(t)) => interval.saturating_sub(t.elapsed()).min(IDLE_WAKE),
             _ => IDLE_WAKE,
         };
         let first = match rx.recv_timeout(timeout) {
@@ -293,6 +309,7 @@ fn run(
         };
         if signalled.load(Ordering::Relaxed) && app.stop_requested() {
             dirty = true;
+            progress_only = false;
         }
         let size = terminal
             .size()
@@ -301,6 +318,15 @@ fn run(
             .into_iter()
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
         {
+            let progress = matches!(
+                msg,
+                Msg::Trainer(Event::Step(_) | Event::Eval(_) | Event::Attention(_))
+            );
+            progress_only = if dirty {
+                progress_only && progress
+            } else {
+                progress
+            };
             dirty = true;
             let mut effects = match msg {
                 Msg::Trainer(ev) => {
