@@ -59,6 +59,7 @@ fn main() {
                 train_loss: 1.0,
                 val_loss: 1.1,
                 best_val_loss: 1.1,
+                masked: None,
             }));
         }
     }
