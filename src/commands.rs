@@ -136,7 +136,11 @@ pub fn run_fill(a: &FillArgs) -> Result<()> {
         .iter()
         .map(|&i| i as u32)
         .collect();
-    let _ = writeln!(out, "filled: {}", escape_keep_newlines(&tok.decode(&inner)));
+    let _ = writeln!(
+        out,
+        "filled: {}",
+        crate::sanitize::escape(&tok.decode(&inner))
+    );
     Ok(())
 }
 

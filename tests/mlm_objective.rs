@@ -222,13 +222,13 @@ fn copy_task_with_the_copy_masked_is_learnt() {
                 ParamMut::One(t) => t.as_vec(),
                 ParamMut::Two(t) => t.as_vec(),
             };
-            for j in 0..w.len() {
-                let gj = grads[i][j];
-                m1[i][j] = b1 * m1[i][j] + (1.0 - b1) * gj;
-                m2[i][j] = b2 * m2[i][j] + (1.0 - b2) * gj * gj;
-                let mh = m1[i][j] / (1.0 - b1.powi(step));
-                let vh = m2[i][j] / (1.0 - b2.powi(step));
-                w[j] -= lr * mh / (vh.sqrt() + 1e-8);
+            let moments = m1[i].iter_mut().zip(m2[i].iter_mut());
+            for ((wj, &gj), (a, v)) in w.iter_mut().zip(&grads[i]).zip(moments) {
+                *a = b1 * *a + (1.0 - b1) * gj;
+                *v = b2 * *v + (1.0 - b2) * gj * gj;
+                let mh = *a / (1.0 - b1.powi(step));
+                let vh = *v / (1.0 - b2.powi(step));
+                *wj -= lr * mh / (vh.sqrt() + 1e-8);
             }
             p.copy_from(&w);
             i += 1;

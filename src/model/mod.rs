@@ -319,6 +319,8 @@ impl<D: Device<f32>> Gpt<D> {
     /// kernels `K`, returning logits, and the attention probabilities of every
     /// layer when `keep_attention`. `wte` is the token embedding carrying the
     /// tape to record on (see [`Gpt::forward_inference`] and [`Gpt::loss_train`]).
+    /// `positions` (BERT only): the flat positions the head runs at.
+    #[allow(clippy::too_many_arguments)]
     fn forward_with<K, T>(
         &self,
         wte: T2<D, T>,
@@ -500,6 +502,7 @@ impl<D: Device<f32>> Gpt<D> {
     }
 
     /// Mean cross-entropy of `targets` on the kernels `K`, recorded on `wte`'s tape.
+    #[allow(clippy::too_many_arguments)]
     fn loss_with<K, T>(
         &self,
         wte: T2<D, T>,

@@ -34,10 +34,19 @@ pub fn step_line(s: &StepStats, max_iters: usize) -> String {
 }
 
 pub fn eval_line(e: &EvalStats) -> String {
-    format!(
+    let line = format!(
         "eval step {}: train loss {:.4}, val loss {:.4} (best {:.4})",
         e.step, e.train_loss, e.val_loss, e.best_val_loss
-    )
+    );
+    match &e.masked {
+        // A masked LM's losses are at the masked positions; say how often
+        // the right token is the first or among the first five.
+        Some(m) => format!(
+            "{line}, masked top-1 {:.4}, top-5 {:.4} ({} positions)",
+            m.top1, m.top5, m.positions
+        ),
+        None => line,
+    }
 }
 
 /// The headless consumer: prints one plain line per event worth a line.

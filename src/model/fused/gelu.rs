@@ -94,6 +94,11 @@ simd_fn! {
     }
 }
 
+/// Writes `gelu(x)` into `y` and `gelu'(x)` over `x`.
+type InPlace = fn(&mut [f32], &mut [f32]);
+/// Writes `gelu(x)` into `y`.
+type Forward = fn(&[f32], &mut [f32]);
+
 /// `gelu(x)`, and when `keep_derivative` also `gelu'(x)` (written over `x`).
 pub(crate) fn activate(
     mut x: Vec<f32>,
@@ -101,7 +106,7 @@ pub(crate) fn activate(
     act: Gelu,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     let mut y = vec![0.0f32; x.len()];
-    let (grad_in_place, forward): (fn(&mut [f32], &mut [f32]), fn(&[f32], &mut [f32])) = match act {
+    let (grad_in_place, forward): (InPlace, Forward) = match act {
         Gelu::Tanh => (forward_grad_in_place, forward_chunk),
         Gelu::Erf => (forward_erf_grad_in_place, forward_erf_chunk),
     };
