@@ -248,6 +248,10 @@ fn run(
         if !attached && signalled.load(Ordering::Relaxed) && app.stop_requested() {
             dirty = true;
         }
+        // The browser's search worker streams its matches in.
+        if app.poll_background() {
+            dirty = true;
+        }
         let size = terminal
             .size()
             .map(|s| ratatui::layout::Rect::new(0, 0, s.width, s.height));

@@ -121,6 +121,7 @@ impl<'a> Record<'a> {
             | Event::Paused { .. }
             | Event::Resumed { .. }
             | Event::Failed { .. }
+            | Event::Preparing { .. }
             | Event::Log(_) => return None,
         })
     }
