@@ -311,6 +311,10 @@ fn run(
             dirty = true;
             progress_only = false;
         }
+        // The browser's search worker streams its matches in.
+        if app.poll_background() {
+            dirty = true;
+        }
         let size = terminal
             .size()
             .map(|s| ratatui::layout::Rect::new(0, 0, s.width, s.height));

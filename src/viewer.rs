@@ -163,8 +163,8 @@ pub fn watch(runs: &[PathBuf], theme: Option<String>) -> anyhow::Result<()> {
         Some(Tokenizer::load(&ck.join("tokenizer.json"))?)
     };
     let prepared = prepared_for(run, tok)?;
-    let probe = prepared.dataset.records.first().map(|r| {
-        r.text
+    let probe = prepared.dataset.text_prefix(0, 16 * prepared.config.model.block_size).map(|t| {
+        t
             .chars()
             .take(4 * prepared.config.model.block_size)
             .collect()
@@ -274,9 +274,8 @@ pub fn inspect(
         Dataset::from_records("(no data: give --data FILE)", Vec::new())
     };
     let probe = dataset
-        .records
-        .first()
-        .map(|r| r.text.chars().take(4096).collect());
+        .text_prefix(0, 16384)
+        .map(|t| t.chars().take(4096).collect());
     let prepared = Prepared {
         config,
         run_dir: dir.to_path_buf(),

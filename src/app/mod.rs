@@ -122,6 +122,22 @@ impl RunState {
     }
 }
 
+/// How far the trainer's data preparation is (from `Event::Preparing`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preparing {
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+    pub elapsed_secs: f64,
+}
+
+impl Preparing {
+    /// `(line, fraction done, MB/s, ETA in seconds)`.
+    pub fn describe(&self) -> (String, f64, f64, Option<f64>) {
+        crate::train::preparing_line(&self.phase, self.done, self.total, self.elapsed_secs)
+    }
+}
+
 /// Something the event loop must do for the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -187,6 +203,9 @@ pub struct App {
     /// steps since the latest complete one are lost; the workbench exits
     /// non-zero with this line.
     pub final_checkpoint_lost: Option<String>,
+    /// Data preparation before the first step, as the trainer reports it
+    /// (`Event::Preparing`): shown as a gauge in the status bar until `Started`.
+    pub preparing: Option<Preparing>,
     pub browser: Browser,
     pub loss: LossView,
     pub attention: AttentionView,
@@ -224,6 +243,7 @@ impl App {
             checkpoint_warning: None,
             continue_input: String::new(),
             final_checkpoint_lost: None,
+            preparing: None,
             browser: Browser::default(),
             loss: LossView::with_grad_clip(init.grad_clip),
             attention: AttentionView::default(),
@@ -271,6 +291,7 @@ impl App {
         self.attention.poll();
         match ev {
             Event::Started(info) => {
+                self.preparing = None;
                 self.step = info.start_step;
                 self.max_iters = info.max_iters;
                 self.device = info.device.clone();
@@ -377,6 +398,19 @@ impl App {
             Event::Inspecting { checkpoint } => {
                 self.record_loss.inspecting = Some(checkpoint);
                 self.state = RunState::Inspecting;
+            }
+            Event::Preparing {
+                phase,
+                done,
+                total,
+                elapsed_secs,
+            } => {
+                self.preparing = Some(Preparing {
+                    phase,
+                    done,
+                    total,
+                    elapsed_secs,
+                })
             }
         }
     }
@@ -608,6 +642,15 @@ impl App {
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-10),
             Action::PageDown => self.move_by(10),
+            Action::First | Action::Last if self.focus == Pane::Browser => {
+                let to = if action == Action::First {
+                    0
+                } else {
+                    usize::MAX
+                };
+                self.select(to);
+            }
+            Action::First | Action::Last => {}
             Action::Search => {
                 if self.focus == Pane::Browser {
                     self.mode = InputMode::Search;
@@ -720,6 +763,12 @@ impl App {
 
     pub fn selected_record(&self) -> Option<&crate::data::Record> {
         self.browser.selected_record(&self.dataset)
+    }
+
+    /// Takes in what background work (the browser's search) produced; true
+    /// when the screen needs a redraw. The event loop calls it when it wakes.
+    pub fn poll_background(&mut self) -> bool {
+        self.browser.poll(&self.dataset, self.tokenizer.as_deref())
     }
 
     /// Recomputes the visible records from the filter and keeps the

@@ -98,7 +98,7 @@ impl App {
         self.run.is_some()
             && !matches!(self.state, RunState::Failed(_))
             && !self.stopping
-            && !self.dataset.records.is_empty()
+            && !self.dataset.is_empty()
     }
 
     /// The requests the loss view needs now: the selected record's losses
@@ -209,7 +209,7 @@ impl App {
             return vec![Effect::Send(Command::CancelScore)];
         }
         if !self.can_score() {
-            self.message = Some(if self.dataset.records.is_empty() {
+            self.message = Some(if self.dataset.is_empty() {
                 "no records to score".into()
             } else {
                 "nothing to score with: no trainer and no checkpoint".into()

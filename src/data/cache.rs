@@ -486,7 +486,7 @@ pub fn build(
 
 /// Fails before any work when the file system of `dir` has less than
 /// `need` bytes free (Linux; elsewhere unchecked).
-fn check_space(dir: &Path, need: u64) -> Result<(), CacheError> {
+pub(crate) fn check_space(dir: &Path, need: u64) -> Result<(), CacheError> {
     if let Some(free) = free_bytes(dir) {
         // The estimate is an upper bound (one id per byte); keep a margin.
         if free < need + (64 << 20) {
@@ -543,16 +543,26 @@ pub fn list(dir: &Path) -> Vec<CacheEntry> {
         let name = e.file_name().to_string_lossy().into_owned();
         let is_cache = name.ends_with(&format!(".{SUFFIX}")) && !name.starts_with('.');
         let is_tok = name.ends_with(&format!(".{TOKENIZER_SUFFIX}")) && !name.starts_with('.');
+        let side = [
+            super::records::RECORDS_SUFFIX,
+            super::records::CORPUS_SUFFIX,
+            super::records::STATS_SUFFIX,
+        ];
+        let is_side =
+            !name.starts_with('.') && side.iter().any(|s| name.ends_with(&format!(".{s}")));
         let is_tmp = name.starts_with('.')
-            && (name.contains(&format!(".{SUFFIX}.tmp-"))
-                || name.contains(&format!(".{TOKENIZER_SUFFIX}.tmp")));
-        if !is_cache && !is_tmp && !is_tok {
+            && [SUFFIX, TOKENIZER_SUFFIX]
+                .iter()
+                .chain(side.iter())
+                .any(|s| name.contains(&format!(".{s}.tmp")))
+            || name.starts_with('.') && name.contains(".records.titles.tmp-");
+        if !is_cache && !is_tmp && !is_tok && !is_side {
             continue;
         }
         let meta = e.metadata().ok();
         let (tokens, problem) = if is_tmp {
             (None, Some("unfinished (an interrupted build)".to_string()))
-        } else if is_tok {
+        } else if is_tok || is_side {
             (None, None)
         } else {
             match TokenCache::open(&path, None) {
@@ -588,7 +598,7 @@ pub fn ls_lines(dir: &Path) -> Vec<String> {
         let what = match (&e.tokens, &e.problem) {
             (Some(n), _) => format!("{n} tokens"),
             (None, Some(p)) => format!("unusable: {p}"),
-            (None, None) => "tokenizer".into(),
+            (None, None) => side_kind(&name).into(),
         };
         out.push(format!(
             "{:>10.1} MB  {what:<24}  {}",
@@ -602,6 +612,20 @@ pub fn ls_lines(dir: &Path) -> Vec<String> {
         total as f64 / 1e6
     ));
     out
+}
+
+/// What a cache file that is not ids is, by its name.
+fn side_kind(name: &str) -> &'static str {
+    use super::records::{CORPUS_SUFFIX, RECORDS_SUFFIX};
+    if name.ends_with(&format!(".{TOKENIZER_SUFFIX}")) {
+        "tokenizer"
+    } else if name.ends_with(&format!(".{RECORDS_SUFFIX}")) {
+        "record index"
+    } else if name.ends_with(&format!(".{CORPUS_SUFFIX}")) {
+        "joined corpus"
+    } else {
+        "statistics"
+    }
 }
 
 /// `headsup cache ls` (prints [`ls_lines`]) and `headsup cache clear`.

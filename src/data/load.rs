@@ -1,23 +1,24 @@
 //! From a config to what training needs: the dataset for the browser, the
-//! tokenizer and the train/validation token streams. A text file goes
-//! through the token cache (one streamed scan, a tokenizer trained on a
-//! sample, ids tokenized once and memory-mapped, progress on stdout, Ctrl-C
-//! leaving no cache behind); other sources are small enough to hold and are
-//! tokenized in memory as before.
+//! tokenizer and the train/validation token streams. A file source (text,
+//! dir, jsonl, json, csv) goes through the token cache: one streamed scan, a
+//! tokenizer trained on a sample, then one pass that tokenizes the records
+//! as they stream by into memory-mapped ids, a record index and the
+//! statistics (progress to a callback: lines on stdout, or events; a cancel
+//! flag or Ctrl-C leaving no cache behind). Memory does not grow with the
+//! corpus. Synthetic data is generated and tokenized in memory.
 
 use super::cache::{self, CacheError, Progress, Width};
-use super::tokens::{self, CacheUse, Tokens};
-use super::{sources, Dataset, TokenSplit};
-use crate::config::{DataConfig, SourceKind, TokenIds, TokenizerConfig, TokenizerKind};
+use super::tokens::{self, CacheUse, Source, Tokens};
+use super::{Dataset, TokenSplit};
+use crate::config::{DataConfig, TokenIds, TokenizerConfig, TokenizerKind};
 use crate::tokenizer::Tokenizer;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A text file larger than this is shown in the browser by its first this
-/// many bytes (training uses all of it, from the token cache).
-pub const BROWSER_PREVIEW_BYTES: u64 = 64 << 20;
+/// A corpus at least this large says when its cache was reused.
+const SAY_REUSE_BYTES: u64 = 64 << 20;
 
 /// What [`load`] made.
 pub struct Loaded {
@@ -133,18 +134,38 @@ fn cache_err(e: CacheError) -> anyhow::Error {
 
 /// Loads the data `data` names and tokenizes it: with `fixed` (a resumed
 /// run's or an initial checkpoint's tokenizer) or the one `tok_cfg` asks
-/// for. `seed` drives synthetic data.
+/// for. `seed` drives synthetic data. Progress lines go to stdout; Ctrl-C
+/// (SIGINT, SIGTERM, SIGHUP) cancels.
 pub fn load(
     data: &DataConfig,
     tok_cfg: &TokenizerConfig,
     fixed: Option<Tokenizer>,
     seed: u64,
 ) -> anyhow::Result<Loaded> {
-    let text_path = match (data.source, data.path.as_deref()) {
-        (SourceKind::Text, Some(p)) if p.is_file() => Some(p),
-        _ => None,
-    };
-    let Some(path) = text_path else {
+    let cancel = CancelOnSignal::new();
+    let mut lines = ProgressLines::default();
+    load_with(
+        data,
+        tok_cfg,
+        fixed,
+        seed,
+        &mut |p: &Progress| lines.report(p),
+        &cancel.flag,
+    )
+}
+
+/// As [`load`], with the progress going to `progress` and `cancel` (set by
+/// the caller: a signal, a `q` in the workbench) stopping the preparation
+/// with no cache written.
+pub fn load_with(
+    data: &DataConfig,
+    tok_cfg: &TokenizerConfig,
+    fixed: Option<Tokenizer>,
+    seed: u64,
+    progress: &mut dyn FnMut(&Progress),
+    cancel: &AtomicBool,
+) -> anyhow::Result<Loaded> {
+    let Some(source) = Source::from_config(data) else {
         let dataset = Dataset::load(data, seed)?;
         let corpus = dataset.corpus();
         let tokenizer = match fixed {
@@ -159,9 +180,6 @@ pub fn load(
             notes: Vec::new(),
         });
     };
-    let cancel = CancelOnSignal::new();
-    let mut lines = ProgressLines::default();
-    let mut progress = |p: &Progress| lines.report(p);
     let mut notes = Vec::new();
     let fixed = match (fixed, &tok_cfg.path) {
         (Some(t), _) => Some(t),
@@ -169,8 +187,7 @@ pub fn load(
         (None, None) => None,
     };
     let want_chars = fixed.is_none() && tok_cfg.kind == TokenizerKind::Char;
-    let scan = tokens::scan_text(path, want_chars, Some(&cancel.flag), &mut progress)
-        .map_err(cache_err)?;
+    let scan = tokens::scan(&source, want_chars, Some(cancel), progress).map_err(cache_err)?;
     let dir = cache::cache_dir();
     let tokenizer = match fixed {
         Some(t) => t,
@@ -190,43 +207,37 @@ pub fn load(
             }
         },
     };
-    let (cache, how) = tokens::cached_tokens(
+    let cached = tokens::cached_tokens(
         &dir,
         &scan,
         &tokenizer,
         width(data.token_ids),
-        Some(&cancel.flag),
-        &mut progress,
+        Some(cancel),
+        progress,
     )
     .map_err(cache_err)?;
-    drop(cancel);
     let mb = scan.bytes as f64 / 1e6;
-    match how {
-        CacheUse::Reused if scan.bytes >= BROWSER_PREVIEW_BYTES => notes.push(format!(
+    match &cached.how {
+        CacheUse::Reused if scan.bytes >= SAY_REUSE_BYTES => notes.push(format!(
             "token cache reused: {} ({} tokens of {mb:.1} MB)",
-            cache.path().display(),
-            cache.len()
+            cached.tokens.path().display(),
+            cached.tokens.len()
         )),
         CacheUse::Rebuilt(why) => notes.push(format!("token cache rebuilt: {why}")),
         _ => {}
     }
-    let dataset = if scan.bytes <= BROWSER_PREVIEW_BYTES {
-        Dataset::load(data, seed)?
-    } else {
-        let text = tokens::sample_text(path, BROWSER_PREVIEW_BYTES)?;
-        let mut d = Dataset {
-            source: String::new(),
-            records: sources::windows(&text),
-            contiguous: true,
-        };
-        d.source = format!(
-            "text {} (the browser shows the first {:.1} MB of {mb:.1} MB)",
-            path.display(),
-            text.len() as f64 / 1e6
-        );
-        d
+    let mut source_line = source.describe();
+    if source.kind == crate::config::SourceKind::Dir {
+        source_line = format!("{source_line} ({} text files)", cached.stats.records);
+    }
+    let dataset = Dataset {
+        source: source_line,
+        records: Vec::new(),
+        contiguous: source.contiguous(),
+        store: Some(cached.records.clone()),
+        stats: Some(cached.stats.clone()),
     };
-    let all = Tokens::mapped(cache);
+    let all = Tokens::mapped(cached.tokens.clone());
     let (train, val) = all.split(data.train_fraction);
     Ok(Loaded {
         dataset,

@@ -1,13 +1,16 @@
 //! Training data: sources (text, dir, jsonl, json, csv, synthetic), the
 //! deterministic train/validation split, and statistics for the UI.
 //!
-//! Every source becomes a list of [`Record`]s (what the data browser shows)
-//! and one training stream, [`Dataset::corpus`]. A single text file is cut
-//! into windows of about 1–2 KB at line boundaries; its corpus is the file's
-//! text exactly.
+//! Every source becomes a stream of [`Record`]s (what the data browser
+//! shows) and one training stream, [`Dataset::corpus`]. A single text file
+//! is cut into windows of about 1–2 KB at line boundaries; its corpus is the
+//! file's text exactly. Training from a file goes through the token cache:
+//! its [`Dataset`] then holds no records in memory but a [`RecordStore`]
+//! read lazily, and the statistics made in the tokenization pass.
 
 pub mod cache;
 pub mod load;
+pub mod records;
 mod sources;
 mod stats;
 pub mod stream;
@@ -20,6 +23,8 @@ mod tests;
 use crate::config::{DataConfig, SourceKind};
 use std::path::PathBuf;
 
+pub use records::RecordStore;
+pub use sources::RecordStream;
 pub use stats::{DatasetStats, HIST_BUCKETS};
 pub use synthetic::generate as generate_synthetic;
 pub use tokens::Tokens;
@@ -55,15 +60,20 @@ pub struct Record {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Dataset {
     /// Human description of the source (path and kind).
     pub source: String,
+    /// The records, when held in memory (empty when `store` has them).
     pub records: Vec<Record>,
     /// True when the records are consecutive windows of one text (a `text`
     /// source): the corpus is then their plain concatenation, which is the
     /// original text byte for byte.
     pub contiguous: bool,
+    /// The records of a tokenized file, read on demand (`records` is then empty).
+    pub store: Option<std::sync::Arc<RecordStore>>,
+    /// Statistics made in the tokenization pass (with `store`).
+    pub stats: Option<DatasetStats>,
 }
 
 impl Dataset {
@@ -73,10 +83,67 @@ impl Dataset {
             source: source.into(),
             records,
             contiguous: false,
+            store: None,
+            stats: None,
         }
     }
 
-    /// Loads the records a config names. `seed` drives synthetic data.
+    /// Number of records (in memory or in the store).
+    pub fn len(&self) -> usize {
+        match &self.store {
+            Some(s) => s.len(),
+            None => self.records.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Record `i` (read from the store when there is one).
+    pub fn record(&self, i: usize) -> Option<std::borrow::Cow<'_, Record>> {
+        match &self.store {
+            Some(s) => s.record(i).map(std::borrow::Cow::Owned),
+            None => self.records.get(i).map(std::borrow::Cow::Borrowed),
+        }
+    }
+
+    /// Record `i`'s title.
+    pub fn title(&self, i: usize) -> Option<std::borrow::Cow<'_, str>> {
+        match &self.store {
+            Some(s) => s.title(i).map(std::borrow::Cow::Owned),
+            None => self
+                .records
+                .get(i)
+                .map(|r| std::borrow::Cow::Borrowed(r.title.as_str())),
+        }
+    }
+
+    /// The first `max` bytes of record `i`'s text, at a character boundary.
+    pub fn text_prefix(&self, i: usize, max: usize) -> Option<std::borrow::Cow<'_, str>> {
+        match &self.store {
+            Some(s) => s.text_prefix(i, max).map(std::borrow::Cow::Owned),
+            None => self.records.get(i).map(|r| {
+                let mut end = r.text.len().min(max);
+                while !r.text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                std::borrow::Cow::Borrowed(&r.text[..end])
+            }),
+        }
+    }
+
+    /// Bytes of record `i`'s text.
+    pub fn text_len(&self, i: usize) -> Option<usize> {
+        match &self.store {
+            Some(s) => s.text_len(i),
+            None => self.records.get(i).map(|r| r.text.len()),
+        }
+    }
+
+    /// Loads the records a config names into memory (small data; training
+    /// streams them through the token cache instead: [`load::load`]).
+    /// `seed` drives synthetic data.
     pub fn load(cfg: &DataConfig, seed: u64) -> Result<Dataset, DataError> {
         let path = match (cfg.source, cfg.path.as_deref()) {
             (SourceKind::Synthetic, _) => {
@@ -133,7 +200,10 @@ impl Dataset {
     }
 
     pub fn total_bytes(&self) -> usize {
-        self.records.iter().map(|r| r.text.len()).sum()
+        match (&self.stats, &self.store) {
+            (Some(s), Some(_)) => s.bytes,
+            _ => self.records.iter().map(|r| r.text.len()).sum(),
+        }
     }
 }
 

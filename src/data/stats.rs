@@ -10,8 +10,9 @@ pub const HIST_BUCKETS: usize = 24;
 /// Bytes tokenized exactly; beyond this the token count is extrapolated.
 const EXACT_LIMIT: usize = 4 << 20;
 
-/// Dataset statistics, computed once.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Dataset statistics, computed once (for a tokenized file, in the
+/// tokenization pass, and kept beside its token cache).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DatasetStats {
     pub records: usize,
     /// UTF-8 bytes of all records.
@@ -34,6 +35,21 @@ impl Dataset {
     /// Sizes, split and length histogram; tokens counted with `tok` (chars
     /// without one), split by `train_fraction` (0.9 when not finite).
     pub fn stats(&self, tok: Option<&Tokenizer>, train_fraction: f64) -> DatasetStats {
+        if let Some(s) = &self.stats {
+            // Made in the tokenization pass: the split may differ.
+            let frac = if train_fraction.is_finite() {
+                train_fraction.clamp(0.0, 1.0)
+            } else {
+                0.9
+            };
+            let mut s = s.clone();
+            s.train_tokens = ((s.tokens as f64) * frac).round() as usize;
+            s.val_tokens = s.tokens.saturating_sub(s.train_tokens);
+            if let Some(t) = tok {
+                s.vocab_size = t.vocab_size();
+            }
+            return s;
+        }
         let bytes = self.total_bytes();
         let (tokens, estimated) = match tok {
             Some(t) => {

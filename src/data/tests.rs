@@ -484,6 +484,43 @@ fn poet_tang_array_json() {
         .starts_with("秦川雄帝宅，函谷壯皇居。\n綺殿"));
 }
 
+/// The JSON reader streams (serde's visitors over a reader); the records,
+/// titles and order are those of the walk over the whole document.
+fn assert_streamed_json_as_whole(p: &Path, json_path: &str) -> usize {
+    let mut c = cfg(SourceKind::Json, p);
+    c.json_path = json_path.into();
+    let ds = Dataset::load(&c, 0).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+    let segs: Vec<&str> = json_path.split('.').filter(|s| !s.is_empty()).collect();
+    let mut want = Vec::new();
+    sources::walk_json(&doc, &segs, None, &mut Vec::new(), &mut want);
+    assert_eq!(ds.records, want, "{}", p.display());
+    want.len()
+}
+
+#[test]
+fn json_streamed_as_the_whole_document_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = r#"{"x": {"n": [1, 2.5, null, true]}, "a": [
+        {"b": {"title": "one", "c": ["l1", "l2"]}},
+        {"b": [{"c": "two", "name": "t2"}, {"c": 3}, {"d": "no"}]},
+        [[{"b": {"c": "deep", "chapter": "ch"}}]],
+        {"b": {"c": ["x"], "title": "   "}}
+    ], "a2": "ignored"}"#;
+    let p = write(dir.path(), "n.json", doc.as_bytes());
+    assert_eq!(assert_streamed_json_as_whole(&p, "a.b.c"), 4);
+    assert_eq!(assert_streamed_json_as_whole(&p, "a2"), 1);
+    for (name, path) in [
+        ("poet.tang.0.json", "paragraphs"),
+        ("tang300.json", "content.content.paragraphs"),
+    ] {
+        let Some(p) = shared_data(name, "json_streamed_as_the_whole_document_walk") else {
+            return;
+        };
+        assert!(assert_streamed_json_as_whole(&p, path) >= 300);
+    }
+}
+
 #[test]
 fn tinyshakespeare_text_roundtrip() {
     let Some(p) = shared_data("tinyshakespeare.txt", "tinyshakespeare_text_roundtrip") else {

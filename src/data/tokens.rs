@@ -1,12 +1,16 @@
-//! Token streams for training, whatever their size: ids in memory (small and
-//! structured data) or a range of a memory-mapped token cache (a text file
-//! of any size, tokenized once); and the steps that make the cached stream of
-//! a text file: one streamed scan (content hash, size, characters), a
-//! tokenizer sample, and the cache reused or built.
+//! Token streams for training, whatever their size: ids in memory (synthetic
+//! data) or a range of a memory-mapped token cache (a file source of any
+//! size, tokenized once); and the steps that make the cached stream of a
+//! file source (text, dir, jsonl, json, csv): one streamed scan (content
+//! hash, size, characters), a tokenizer sample, and the cache reused or
+//! built in one pass that also writes the record index and the statistics.
 
 use super::cache::{self, BuildOptions, CacheError, CacheKey, Progress, TokenCache, Width};
-use super::stream::{ContentHash, TextChunks};
-use super::DataError;
+use super::records::{self, RecordStore, RecordWriter};
+use super::sources::{self, ReadCounter, RecordStream};
+use super::stream::{Chunk, ContentHash, TextChunks, CHUNK_BYTES};
+use super::{DataError, DatasetStats};
+use crate::config::{DataConfig, SourceKind};
 use crate::tokenizer::Tokenizer;
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -89,10 +93,121 @@ impl Tokens {
     }
 }
 
-/// What one streamed pass over a text file found.
+/// A file source of training data: its kind, where it is, and where its
+/// text is in each record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub kind: SourceKind,
+    pub path: PathBuf,
+    /// JSONL/CSV: the text field or column.
+    pub field: String,
+    /// JSON: the dotted path to the text.
+    pub json_path: String,
+}
+
+impl Source {
+    /// The file source a config names (`None` for synthetic data or no path).
+    pub fn from_config(cfg: &DataConfig) -> Option<Source> {
+        let path = cfg.path.clone()?;
+        if cfg.source == SourceKind::Synthetic {
+            return None;
+        }
+        let json_path = if cfg.json_path.trim().is_empty() {
+            cfg.field.clone()
+        } else {
+            cfg.json_path.clone()
+        };
+        Some(Source {
+            kind: cfg.source,
+            path,
+            field: cfg.field.clone(),
+            json_path,
+        })
+    }
+
+    /// A text file: the corpus is the file itself and the records are its
+    /// windows.
+    pub fn text(path: &Path) -> Source {
+        Source {
+            kind: SourceKind::Text,
+            path: path.to_path_buf(),
+            field: String::new(),
+            json_path: String::new(),
+        }
+    }
+
+    /// True for a text file, whose records concatenate to the corpus;
+    /// otherwise records are joined with "\n" (none added after a record
+    /// that ends with one).
+    pub fn contiguous(&self) -> bool {
+        self.kind == SourceKind::Text
+    }
+
+    /// What separates record `text` from the next in the corpus.
+    pub fn separator(&self, text: &str) -> &'static str {
+        if self.contiguous() || text.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        }
+    }
+
+    /// The records, streamed; `counter` gets the bytes of the source read.
+    pub fn records(&self, counter: ReadCounter) -> Result<RecordStream, DataError> {
+        let p = &self.path;
+        match self.kind {
+            SourceKind::Text | SourceKind::Synthetic => sources::text_records(p, counter),
+            SourceKind::Dir => sources::dir_records(p, counter),
+            SourceKind::Jsonl => sources::jsonl_records(p, &self.field, counter),
+            SourceKind::Json => sources::json_records(p, &self.json_path, counter),
+            SourceKind::Csv => sources::csv_records(p, &self.field, counter),
+        }
+    }
+
+    /// For the browser's title, e.g. "jsonl data.jsonl (field `text`)".
+    pub fn describe(&self) -> String {
+        let p = self.path.display();
+        match self.kind {
+            SourceKind::Text | SourceKind::Synthetic => format!("text {p}"),
+            SourceKind::Dir => format!("dir {p}"),
+            SourceKind::Jsonl => format!("jsonl {p} (field `{}`)", self.field),
+            SourceKind::Json => format!("json {p} (path `{}`)", self.json_path),
+            SourceKind::Csv => format!("csv {p} (column `{}`)", self.field),
+        }
+    }
+
+    /// Bytes of the source on disk (a directory: of its files), for progress.
+    fn disk_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                    .map(|rd| rd.flatten().map(|e| walk(&e.path())).sum())
+                    .unwrap_or(0),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            }
+        }
+        walk(&self.path)
+    }
+
+    /// What goes into the data hash besides the corpus: how it was read.
+    fn tag(&self) -> String {
+        match self.kind {
+            SourceKind::Text | SourceKind::Synthetic => String::new(),
+            SourceKind::Dir => "headsup-source dir\n".into(),
+            SourceKind::Jsonl => format!("headsup-source jsonl {}\n", self.field),
+            SourceKind::Json => format!("headsup-source json {}\n", self.json_path),
+            SourceKind::Csv => format!("headsup-source csv {}\n", self.field),
+        }
+    }
+}
+
+/// What one streamed pass over a file source found.
 #[derive(Debug, Clone)]
 pub struct TextScan {
+    pub source: Source,
     pub path: PathBuf,
+    /// Bytes of the corpus (the records joined).
     pub bytes: u64,
     /// The content hash (the token cache's data key).
     pub hash: u64,
@@ -102,6 +217,112 @@ pub struct TextScan {
 
 fn cancelled(cancel: Option<&AtomicBool>) -> bool {
     cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+}
+
+/// Reads a file source once, streamed: checks it, hashes its corpus (with
+/// how it was read), and collects its characters when `chars` is true.
+pub fn scan(
+    source: &Source,
+    chars: bool,
+    cancel: Option<&AtomicBool>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<TextScan, CacheError> {
+    if source.contiguous() {
+        return scan_text(&source.path, chars, cancel, progress);
+    }
+    let total = source.disk_bytes();
+    let started = Instant::now();
+    let mut hash = ContentHash::default();
+    hash.update(source.tag().as_bytes());
+    let mut set = CharSet::default();
+    let mut bytes = 0u64;
+    let mut text_bytes = 0u64;
+    let counter = ReadCounter::default();
+    let mut last = Instant::now();
+    for rec in source.records(counter.clone())? {
+        if cancelled(cancel) {
+            return Err(CacheError::Cancelled);
+        }
+        let rec = rec?;
+        let sep = source.separator(&rec.text);
+        hash.update(rec.text.as_bytes());
+        hash.update(sep.as_bytes());
+        if chars {
+            set.add(&rec.text);
+            set.add(sep);
+        }
+        bytes += (rec.text.len() + sep.len()) as u64;
+        text_bytes += rec.text.len() as u64;
+        if last.elapsed().as_millis() >= 50 {
+            last = Instant::now();
+            let done = counter.load(Ordering::Relaxed);
+            progress(&Progress {
+                phase: "reading",
+                done,
+                total: total.max(done),
+                started,
+            });
+        }
+    }
+    let done = counter.load(Ordering::Relaxed).max(total);
+    progress(&Progress {
+        phase: "reading",
+        done,
+        total: done,
+        started,
+    });
+    if text_bytes == 0 {
+        return Err(DataError::file(
+            &source.path,
+            "contains no text (every record is empty); check data.field / data.json_path",
+        )
+        .into());
+    }
+    Ok(TextScan {
+        source: source.clone(),
+        path: source.path.clone(),
+        bytes,
+        hash: hash.finish(),
+        chars: chars.then(|| set.finish()),
+    })
+}
+
+/// The distinct characters of a text, ASCII in a table.
+struct CharSet {
+    ascii: [bool; 128],
+    other: BTreeSet<char>,
+}
+
+impl Default for CharSet {
+    fn default() -> Self {
+        CharSet {
+            ascii: [false; 128],
+            other: BTreeSet::new(),
+        }
+    }
+}
+
+impl CharSet {
+    fn add(&mut self, text: &str) {
+        for c in text.chars() {
+            match self.ascii.get_mut(c as usize) {
+                Some(seen) => *seen = true,
+                None => {
+                    self.other.insert(c);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> BTreeSet<char> {
+        let mut set = self.other;
+        set.extend(
+            (0..128u8)
+                .filter(|&b| self.ascii[b as usize])
+                .map(char::from),
+        );
+        set
+    }
 }
 
 /// Reads `path` once, in chunks: checks it is UTF-8 text, hashes it, and
@@ -115,8 +336,7 @@ pub fn scan_text(
     let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
     let mut hash = ContentHash::default();
-    let mut ascii = [false; 128];
-    let mut other: BTreeSet<char> = BTreeSet::new();
+    let mut set = CharSet::default();
     let mut bytes = 0u64;
     for chunk in TextChunks::open(path)? {
         if cancelled(cancel) {
@@ -125,14 +345,7 @@ pub fn scan_text(
         let chunk = chunk?;
         hash.update(chunk.text.as_bytes());
         if chars {
-            for c in chunk.text.chars() {
-                match ascii.get_mut(c as usize) {
-                    Some(seen) => *seen = true,
-                    None => {
-                        other.insert(c);
-                    }
-                }
-            }
+            set.add(&chunk.text);
         }
         bytes += chunk.text.len() as u64;
         progress(&Progress {
@@ -145,17 +358,37 @@ pub fn scan_text(
     if bytes == 0 {
         return Err(DataError::file(path, "is empty; give a file with some text").into());
     }
-    let chars = chars.then(|| {
-        let mut set = other;
-        set.extend((0..128u8).filter(|&b| ascii[b as usize]).map(char::from));
-        set
-    });
     Ok(TextScan {
+        source: Source::text(path),
         path: path.to_path_buf(),
         bytes,
         hash: hash.finish(),
-        chars,
+        chars: chars.then(|| set.finish()),
     })
+}
+
+impl TextScan {
+    /// The start of the corpus: about `budget` bytes, cut after a line (the
+    /// whole corpus when it is smaller): what a BPE tokenizer is trained on.
+    pub fn sample(&self, budget: u64) -> Result<String, DataError> {
+        if self.source.contiguous() {
+            return sample_text(&self.path, budget);
+        }
+        let budget = budget.max(1) as usize;
+        let mut out = String::new();
+        for rec in self.source.records(ReadCounter::default())? {
+            let rec = rec?;
+            out.push_str(&rec.text);
+            out.push_str(self.source.separator(&rec.text));
+            if out.len() >= budget {
+                if let Some(cut) = super::stream::safe_cut(&out.as_bytes()[..budget]) {
+                    out.truncate(cut);
+                }
+                break;
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The start of `path`: about `budget` bytes, cut after a line (the whole
@@ -232,7 +465,7 @@ pub fn cached_bpe(
             }
         }
     }
-    let sample = sample_text(&scan.path, budget)?;
+    let sample = scan.sample(budget)?;
     let tok = Tokenizer::train_bpe(&sample, vocab).map_err(|e| CacheError::Other(e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(|e| CacheError::File {
         path: dir.into(),
@@ -261,8 +494,53 @@ pub enum CacheUse {
     Rebuilt(String),
 }
 
-/// The token cache of text file `scan.path` under `tok`, in `dir`: reused
-/// when one of the same data and tokenizer checks out, else built (the
+/// A file source's token cache with its record index and statistics.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    pub tokens: Arc<TokenCache>,
+    pub records: Arc<RecordStore>,
+    /// Records, bytes, tokens, length histogram (the vocabulary and split
+    /// are the caller's).
+    pub stats: DatasetStats,
+    pub how: CacheUse,
+}
+
+/// The files of one cache: ids, record index, corpus (the text file itself
+/// for a text source) and statistics.
+struct CachePaths {
+    tokens: PathBuf,
+    records: PathBuf,
+    corpus: PathBuf,
+    stats: PathBuf,
+}
+
+impl CachePaths {
+    fn new(dir: &Path, key: CacheKey, source: &Source) -> CachePaths {
+        let tokens = dir.join(key.file_name());
+        let with = |suffix: &str| tokens.with_extension(suffix);
+        CachePaths {
+            records: with(records::RECORDS_SUFFIX),
+            corpus: if source.contiguous() {
+                source.path.clone()
+            } else {
+                with(records::CORPUS_SUFFIX)
+            },
+            stats: with(records::STATS_SUFFIX),
+            tokens,
+        }
+    }
+
+    fn open(&self, key: CacheKey) -> Result<(TokenCache, RecordStore, DatasetStats), CacheError> {
+        let t = TokenCache::open(&self.tokens, Some(key))?;
+        let r = RecordStore::open(&self.records, &self.corpus)?;
+        let s = records::load_stats(&self.stats)?;
+        Ok((t, r, s))
+    }
+}
+
+/// The token cache of file source `scan.source` under `tok`, in `dir`:
+/// reused when one of the same data and tokenizer checks out (with its
+/// record index and statistics), else built in one streamed pass (the
 /// progress goes to `progress`; `cancel` stops it leaving no file).
 pub fn cached_tokens(
     dir: &Path,
@@ -271,77 +549,175 @@ pub fn cached_tokens(
     width: Option<Width>,
     cancel: Option<&AtomicBool>,
     progress: &mut dyn FnMut(&Progress),
-) -> Result<(Arc<TokenCache>, CacheUse), CacheError> {
+) -> Result<Cached, CacheError> {
     let key = CacheKey {
         data: scan.hash,
         tokenizer: tok.fingerprint(),
     };
-    let path = dir.join(key.file_name());
+    let paths = CachePaths::new(dir, key, &scan.source);
     cache::remove_stale_temps(dir);
     let mut how = CacheUse::Built;
-    if path.exists() {
-        match TokenCache::open(&path, Some(key)) {
-            Ok(c) if width.is_none_or(|w| w == c.width()) => {
-                return Ok((Arc::new(c), CacheUse::Reused))
+    if paths.tokens.exists() {
+        match paths.open(key) {
+            Ok((c, _, _)) if width.is_some_and(|w| w != c.width()) => {
+                how = CacheUse::Rebuilt("it has the other id width".into())
             }
-            Ok(_) => how = CacheUse::Rebuilt("it has the other id width".into()),
+            Ok((c, r, s)) => {
+                return Ok(Cached {
+                    tokens: Arc::new(c),
+                    records: Arc::new(r),
+                    stats: s,
+                    how: CacheUse::Reused,
+                })
+            }
             Err(e) => how = CacheUse::Rebuilt(e.to_string()),
         }
     }
-    let c = cache::build(
-        &path,
+    build_cached(
+        &paths,
         key,
+        scan,
         tok,
-        TextChunks::open(&scan.path)?,
-        scan.bytes,
         BuildOptions {
             width,
             cancel,
             progress: Some(progress),
         },
-    )?;
-    Ok((Arc::new(c), how))
+        CHUNK_BYTES,
+    )
+    .map(|mut c| {
+        c.how = how;
+        c
+    })
 }
 
-/// The records (windows of about 1-2 KB) of chunk `i` of the text file
-/// `path` whose token cache is `cache`, read from the file on demand: what a
-/// browser lists lazily, one chunk (about 4 MB) at a time, for a corpus of
-/// any size. Titles give the byte offset of each record in the file.
-/// `cache.chunk_index().len()` is the number of chunks.
-pub fn chunk_records(
-    path: &Path,
-    cache: &TokenCache,
-    i: usize,
-) -> Result<Vec<super::Record>, DataError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let index = cache.chunk_index();
-    let Some(&(start, _)) = index.get(i) else {
-        return Ok(Vec::new());
-    };
-    let read_err = |e: std::io::Error| DataError::file(path, format!("cannot read: {e}"));
-    let mut f = std::fs::File::open(path).map_err(read_err)?;
-    let end = match index.get(i + 1) {
-        Some(&(e, _)) => e,
-        None => f.metadata().map_err(read_err)?.len(),
-    };
-    f.seek(SeekFrom::Start(start)).map_err(read_err)?;
-    let mut bytes = vec![0u8; end.saturating_sub(start) as usize];
-    f.read_exact(&mut bytes).map_err(read_err)?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        DataError::file(
-            path,
-            "changed since it was tokenized (not UTF-8 where it was); run again to rebuild the cache",
-        )
+/// Builds the cache files `paths` of `scan.source` (chunks of about
+/// `target` bytes) in one streamed pass.
+fn build_cached(
+    paths: &CachePaths,
+    key: CacheKey,
+    scan: &TextScan,
+    tok: &Tokenizer,
+    opts: BuildOptions<'_>,
+    target: usize,
+) -> Result<Cached, CacheError> {
+    let dir = paths.tokens.parent().unwrap_or(Path::new("."));
+    let source = &scan.source;
+    std::fs::create_dir_all(dir).map_err(|e| CacheError::File {
+        path: dir.into(),
+        message: format!(
+            "cannot create the cache directory: {e}; set HEADSUP_CACHE_DIR to a writable directory"
+        ),
     })?;
-    let mut at = start;
-    Ok(super::sources::windows(&text)
-        .into_iter()
-        .map(|mut r| {
-            r.title = format!("byte {at}");
-            at += r.text.len() as u64;
-            r
-        })
-        .collect())
+    if !source.contiguous() {
+        // The joined corpus is kept beside the ids.
+        cache::check_space(dir, scan.bytes)?;
+    }
+    let mut writer = RecordWriter::new(
+        &paths.records,
+        (!source.contiguous()).then_some(paths.corpus.as_path()),
+    )?;
+    let chunks = Grouped {
+        records: source.records(ReadCounter::default())?.peekable(),
+        writer: &mut writer,
+        source,
+        offset: 0,
+        target,
+    };
+    let c = cache::build(&paths.tokens, key, tok, chunks, scan.bytes, opts)?;
+    let (n, bytes) = (writer.count(), writer.text_bytes());
+    let finished = writer.finish().and_then(|()| {
+        let store = RecordStore::open(&paths.records, &paths.corpus)?;
+        let (length_hist, hist_max) = store.length_hist();
+        let stats = DatasetStats {
+            records: n as usize,
+            bytes: bytes as usize,
+            tokens: c.len(),
+            tokens_estimated: false,
+            vocab_size: tok.vocab_size(),
+            length_hist,
+            hist_max,
+            ..DatasetStats::default()
+        };
+        records::save_stats(&paths.stats, &stats)?;
+        Ok((store, stats))
+    });
+    match finished {
+        Ok((store, stats)) => Ok(Cached {
+            tokens: Arc::new(c),
+            records: Arc::new(store),
+            stats,
+            how: CacheUse::Built,
+        }),
+        Err(e) => {
+            // The ids are of no use without their index: not kept.
+            let _ = std::fs::remove_file(&paths.tokens);
+            Err(e)
+        }
+    }
+}
+
+/// A chunk with no safe cut is cut anyway at this many bytes (one enormous
+/// line), as [`TextChunks`] does.
+const GROUP_MAX: usize = 64 << 20;
+
+/// Records grouped into chunks of about `target` bytes of corpus, cut only
+/// where tokenization does not depend on the cut (after a newline that a
+/// non-space character follows, as [`TextChunks`]), so the chunks' ids are
+/// the ids of the whole corpus; every record goes to the index on the way.
+struct Grouped<'a> {
+    records: std::iter::Peekable<RecordStream>,
+    writer: &'a mut RecordWriter,
+    source: &'a Source,
+    offset: u64,
+    target: usize,
+}
+
+impl Iterator for Grouped<'_> {
+    type Item = Result<Chunk, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.offset;
+        let mut text = String::new();
+        loop {
+            let safe = match self.records.peek() {
+                None => break,
+                Some(Err(_)) => {
+                    return match self.records.next() {
+                        Some(Err(e)) => Some(Err(e)),
+                        _ => None,
+                    };
+                }
+                Some(Ok(r)) => {
+                    text.ends_with('\n')
+                        && r.text.chars().next().is_some_and(|c| !c.is_whitespace())
+                }
+            };
+            if (text.len() >= self.target && safe) || text.len() >= GROUP_MAX {
+                break;
+            }
+            let Some(Ok(r)) = self.records.next() else {
+                break;
+            };
+            let sep = self.source.separator(&r.text);
+            let at = start + text.len() as u64;
+            if let Err(e) = self.writer.push(&r, at, sep) {
+                return Some(Err(DataError::Other(format!(
+                    "cannot write the record index: {e}; check the disk space and HEADSUP_CACHE_DIR"
+                ))));
+            }
+            text.push_str(&r.text);
+            text.push_str(sep);
+        }
+        if text.is_empty() {
+            return None;
+        }
+        self.offset += text.len() as u64;
+        Some(Ok(Chunk {
+            offset: start,
+            text,
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -366,32 +742,49 @@ mod tests {
             Tokenizer::train_char(&text).unwrap().encode(&text)
         );
 
-        let (c, how) = cached_tokens(&cache_dir, &scan, &tok, None, None, &mut progress).unwrap();
-        assert_eq!(how, CacheUse::Built);
+        let got = cached_tokens(&cache_dir, &scan, &tok, None, None, &mut progress).unwrap();
+        assert_eq!(got.how, CacheUse::Built);
+        let c = got.tokens.clone();
         let t = Tokens::mapped(c.clone());
         assert_eq!(t.to_vec(0..t.len()), tok.encode(&text));
-        let recs: Vec<_> = (0..c.chunk_index().len())
-            .flat_map(|i| chunk_records(&src, &c, i).unwrap())
-            .collect();
+        let store = &got.records;
+        let recs: Vec<_> = (0..store.len()).map(|i| store.record(i).unwrap()).collect();
         assert_eq!(
             recs.iter().map(|r| r.text.as_str()).collect::<String>(),
             text
         );
-        assert_eq!(recs[0].title, "byte 0");
+        assert!(recs[0].title.starts_with("lines 1-"), "{}", recs[0].title);
+        assert_eq!(got.stats.records, recs.len());
+        assert_eq!(got.stats.bytes, text.len());
+        assert_eq!(got.stats.tokens, text.chars().count());
         let path = c.path().to_path_buf();
-        drop((c, t));
-        let (_, how) = cached_tokens(&cache_dir, &scan, &tok, None, None, &mut progress).unwrap();
-        assert_eq!(how, CacheUse::Reused);
+        drop((c, t, got));
+        let again = cached_tokens(&cache_dir, &scan, &tok, None, None, &mut progress).unwrap();
+        assert_eq!(again.how, CacheUse::Reused);
+        assert_eq!(again.stats.records, recs.len());
+        drop(again);
 
         // Truncated: detected and rebuilt.
         let b = std::fs::read(&path).unwrap();
         std::fs::write(&path, &b[..b.len() - 3]).unwrap();
-        let (c, how) = cached_tokens(&cache_dir, &scan, &tok, None, None, &mut progress).unwrap();
+        let got = cached_tokens(&cache_dir, &scan, &tok, None, None, &mut progress).unwrap();
         assert!(
-            matches!(how, CacheUse::Rebuilt(ref m) if m.contains("truncated")),
-            "{how:?}"
+            matches!(got.how, CacheUse::Rebuilt(ref m) if m.contains("truncated")),
+            "{:?}",
+            got.how
         );
-        assert_eq!(c.len(), text.chars().count());
+        assert_eq!(got.tokens.len(), text.chars().count());
+        drop(got);
+
+        // A record index or statistics missing: rebuilt too.
+        std::fs::remove_file(path.with_extension("stats.json")).unwrap();
+        let got = cached_tokens(&cache_dir, &scan, &tok, None, None, &mut progress).unwrap();
+        assert!(matches!(got.how, CacheUse::Rebuilt(_)), "{:?}", got.how);
+        drop(got);
+        std::fs::remove_file(path.with_extension("records")).unwrap();
+        let got = cached_tokens(&cache_dir, &scan, &tok, None, None, &mut progress).unwrap();
+        assert!(matches!(got.how, CacheUse::Rebuilt(_)), "{:?}", got.how);
+        drop(got);
 
         // Other data or another tokenizer: another cache file.
         std::fs::write(&src, text.replace("question", "answer!!")).unwrap();
@@ -399,11 +792,123 @@ mod tests {
         assert_ne!(scan2.hash, scan.hash);
         let bpe = Tokenizer::train_bpe(&text, 280).unwrap();
         assert_ne!(bpe.fingerprint(), tok.fingerprint());
-        let (c2, how) = cached_tokens(&cache_dir, &scan2, &bpe, None, None, &mut progress).unwrap();
-        assert_eq!(how, CacheUse::Built);
-        assert_ne!(c2.path(), path);
+        let c2 = cached_tokens(&cache_dir, &scan2, &bpe, None, None, &mut progress).unwrap();
+        assert_eq!(c2.how, CacheUse::Built);
+        assert_ne!(c2.tokens.path(), path);
         assert!(lines.iter().any(|l| l.starts_with("reading ")));
         assert!(lines.iter().any(|l| l.starts_with("tokenizing ")));
+    }
+
+    /// Every structured source through the cache in small chunks: the
+    /// records and the corpus as the in-memory reader has them, the ids of
+    /// the whole corpus (records starting with a space or a newline are not
+    /// cut before), and the statistics.
+    #[test]
+    fn structured_sources_stream_into_the_cache() {
+        use crate::config::{DataConfig, SourceKind};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut jsonl = String::new();
+        let mut csv = String::from("id,text,title\n");
+        let mut json = Vec::new();
+        for i in 0..300 {
+            let text = match i % 4 {
+                0 => format!("record {i}: To be, or not to be"),
+                1 => format!(" starts with a space {i}\nand has two lines"),
+                2 => format!("\nstarts with a newline {i} 漢字"),
+                _ => format!("ends with a newline {i}\n"),
+            };
+            let q = serde_json::to_string(&text).unwrap();
+            jsonl.push_str(&format!("{{\"id\": {i}, \"text\": {q}}}\n"));
+            if i % 10 == 0 {
+                jsonl.push_str("   \n");
+            }
+            csv.push_str(&format!("{i},\"{}\",t{i}\n", text.replace('"', "\"\"")));
+            json.push(serde_json::json!({"meta": {"n": i}, "body": {"paragraphs": text.split('\n').collect::<Vec<_>>(), "title": format!("poem {i}")}}));
+        }
+        std::fs::write(d.join("a.jsonl"), &jsonl).unwrap();
+        std::fs::write(d.join("a.csv"), &csv).unwrap();
+        let doc = serde_json::json!({"skip": [1, 2, {"x": "y"}], "poems": json});
+        std::fs::write(d.join("a.json"), serde_json::to_vec(&doc).unwrap()).unwrap();
+        std::fs::create_dir(d.join("tree")).unwrap();
+        for i in 0..30 {
+            let lead = if i % 3 == 0 { " " } else { "" };
+            std::fs::write(
+                d.join(format!("tree/f{i:02}.txt")),
+                format!("{lead}file {i}\nbody"),
+            )
+            .unwrap();
+        }
+        let cases = [
+            (SourceKind::Jsonl, "a.jsonl", "text", ""),
+            (SourceKind::Csv, "a.csv", "text", ""),
+            (SourceKind::Json, "a.json", "", "poems.body.paragraphs"),
+            (SourceKind::Dir, "tree", "", ""),
+        ];
+        for (kind, file, field, json_path) in cases {
+            let cfg = DataConfig {
+                source: kind,
+                path: Some(d.join(file)),
+                field: if field.is_empty() {
+                    "text".into()
+                } else {
+                    field.into()
+                },
+                json_path: json_path.into(),
+                ..DataConfig::default()
+            };
+            let mem = super::super::Dataset::load(&cfg, 0).unwrap();
+            let corpus = mem.corpus();
+            let source = Source::from_config(&cfg).unwrap();
+            let scan = scan(&source, true, None, &mut |_| {}).unwrap();
+            assert_eq!(scan.bytes, corpus.len() as u64, "{kind:?}");
+            let chars: String = scan.chars.clone().unwrap().into_iter().collect();
+            let char_tok = Tokenizer::train_char(&chars).unwrap();
+            assert_eq!(
+                char_tok.encode(&corpus),
+                Tokenizer::train_char(&corpus).unwrap().encode(&corpus)
+            );
+            let bpe = Tokenizer::train_bpe(&scan.sample(1 << 20).unwrap(), 300).unwrap();
+            for tok in [char_tok, bpe] {
+                let cache_dir = d.join(format!("cache-{kind:?}"));
+                let key = CacheKey {
+                    data: scan.hash,
+                    tokenizer: tok.fingerprint(),
+                };
+                let paths = CachePaths::new(&cache_dir, key, &source);
+                std::fs::create_dir_all(&cache_dir).unwrap();
+                let got =
+                    build_cached(&paths, key, &scan, &tok, BuildOptions::default(), 64).unwrap();
+                assert!(got.tokens.chunk_index().len() > 3, "{kind:?}: small chunks");
+                assert_eq!(
+                    got.tokens.to_vec(0..got.tokens.len()),
+                    tok.encode(&corpus),
+                    "{kind:?}"
+                );
+                let store = &got.records;
+                assert_eq!(store.len(), mem.records.len(), "{kind:?}");
+                for (i, r) in mem.records.iter().enumerate() {
+                    assert_eq!(store.record(i).as_ref(), Some(r), "{kind:?} record {i}");
+                }
+                assert_eq!(got.stats, {
+                    let mut s = mem.stats(None, 0.9);
+                    s.tokens = got.tokens.len();
+                    s.vocab_size = tok.vocab_size();
+                    (s.train_tokens, s.val_tokens) = (0, 0);
+                    s
+                });
+                if kind != SourceKind::Dir {
+                    let stored = std::fs::read_to_string(paths.corpus.clone()).unwrap();
+                    assert_eq!(stored, corpus, "{kind:?}");
+                }
+                // Reopened: the same records and statistics, at once.
+                drop(got);
+                let again =
+                    cached_tokens(&cache_dir, &scan, &tok, None, None, &mut |_| {}).unwrap();
+                assert_eq!(again.how, CacheUse::Reused, "{kind:?}");
+                assert_eq!(again.records.len(), mem.records.len());
+            }
+        }
     }
 
     #[test]

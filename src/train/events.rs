@@ -109,6 +109,56 @@ pub enum Event {
     Inspecting {
         checkpoint: PathBuf,
     },
+    /// The data is being prepared before the first step (reading and
+    /// hashing, tokenizer training, tokenization): `done` of `total` bytes
+    /// of the step `phase`, `elapsed_secs` since the step began. A consumer
+    /// shows a gauge with the rate and ETA until `Started`.
+    Preparing {
+        phase: String,
+        done: u64,
+        total: u64,
+        #[serde(with = "any_f64")]
+        elapsed_secs: f64,
+    },
+}
+
+impl Event {
+    /// The event of a data-preparation progress report.
+    pub fn preparing(p: &crate::data::cache::Progress) -> Event {
+        Event::Preparing {
+            phase: p.phase.to_string(),
+            done: p.done,
+            total: p.total,
+            elapsed_secs: p.started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// `tokenizing 45.0/223.0 MB (20%), 12.3 MB/s, ETA 14s` for an
+/// [`Event::Preparing`]'s figures; also `(fraction, rate in MB/s, ETA in s)`.
+pub fn preparing_line(
+    phase: &str,
+    done: u64,
+    total: u64,
+    elapsed_secs: f64,
+) -> (String, f64, f64, Option<f64>) {
+    let frac = if total == 0 {
+        1.0
+    } else {
+        (done as f64 / total as f64).clamp(0.0, 1.0)
+    };
+    let rate = done as f64 / elapsed_secs.max(1e-9);
+    let eta = (rate > 0.0 && total >= done).then(|| (total - done) as f64 / rate);
+    let line = format!(
+        "{phase} {:.1}/{:.1} MB ({:.0}%), {:.1} MB/s, ETA {}",
+        done as f64 / 1e6,
+        total as f64 / 1e6,
+        frac * 100.0,
+        rate / 1e6,
+        eta.map(|e| format!("{e:.0}s"))
+            .unwrap_or_else(|| "?".into())
+    );
+    (line, frac, rate / 1e6, eta)
 }
 
 /// What `Command::Score` asks: the per-token losses of dataset records

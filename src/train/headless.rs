@@ -133,6 +133,14 @@ impl<W: Write + Send> HeadlessPrinter<W> {
                 Some(format!("stopped at step {step} (checkpoint saved)"))
             }
             Event::Log(m) => Some(escape(m)),
+            Event::Preparing {
+                phase,
+                done,
+                total,
+                elapsed_secs,
+            } => Some(escape(
+                &preparing_line(phase, *done, *total, *elapsed_secs).0,
+            )),
             _ => None,
         }
     }

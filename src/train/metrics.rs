@@ -127,6 +127,7 @@ impl<'a> Record<'a> {
             | Event::Resumed { .. }
             | Event::Failed { .. }
             | Event::Log(_)
+            | Event::Preparing { .. }
             | Event::RecordLoss(_)
             | Event::ScoreDone { .. }
             | Event::Inspecting { .. } => return None,

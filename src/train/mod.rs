@@ -102,7 +102,27 @@ pub fn new_run_dir(config: &Config) -> PathBuf {
 /// run cannot apply (the model's sizes, the data, the tokenizer, the seed) is
 /// an error naming the key, and the ones it applies are written back to
 /// `config.toml` and said in `Prepared::notes`.
-pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prepared> {
+pub fn prepare(config: Config, opts: &PrepareOptions) -> anyhow::Result<Prepared> {
+    prepare_with(config, opts, None)
+}
+
+/// Where [`prepare_with`] reports the data preparation and what cancels it.
+pub struct PrepareHooks<'a> {
+    /// Each progress report (e.g. sent on as [`Event::preparing`]).
+    pub progress: &'a mut dyn FnMut(&crate::data::cache::Progress),
+    /// Set (a `q` in the workbench, a signal) to stop the preparation; no
+    /// half-written cache is left.
+    pub cancel: &'a AtomicBool,
+}
+
+/// As [`prepare`]; with `hooks`, the data preparation's progress goes to
+/// them and their flag cancels it (without, progress lines go to stdout and
+/// Ctrl-C cancels).
+pub fn prepare_with(
+    mut config: Config,
+    opts: &PrepareOptions,
+    hooks: Option<PrepareHooks<'_>>,
+) -> anyhow::Result<Prepared> {
     use anyhow::Context;
     let mut resume_from = None;
     let mut notes = Vec::new();
@@ -167,7 +187,17 @@ pub fn prepare(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Prep
     } else {
         None
     };
-    let loaded = crate::data::load::load(&config.data, &config.tokenizer, fixed, config.seed)?;
+    let loaded = match hooks {
+        None => crate::data::load::load(&config.data, &config.tokenizer, fixed, config.seed)?,
+        Some(h) => crate::data::load::load_with(
+            &config.data,
+            &config.tokenizer,
+            fixed,
+            config.seed,
+            h.progress,
+            h.cancel,
+        )?,
+    };
     for note in &loaded.notes {
         println!("{note}");
     }

@@ -100,10 +100,10 @@ pub fn serve_score(
             ));
             break;
         }
-        let Some(rec) = dataset.records.get(r) else {
+        let Some(rec) = dataset.record(r) else {
             note = Some(format!(
                 "record {r} is not in this dataset ({} records)",
-                dataset.records.len()
+                dataset.len()
             ));
             continue;
         };

@@ -1,7 +1,8 @@
 //! The dataset browser: the record list (index, title and the start of
-//! each record's text, escaped and cut to the width), the selected
-//! record's text cut into tokens shown in alternating colours, and stats
-//! with a record-length histogram.
+//! each record's text, escaped and cut to the width; only the rows on
+//! screen are read, so a corpus of any size lists at once), the search line
+//! with the worker's progress, the selected record's text cut into tokens
+//! shown in alternating colours, and stats with a record-length histogram.
 
 use super::text::si;
 use super::Theme;
@@ -86,11 +87,7 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let title = Line::from(vec![
         Span::raw("dataset "),
         Span::styled(
-            format!(
-                "{} of {} records",
-                b.visible.len(),
-                app.dataset.records.len()
-            ),
+            format!("{} of {} records", b.visible.len(), app.dataset.len()),
             t.muted(),
         ),
     ]);
@@ -103,21 +100,19 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let w = lay.list.width as usize;
     let mut lines: Vec<Line> = Vec::new();
     for (row, &idx) in b.visible.iter().enumerate().skip(offset).take(rows) {
-        let Some(rec) = app.dataset.records.get(idx) else {
+        let Some(title) = app.dataset.title(idx) else {
             continue;
         };
         // Index and title, then as much of the record's text as fits.
         let label =
-            crate::sanitize::truncate_to_width(&format!("{:>4} {} ", idx, escape(&rec.title)), w);
+            crate::sanitize::truncate_to_width(&format!("{:>4} {} ", idx, escape(&title)), w);
         // One column left blank before the stats and text beside the list.
         let room = w.saturating_sub(crate::sanitize::width(&label) + 1);
-        let preview = crate::sanitize::truncate_to_width(
-            &escape(crate::app::prefix_at_char_boundary(
-                &rec.text,
-                PREVIEW_BYTES,
-            )),
-            room,
-        );
+        let text = app
+            .dataset
+            .text_prefix(idx, PREVIEW_BYTES)
+            .unwrap_or_default();
+        let preview = crate::sanitize::truncate_to_width(&escape(&text), room);
         let (style, text_style) = if row == b.selected {
             (t.selection(), t.selection())
         } else {
@@ -129,13 +124,27 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         ]));
     }
     if b.visible.is_empty() {
-        lines.push(Line::styled("(no records match)", t.muted()));
+        let none = if b.progress.is_some_and(|p| !p.done) {
+            "(searching…)"
+        } else {
+            "(no records match)"
+        };
+        lines.push(Line::styled(none, t.muted()));
     }
     frame.render_widget(Paragraph::new(lines), lay.list);
     if app.searching() || !b.filter.is_empty() {
         let y = lay.list.y + lay.list.height.saturating_sub(1);
         let r = Rect::new(lay.list.x, y, lay.list.width, 1.min(lay.list.height));
-        let txt = format!("/{}", escape(&b.search.text));
+        let mut txt = format!("/{}", escape(&b.search.text));
+        if let Some(p) = b.progress {
+            // The worker's search: how far, how many found.
+            let pct = 100.0 * p.searched as f64 / p.total.max(1) as f64;
+            txt.push_str(&match (p.done, p.capped) {
+                (_, true) => format!("  (first {} matches)", b.visible.len()),
+                (true, false) => format!("  ({} found)", b.visible.len()),
+                (false, _) => format!("  ({pct:.0}%, {} found)", b.visible.len()),
+            });
+        }
         let style = if app.searching() {
             t.accent()
         } else {

@@ -246,7 +246,7 @@ pub fn draw_no_training(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
             if s.running { ", scoring…" } else { "" }
         ),
         (None, Some(s)) if s.running => "scoring a sample of the data…".into(),
-        _ if app.dataset.records.is_empty() => {
+        _ if app.dataset.is_empty() => {
             "no data: give --data FILE to see the loss of its records".into()
         }
         _ => format!(

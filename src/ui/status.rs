@@ -1,4 +1,5 @@
-//! The status bar: run name, state, step/total with a gauge and ETA,
+//! The status bar: run name, state, step/total with a gauge and ETA (or,
+//! while the trainer prepares the data, that step's gauge, rate and ETA),
 //! tokens/s, device, the latest message; a failed checkpoint stays shown. Nothing here ticks on its own: the
 //! ETA is the trainer's figure from the last step event.
 
@@ -18,6 +19,7 @@ pub fn state_label(app: &App, t: &Theme) -> (String, Style) {
         return ("stopping, saving checkpoint…".into(), t.warn());
     }
     match &app.state {
+        RunState::Starting if app.preparing.is_some() => ("preparing data".into(), t.muted()),
         RunState::Starting => ("starting".into(), t.muted()),
         RunState::Running => ("running".into(), t.ok()),
         RunState::Paused(None) => ("paused".into(), t.warn()),
@@ -45,6 +47,41 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     if let Some(w) = &app.checkpoint_warning {
         spans.push(Span::styled(format!("⚠ {}", escape(w)), t.error()));
         spans.push(sep());
+    }
+    if let Some(p) = app
+        .preparing
+        .as_ref()
+        .filter(|_| app.state == RunState::Starting)
+    {
+        // The trainer prepares the data: its gauge, rate and ETA.
+        let (_, frac, rate, eta) = p.describe();
+        let filled = ((frac * gauge_w as f64).round() as usize).min(gauge_w);
+        spans.extend([
+            Span::styled(format!("{} ", escape(&p.phase)), t.text()),
+            Span::styled("━".repeat(filled), Style::default().fg(t.gauge())),
+            Span::styled("─".repeat(gauge_w - filled), t.muted()),
+            Span::styled(
+                format!(
+                    " {:>3.0}% {:.1}/{:.1} MB {rate:.1} MB/s",
+                    frac * 100.0,
+                    p.done as f64 / 1e6,
+                    p.total as f64 / 1e6
+                ),
+                t.text(),
+            ),
+        ]);
+        if let Some(eta) = eta {
+            spans.push(Span::styled(format!(" ETA {}", duration(eta)), t.text()));
+        }
+        spans.push(sep());
+        spans.push(Span::styled(escape(&app.device), t.text()));
+        if let Some(msg) = &app.message {
+            spans.push(sep());
+            spans.push(Span::styled(escape(msg), t.muted()));
+        }
+        spans.push(Span::styled("  ? help", t.muted()));
+        frame.render_widget(Paragraph::new(Line::from(spans)).style(t.base()), area);
+        return;
     }
     spans.extend([
         Span::styled(format!("step {}/{} ", app.step, app.max_iters), t.text()),
