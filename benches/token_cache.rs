@@ -102,8 +102,9 @@ fn main() {
                 .unwrap_or_else(|e| fail(&e.to_string()));
         }
         let t2 = Instant::now();
-        let (cache, how) = cached_tokens(&dir, &scan, &tok, None, None, &mut progress)
+        let cached = cached_tokens(&dir, &scan, &tok, None, None, &mut progress)
             .unwrap_or_else(|e| fail(&e.to_string()));
+        let (cache, how) = (cached.tokens, cached.how);
         let t_cache = t2.elapsed().as_secs_f64();
         let tokens = Tokens::mapped(cache.clone());
         // Touch a few windows as training would.
