@@ -163,12 +163,14 @@ pub fn watch(runs: &[PathBuf], theme: Option<String>) -> anyhow::Result<()> {
         Some(Tokenizer::load(&ck.join("tokenizer.json"))?)
     };
     let prepared = prepared_for(run, tok)?;
-    let probe = prepared.dataset.text_prefix(0, 16 * prepared.config.model.block_size).map(|t| {
-        t
-            .chars()
-            .take(4 * prepared.config.model.block_size)
-            .collect()
-    });
+    let probe = prepared
+        .dataset
+        .text_prefix(0, 16 * prepared.config.model.block_size)
+        .map(|t| {
+            t.chars()
+                .take(4 * prepared.config.model.block_size)
+                .collect()
+        });
     let dataset = prepared.dataset.clone();
     let handle = crate::watch::local::spawn_source(
         crate::watch::local::Source::Run(run.to_path_buf()),

@@ -464,13 +464,15 @@ pub(super) fn jsonl_records(
             }
             let line = match std::str::from_utf8(&buf) {
                 Ok(l) => l,
-                Err(e) => return fail(DataError::file(
-                    &path,
-                    format!(
+                Err(e) => {
+                    return fail(DataError::file(
+                        &path,
+                        format!(
                         "is not valid UTF-8 (first bad byte at byte offset {}); save it as UTF-8",
                         at + e.valid_up_to() as u64
                     ),
-                )),
+                    ))
+                }
             };
             match jsonl_line(&path, line.trim_end_matches(['\n', '\r']), n, &field) {
                 Ok(Some(r)) => {

@@ -70,6 +70,10 @@ pub(crate) struct Trainer<D: Kernels> {
     /// Set when the non-finite guard tripped: the weights are not saved again.
     poisoned: bool,
     gen_cancel: Arc<AtomicBool>,
+    /// Set while a probe's worker runs: a periodic probe due meanwhile is
+    /// skipped, so big probes never pile up (each holds a weight snapshot
+    /// and its matrices).
+    probe_busy: Arc<AtomicBool>,
     /// The record being scored token by token, and the sample being scored.
     detail_cancel: Arc<AtomicBool>,
     sample_cancel: Arc<AtomicBool>,
@@ -197,6 +201,7 @@ impl<D: Kernels> Trainer<D> {
             gone: false,
             poisoned: false,
             gen_cancel: Arc::new(AtomicBool::new(false)),
+            probe_busy: Arc::new(AtomicBool::new(false)),
             detail_cancel: Arc::new(AtomicBool::new(false)),
             sample_cancel: Arc::new(AtomicBool::new(false)),
             dataset: p.dataset.clone(),
@@ -464,7 +469,10 @@ impl<D: Kernels> Trainer<D> {
                 self.log_eval();
                 window_start = Instant::now();
             }
-            if t.attention_interval > 0 && self.step.is_multiple_of(t.attention_interval) {
+            if t.attention_interval > 0
+                && self.step.is_multiple_of(t.attention_interval)
+                && (last || !self.probe_busy.load(Ordering::SeqCst))
+            {
                 self.spawn_probe();
             }
             if t.checkpoint_interval > 0 && self.step.is_multiple_of(t.checkpoint_interval) && !last

@@ -15,6 +15,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Marks a probe in flight until the worker that holds it ends (or
+/// unwinds).
+struct BusyGuard(Arc<AtomicBool>);
+
+impl BusyGuard {
+    fn new(flag: Arc<AtomicBool>) -> Self {
+        flag.store(true, Ordering::SeqCst);
+        BusyGuard(flag)
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 impl<D: Kernels> Trainer<D> {
     fn snapshot(&self) -> Arc<HostModel> {
         Arc::new(HostModel::from_model(&self.model))
@@ -35,7 +52,9 @@ impl<D: Kernels> Trainer<D> {
         let tx = self.events.clone();
         let step = self.step;
         let cap = self.probe_cap();
+        let busy = BusyGuard::new(self.probe_busy.clone());
         std::thread::spawn(move || {
+            let _busy = busy;
             let probs = host.attention(&tokens);
             let ids: Vec<u32> = tokens.iter().map(|&t| t as u32).collect();
             let texts = ids.iter().map(|&i| tok.decode(&[i])).collect();
