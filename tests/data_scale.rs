@@ -52,7 +52,7 @@ fn browser_lists_scrolls_and_searches_a_large_corpus() {
     let bin = env!("CARGO_BIN_EXE_headsup");
     let shell = format!(
         "echo $$ > {pid}; TERM=xterm-256color HEADSUP_CACHE_DIR={cache} exec {bin} tui --data {corpus} \
-         --out {run} --set train.max_iters=100000 --set train.log_interval=5 --set train.eval_interval=1000 \
+         --out {run} --set train.max_iters=100000000 --set train.log_interval=5 --set train.eval_interval=1000 \
          --set train.threads=1 --set model.n_layer=1 --set model.n_embd=16 --set model.n_head=2 \
          --set model.block_size=16 --set train.batch_size=4 --set train.eval_iters=2",
         pid = pid_file.display(),
@@ -92,7 +92,7 @@ fn browser_lists_scrolls_and_searches_a_large_corpus() {
     t.literal(MARKER);
     t.keys(&["Enter"]);
     let found = t.wait_for("the search to find the marker", 120, |s| {
-        s.contains("(1 found)") && s.contains("dataset 1 of")
+        s.contains("dataset 1 of")
     });
     assert!(found.contains("near the end"), "{found}");
     // Esc clears the filter: every record again.

@@ -417,7 +417,12 @@ impl App {
 
     /// The trainer's channel closed: no more events will come.
     pub fn trainer_gone(&mut self) {
-        if self.state.is_live() {
+        if self.state.is_live() && self.stopping {
+            // Asked to stop, a trainer in another process may exit before
+            // its `Stopped` reaches this viewer: its going away is the answer
+            // (its final record and checkpoint are in the run directory).
+            self.state = RunState::Stopped;
+        } else if self.state.is_live() {
             self.state = RunState::Failed("the training thread ended without a word".into());
         }
         if self.stopping {

@@ -38,6 +38,9 @@ pub struct SampleProgress {
     pub note: Option<String>,
 }
 
+/// The least time between two scorings of the same record for new weights.
+const RESCORE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The loss view's state.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RecordLossView {
@@ -48,6 +51,11 @@ pub struct RecordLossView {
     requested: Option<usize>,
     /// The weights changed since: ask again.
     stale: bool,
+    /// When the latest detail request was sent: new weights re-score the
+    /// same record at most once per [`RESCORE_EVERY`], never while a request
+    /// is in flight (evaluations can come many times a second, and a viewer's
+    /// commands are rate-limited by the trainer's server).
+    sent_at: Option<std::time::Instant>,
     /// The per-token losses of the selected record (or of the last one
     /// scored; see [`App::record_loss_detail`]).
     pub detail: Option<RecordLoss>,
@@ -118,10 +126,15 @@ impl App {
             out = self.toggle_sample();
         }
         let v = &mut self.record_loss;
-        if v.requested == Some(rec) && !v.stale {
+        if v.requested == Some(rec)
+            && (!v.stale
+                || v.pending.is_some()
+                || v.sent_at.is_some_and(|t| t.elapsed() < RESCORE_EVERY))
+        {
             return out;
         }
         v.stale = false;
+        v.sent_at = Some(std::time::Instant::now());
         v.requested = Some(rec);
         let id = v.new_id();
         v.pending = Some((id, rec));

@@ -376,7 +376,9 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                     Incoming::Error { message, .. } => {
                         vec![Event::Log(format!("the trainer refused a command: {message}"))]
                     }
-                    Incoming::Closed(reason) if ended => {
+                    // Asked to stop, the trainer may exit before its last
+                    // events reach this viewer: its going away is the answer.
+                    Incoming::Closed(reason) if ended || stop_sent => {
                         let _ = ev_tx.send(Event::Log(format!("the trainer has ended ({reason})")));
                         return;
                     }

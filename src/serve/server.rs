@@ -565,6 +565,14 @@ fn write_loop<S>(
     let mut resyncs: Vec<Instant> = Vec::new();
     loop {
         if shared.shutdown.load(Ordering::SeqCst) {
+            // Deliver what the fan-out still forwards (the trainer's last
+            // events, e.g. `Stopped`), then say goodbye: the fan-out ends
+            // within its poll after the shutdown and closes the queue.
+            while let Ok(frame) = queue.recv_timeout(Duration::from_millis(500)) {
+                if w.write_all(&frame).is_err() {
+                    break;
+                }
+            }
             bye(&mut w, "the trainer is shutting down".into());
             return;
         }
