@@ -305,6 +305,7 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                         }
                         c => c,
                     };
+                    stop_sent |= matches!(c, Command::Stop);
                     let _ = remote.send(c);
                 }
                 let msg = match incoming.recv_timeout(Duration::from_millis(20)) {
