@@ -8,7 +8,7 @@ use super::text::si;
 use super::Theme;
 use super::{line_cut, pane_block};
 use crate::app::{App, Pane};
-use crate::sanitize::{escape, escape_char};
+use crate::sanitize::escape;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline, Wrap};
@@ -222,30 +222,7 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         Paragraph::new(line_cut(&head, head_r.width as usize, t.accent())),
         head_r,
     );
-    let mut lines: Vec<Line> = Vec::new();
-    let mut cur: Vec<Span> = Vec::new();
-    for (i, piece) in b.pieces.iter().enumerate() {
-        let style = t.token(i);
-        let mut buf = String::new();
-        for c in piece.chars() {
-            if c == '\n' {
-                buf.push('↵');
-                cur.push(Span::styled(std::mem::take(&mut buf), style));
-                lines.push(Line::from(std::mem::take(&mut cur)));
-            } else {
-                escape_char(c, &mut buf);
-            }
-        }
-        if !buf.is_empty() {
-            cur.push(Span::styled(buf, style));
-        }
-        if lines.len() > 2000 {
-            break;
-        }
-    }
-    if !cur.is_empty() {
-        lines.push(Line::from(cur));
-    }
+    let mut lines = super::text::token_lines(&b.pieces, 2000, |i| t.token(i));
     if rec.text.len() > crate::app::PIECES_PREFIX_BYTES {
         lines.push(Line::styled(
             "… (token cuts shown for the first 16 KiB)",

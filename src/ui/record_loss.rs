@@ -8,7 +8,7 @@
 use super::{line_cut, pane_block, Theme};
 use crate::app::record_loss::hardest_tokens;
 use crate::app::{App, Pane};
-use crate::sanitize::{escape, escape_char};
+use crate::sanitize::escape;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -159,34 +159,13 @@ pub fn draw_record(app: &App, t: &Theme, frame: &mut Frame, area: Rect) -> bool 
     frame.render_widget(Paragraph::new(Line::from(legend)), legend_r);
     frame.render_widget(Paragraph::new(Line::from(hard)), hard_r);
 
-    let mut lines: Vec<Line> = Vec::new();
-    let mut cur: Vec<Span> = Vec::new();
-    for (i, piece) in d.pieces.iter().enumerate() {
-        let style = match i.checked_sub(1).and_then(|k| d.losses.get(k)) {
+    let mut lines = super::text::token_lines(&d.pieces, 2000, |i| {
+        match i.checked_sub(1).and_then(|k| d.losses.get(k)) {
             Some(&l) => bucket_style(t, bucket(l)),
             // The first token has no loss (nothing before it).
             None => t.muted(),
-        };
-        let mut buf = String::new();
-        for c in piece.chars() {
-            if c == '\n' {
-                buf.push('↵');
-                cur.push(Span::styled(std::mem::take(&mut buf), style));
-                lines.push(Line::from(std::mem::take(&mut cur)));
-            } else {
-                escape_char(c, &mut buf);
-            }
         }
-        if !buf.is_empty() {
-            cur.push(Span::styled(buf, style));
-        }
-        if lines.len() > 2000 {
-            break;
-        }
-    }
-    if !cur.is_empty() {
-        lines.push(Line::from(cur));
-    }
+    });
     if d.pieces.len() < app.browser.token_count {
         lines.push(Line::styled(
             format!(

@@ -50,6 +50,42 @@ pub fn si(n: f64) -> String {
 /// Seconds as "1h02m", "3m12s", "45s" (the headless lines' format).
 pub use crate::train::headless::fmt_duration as duration;
 
+/// Token pieces as lines of styled spans: each piece escaped (untrusted
+/// text), a newline shown as `↵` ending its line, `style(i)` for piece `i`.
+/// Stops after about `max_lines` lines.
+pub fn token_lines(
+    pieces: &[String],
+    max_lines: usize,
+    style: impl Fn(usize) -> ratatui::style::Style,
+) -> Vec<ratatui::text::Line<'static>> {
+    use ratatui::text::{Line, Span};
+    let mut lines: Vec<Line> = Vec::new();
+    let mut cur: Vec<Span> = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let style = style(i);
+        let mut buf = String::new();
+        for c in piece.chars() {
+            if c == '\n' {
+                buf.push('↵');
+                cur.push(Span::styled(std::mem::take(&mut buf), style));
+                lines.push(Line::from(std::mem::take(&mut cur)));
+            } else {
+                crate::sanitize::escape_char(c, &mut buf);
+            }
+        }
+        if !buf.is_empty() {
+            cur.push(Span::styled(buf, style));
+        }
+        if lines.len() > max_lines {
+            break;
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(Line::from(cur));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
