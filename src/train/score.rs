@@ -16,6 +16,7 @@ use crate::model::infer::HostModel;
 use crate::model::score::token_losses;
 use crate::tokenizer::Tokenizer;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bytes of the selected record scored token by token (the browser cuts the
@@ -31,6 +32,40 @@ pub const SAMPLE_RECORDS: usize = 2048;
 pub const SAMPLE_SECONDS: u64 = 120;
 
 /// The token ids and pieces of a record's scored prefix.
+/// The cancel flags of the scoring in flight, one per kind (the selected
+/// record's detail, a sample): a newer request of a kind cancels the older
+/// one of that kind. The trainer's workers and `watch`'s stand-in share it.
+#[derive(Debug, Default)]
+pub struct ScoreSlots {
+    detail: Arc<AtomicBool>,
+    sample: Arc<AtomicBool>,
+}
+
+impl ScoreSlots {
+    /// Cancels the older request of this kind; the new request's flag.
+    pub fn start(&mut self, detail: bool) -> Arc<AtomicBool> {
+        let slot = if detail {
+            &mut self.detail
+        } else {
+            &mut self.sample
+        };
+        slot.store(true, Ordering::SeqCst);
+        *slot = Arc::new(AtomicBool::new(false));
+        slot.clone()
+    }
+
+    /// `Command::CancelScore`: the sample stops.
+    pub fn cancel_sample(&self) {
+        self.sample.store(true, Ordering::SeqCst);
+    }
+
+    /// Everything stops (the loop is ending).
+    pub fn cancel_all(&self) {
+        self.detail.store(true, Ordering::SeqCst);
+        self.cancel_sample();
+    }
+}
+
 fn tokens_of(tok: &Tokenizer, text: &str, max_bytes: usize, max_tokens: usize) -> Vec<usize> {
     let prefix = prefix(text, max_bytes);
     let mut ids: Vec<usize> = tok.encode(prefix).into_iter().map(|t| t as usize).collect();

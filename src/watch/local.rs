@@ -336,15 +336,13 @@ fn run(
         probe(l, probe_text.as_deref(), &tx);
     }
     let mut cancel = Arc::new(AtomicBool::new(false));
-    let mut detail_cancel = Arc::new(AtomicBool::new(false));
-    let mut sample_cancel = Arc::new(AtomicBool::new(false));
+    let mut scoring = crate::train::score::ScoreSlots::default();
     let no_trainer = if w.is_some() { NO_TRAINER } else { INSPECTING };
     let mut next_poll = Instant::now() + poll;
     loop {
         if stop.load(Ordering::SeqCst) {
-            for c in [&cancel, &detail_cancel, &sample_cancel] {
-                c.store(true, Ordering::SeqCst);
-            }
+            cancel.store(true, Ordering::SeqCst);
+            scoring.cancel_all();
             let _ = tx.send(Event::Stopped {
                 step: last_sent.unwrap_or(0),
             });
@@ -382,15 +380,9 @@ fn run(
                 }
             }
             Ok(Command::Score(req)) => {
-                let slot = if req.detail {
-                    &mut detail_cancel
-                } else {
-                    &mut sample_cancel
-                };
-                slot.store(true, Ordering::SeqCst);
-                *slot = Arc::new(AtomicBool::new(false));
+                let flag = scoring.start(req.detail);
                 match &loaded {
-                    Some(l) => spawn_score(l, &dataset, req, tx.clone(), slot.clone()),
+                    Some(l) => spawn_score(l, &dataset, req, tx.clone(), flag),
                     None => {
                         let _ = tx.send(Event::ScoreDone {
                             id: req.id,
@@ -402,7 +394,7 @@ fn run(
                     }
                 }
             }
-            Ok(Command::CancelScore) => sample_cancel.store(true, Ordering::SeqCst),
+            Ok(Command::CancelScore) => scoring.cancel_sample(),
             Ok(Command::Pause | Command::Resume | Command::Save | Command::Continue { .. }) => {
                 let _ = tx.send(Event::Log(no_trainer.into()));
             }

@@ -75,8 +75,7 @@ pub(crate) struct Trainer<D: Kernels> {
     /// and its matrices).
     probe_busy: Arc<AtomicBool>,
     /// The record being scored token by token, and the sample being scored.
-    detail_cancel: Arc<AtomicBool>,
-    sample_cancel: Arc<AtomicBool>,
+    scoring: crate::train::score::ScoreSlots,
     /// The records `Command::Score` names (indices into it).
     dataset: Arc<crate::data::Dataset>,
     /// Training seconds of the earlier processes of a resumed run.
@@ -202,8 +201,7 @@ impl<D: Kernels> Trainer<D> {
             poisoned: false,
             gen_cancel: Arc::new(AtomicBool::new(false)),
             probe_busy: Arc::new(AtomicBool::new(false)),
-            detail_cancel: Arc::new(AtomicBool::new(false)),
-            sample_cancel: Arc::new(AtomicBool::new(false)),
+            scoring: Default::default(),
             dataset: p.dataset.clone(),
             elapsed_before: state.as_ref().map_or(0.0, |s| s.elapsed_secs),
             device_name: opts.device_name,
@@ -265,7 +263,7 @@ impl<D: Kernels> Trainer<D> {
             }
             Command::Generate(req) => self.spawn_generation(req),
             Command::Score(req) => self.spawn_score(req),
-            Command::CancelScore => self.sample_cancel.store(true, Ordering::SeqCst),
+            Command::CancelScore => self.scoring.cancel_sample(),
             Command::Stop => return true,
             Command::Continue { .. } => self.send(Event::Log(
                 "continue: the run has not finished yet; it can go on past its end once it has"

@@ -107,23 +107,15 @@ impl<D: Kernels> Trainer<D> {
 
     /// Cancels the generation and scoring workers (the loop is ending).
     pub(super) fn cancel_workers(&self) {
-        for c in [&self.gen_cancel, &self.detail_cancel, &self.sample_cancel] {
-            c.store(true, Ordering::SeqCst);
-        }
+        self.gen_cancel.store(true, Ordering::SeqCst);
+        self.scoring.cancel_all();
     }
 
     /// Scores dataset records on a snapshot on a worker thread
     /// (`train::score`); a newer request of the same kind (detail or
     /// sample) cancels the older one.
     pub(super) fn spawn_score(&mut self, req: ScoreRequest) {
-        let slot = if req.detail {
-            &mut self.detail_cancel
-        } else {
-            &mut self.sample_cancel
-        };
-        slot.store(true, Ordering::SeqCst);
-        let cancel = Arc::new(AtomicBool::new(false));
-        *slot = cancel.clone();
+        let cancel = self.scoring.start(req.detail);
         let host = self.snapshot();
         let tok = self.tokenizer.clone();
         let ds = self.dataset.clone();
