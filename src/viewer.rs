@@ -251,13 +251,8 @@ pub fn inspect(
     exp: &crate::experiment::Experiment,
     theme: Option<String>,
 ) -> anyhow::Result<()> {
-    use crate::watch::local::{checkpoint_tokenizer, spawn_source, Source};
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "checkpoint {}: no such directory; give a directory with config.json, model.safetensors and the tokenizer",
-            dir.display()
-        );
-    }
+    use crate::watch::local::{check_checkpoint_dir, spawn_source, Source};
+    check_checkpoint_dir(dir)?;
     // Data: --data (or a --config naming data), read as `train` reads it.
     let has_data = exp.data.is_some() || exp.config.is_some();
     let mut config = if has_data {
@@ -269,7 +264,8 @@ pub fn inspect(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "checkpoint".into());
-    let tokenizer = checkpoint_tokenizer(dir)?;
+    // The workbench's view of the records (the stand-in scores with the same).
+    let tokenizer = Tokenizer::load_dir(dir)?;
     let dataset = if has_data {
         Dataset::load(&config.data, config.seed)?
     } else {

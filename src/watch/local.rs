@@ -83,12 +83,7 @@ pub fn spawn(dir: &Path, probe: Option<String>, poll: Duration) -> anyhow::Resul
 /// Opens a checkpoint directory for inspection: the model and its tokenizer
 /// (`tokenizer.json`, or `vocab.json` + `merges.txt`), checked together.
 fn load_checkpoint(dir: &Path) -> anyhow::Result<Loaded> {
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "checkpoint {}: no such directory; give a directory with config.json, model.safetensors and the tokenizer",
-            dir.display()
-        );
-    }
+    check_checkpoint_dir(dir)?;
     let p = crate::model::pretrained::open(dir)?;
     Ok(Loaded {
         step: 0,
@@ -98,10 +93,15 @@ fn load_checkpoint(dir: &Path) -> anyhow::Result<Loaded> {
     })
 }
 
-/// The tokenizer of a checkpoint directory, for the workbench's view of
-/// the records (the same one the stand-in scores with).
-pub fn checkpoint_tokenizer(dir: &Path) -> anyhow::Result<Tokenizer> {
-    Ok(Tokenizer::load_dir(dir)?)
+/// A checkpoint directory exists, or the one-line error saying what to give.
+pub fn check_checkpoint_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "checkpoint {}: no such directory; give a directory with config.json, model.safetensors and the tokenizer",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// [`spawn`] for either source. Records named by `Command::Score` are
