@@ -59,52 +59,23 @@ pub fn run_generate(a: &GenerateArgs) -> Result<()> {
 pub type Candidates = Vec<(u32, f32)>;
 
 /// A masked LM's `k` best fills for every `[MASK]` of `text` (wrapped in
-/// `[CLS] ... [SEP]`): the ids, the masks' token positions and candidates.
+/// `[CLS] ... [SEP]`): the ids, the masks' token positions and candidates
+/// (`train::masking::fill_masks`, which the workbench's playground uses too).
 /// Ids at or past `id_limit` (a padded vocabulary) are never proposed.
 pub fn fill_masks(
     p: &crate::model::pretrained::Pretrained,
     text: &str,
     k: usize,
 ) -> Result<(Vec<usize>, Vec<usize>, Vec<Candidates>)> {
-    let tok = &p.tokenizer;
-    let sp = train::masking::SpecialIds::of(tok).map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
-    let mut ids = vec![sp.cls];
-    ids.extend(tok.encode_marked(text).into_iter().map(|t| t as usize));
-    ids.push(sp.sep);
-    let positions: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == sp.mask).collect();
-    if positions.is_empty() {
-        bail!("--text has no [MASK]; write [MASK] where a token is to be filled, e.g. \"床前明[MASK]光\"");
+    use train::masking::FillError;
+    match train::masking::fill_masks(&p.model, &p.tokenizer, p.id_limit, text, k, true) {
+        Ok(f) => Ok((f.ids, f.positions, f.candidates)),
+        Err(FillError::NoMask) => bail!("--text has no [MASK]; write [MASK] where a token is to be filled, e.g. \"床前明[MASK]光\""),
+        Err(FillError::TooLong { tokens, max }) => bail!(
+            "--text is {tokens} tokens with [CLS] and [SEP], more than the model's {max} positions; shorten it"
+        ),
+        Err(e) => bail!("{e}"),
     }
-    let n = p.model.cfg.n_positions;
-    if ids.len() > n {
-        bail!(
-            "--text is {} tokens with [CLS] and [SEP], more than the model's {n} positions; shorten it",
-            ids.len()
-        );
-    }
-    let v = p.model.cfg.vocab_size;
-    let logits = p
-        .model
-        .logits_at(&ids, &positions, 1, ids.len(), true)
-        .as_vec();
-    let lim = p.id_limit.min(v);
-    let cands = logits
-        .chunks(v)
-        .map(|row| {
-            let row = &row[..lim];
-            let mx = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let z: f32 = row.iter().map(|&x| (x - mx).exp()).sum();
-            let mut c: Vec<(u32, f32)> = row
-                .iter()
-                .enumerate()
-                .map(|(i, &x)| (i as u32, (x - mx).exp() / z))
-                .collect();
-            c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            c.truncate(k.max(1));
-            c
-        })
-        .collect();
-    Ok((ids, positions, cands))
 }
 
 /// `headsup fill`: each `[MASK]`'s top-k candidates with probabilities, then

@@ -33,6 +33,7 @@ fn map(host: &HostModel, ids: &[usize]) -> AttentionMap {
         n_layer: host.cfg.n_layer,
         n_head: host.cfg.n_head,
         probs: host.attention(ids),
+        causal: true,
     }
 }
 
@@ -80,7 +81,7 @@ fn scores_and_rollout_match_the_numpy_reference_on_real_probes() {
             close(s.induction, w[5].as_f64().unwrap(), &what("copy/induction"));
         }
         // The induction function the trainer uses gives the same scores.
-        let ind = induction::scores(&m.probs, &ids);
+        let ind = induction::scores(&m.probs, &ids, true);
         for (s, v) in scores.iter().zip(&ind) {
             assert_eq!(s.induction, *v, "{name}");
         }

@@ -98,6 +98,7 @@ fn trained_copy_head_is_found_and_its_stripe_shows() {
         n_layer: host.cfg.n_layer,
         n_head: host.cfg.n_head,
         probs: host.attention(ids),
+        causal: true,
     };
     let n = map.len();
     assert_eq!(n, 64);

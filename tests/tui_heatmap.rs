@@ -32,6 +32,7 @@ fn render_heat(
         matrix: Matrix {
             tokens: &map.tokens,
             weights: &map.probs[0][0],
+            causal: map.causal,
         },
         cursor,
         theme,
@@ -134,6 +135,7 @@ fn stripe(n: usize, offset: usize) -> AttentionMap {
         n_layer: 1,
         n_head: 1,
         probs: vec![vec![m]],
+        causal: true,
     }
 }
 
@@ -150,6 +152,7 @@ fn fit_view_max_pools_so_a_sharp_stripe_survives() {
         matrix: Matrix {
             tokens: &map.tokens,
             weights: &map.probs[0][0],
+            causal: map.causal,
         },
         cursor: 10,
         theme: &theme,
@@ -265,6 +268,7 @@ fn two_heads() -> AttentionMap {
         n_layer: 1,
         n_head: 2,
         probs: vec![vec![prev, ind]],
+        causal: true,
     }
 }
 
@@ -396,6 +400,7 @@ fn forming(step: usize, w: f32) -> AttentionMap {
         n_layer: 1,
         n_head: 1,
         probs: vec![vec![m]],
+        causal: true,
     }
 }
 
@@ -502,6 +507,7 @@ fn fit_tiles_and_table_colours_at_every_depth_and_size() {
                 matrix: Matrix {
                     tokens: &toks,
                     weights: &heads[0],
+                    causal: true,
                 },
                 cursor: 40,
                 theme: &theme,

@@ -512,6 +512,7 @@ mod tests {
             n_layer,
             n_head,
             probs: vec![vec![m; n_head]; n_layer],
+            causal: true,
         }
     }
 

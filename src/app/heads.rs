@@ -62,7 +62,9 @@ pub struct HeadScore {
     /// Mean over queries q >= 1 of the weight on key 0.
     pub sink: f32,
     /// Mean, over queries whose token occurred earlier, of the weight on the
-    /// keys that follow an earlier occurrence (key <= query).
+    /// keys that follow an earlier occurrence (key <= query); on a
+    /// bidirectional map, over queries whose token occurs elsewhere, of the
+    /// weight on the keys that follow any other occurrence (either side).
     pub induction: f32,
     /// The same on the trainer's induction probe (a random sequence
     /// repeated twice); NaN until its scores arrive.
@@ -124,12 +126,12 @@ pub fn sink(m: &[f32], n: usize) -> f32 {
     mean(sum, n.saturating_sub(1))
 }
 
-pub use crate::train::induction::{induction, induction_targets};
+pub use crate::train::induction::{bidirectional_targets, induction, induction_targets};
 
 /// Every head's scores on a map, layer by layer.
 pub fn score_heads(map: &AttentionMap) -> Vec<HeadScore> {
     let n = map.len();
-    let targets = induction_targets(&map.tokens);
+    let targets = crate::train::induction::targets(&map.tokens, map.causal);
     let mut out = Vec::with_capacity(map.n_layer * map.n_head);
     for (layer, heads) in map.probs.iter().enumerate() {
         for (head, m) in heads.iter().enumerate() {
@@ -300,6 +302,7 @@ mod tests {
             n_layer: probs.len(),
             n_head: probs[0].len(),
             probs,
+            causal: true,
         }
     }
 

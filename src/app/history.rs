@@ -25,6 +25,8 @@ pub struct StoredProbe {
     /// None when only the scores were kept.
     pub probs: Option<Vec<u8>>,
     pub scores: Vec<HeadScore>,
+    /// The map was causal (see [`AttentionMap::causal`]).
+    pub causal: bool,
 }
 
 impl StoredProbe {
@@ -54,6 +56,7 @@ impl StoredProbe {
             n_layer: self.n_layer,
             n_head: self.n_head,
             probs,
+            causal: self.causal,
         })
     }
 }
@@ -129,6 +132,7 @@ impl ProbeHistory {
             n_head: map.n_head,
             probs,
             scores,
+            causal: map.causal,
         });
         let mut dropped = 0;
         while self.probes.len() > MAX_PROBES || (self.bytes > MAX_BYTES && self.probes.len() > 1) {
@@ -188,6 +192,7 @@ mod tests {
             n_layer: 1,
             n_head: 1,
             probs: vec![vec![m]],
+            causal: true,
         }
     }
 
@@ -227,6 +232,7 @@ mod tests {
             n_layer: 1,
             n_head: 1,
             probs: vec![vec![vec![0.0; 1]]],
+            causal: true,
         };
         h.push(&m, Vec::new());
         assert!(h.probes[0].probs.is_none());

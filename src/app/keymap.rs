@@ -48,6 +48,7 @@ pub enum Action {
     HeadsTable,
     SortNext,
     ScoreSample,
+    Masking,
     Probe,
     Input,
     TokenPrev,
@@ -186,6 +187,11 @@ impl Action {
             Action::ScoreSample,
             "score_sample",
             "browser: score a sample of records by per-token loss (again: cancel)",
+        ),
+        (
+            Action::Masking,
+            "masking",
+            "browser, masked LM: the record with its masking ([MASK] / random / kept) and the model's top-1 at each (again: plain)",
         ),
         (
             Action::Probe,
@@ -409,6 +415,7 @@ impl Default for KeyMap {
                 b(Action::HeadsTable, vec![Key::ch('t')]),
                 b(Action::SortNext, vec![Key::ch('o')]),
                 b(Action::ScoreSample, vec![Key::ch('L')]),
+                b(Action::Masking, vec![Key::ch('M')]),
                 b(Action::Probe, vec![Key::ch('p')]),
                 b(Action::Input, vec![Key::ch('i'), Key::plain(K::Enter)]),
                 b(Action::TokenPrev, vec![Key::plain(K::Left)]),

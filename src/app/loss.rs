@@ -2,10 +2,11 @@
 //! eval points, the best validation loss, and the view toggles (EMA, log
 //! scale, recent window), and the other runs overlaid on it by `headsup
 //! watch A B ...` (each its train loss and validation points, aligned by step
-//! or by tokens seen).
+//! or by tokens seen); on a masked LM's run, the latest masked accuracy
+//! (top-1 and top-5 on validation) and the best top-1.
 
 use super::series::Series;
-use crate::train::{EvalStats, StepStats};
+use crate::train::{EvalStats, MaskedEval, StepStats};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LossView {
@@ -35,6 +36,10 @@ pub struct LossView {
     /// With an overlay: the x axis is tokens seen (step x tokens per step of
     /// each run) instead of the step.
     pub by_tokens: bool,
+    /// A masked LM's latest masked-token evaluation and its step.
+    pub masked: Option<(usize, MaskedEval)>,
+    /// The best masked top-1 accuracy so far.
+    pub best_top1: Option<f32>,
 }
 
 /// Another run's curves, for the overlay.
@@ -70,6 +75,8 @@ impl Default for LossView {
             grad_clip: None,
             overlay: Vec::new(),
             by_tokens: false,
+            masked: None,
+            best_top1: None,
         }
     }
 }
@@ -95,6 +102,12 @@ impl LossView {
     pub fn on_eval(&mut self, e: &EvalStats) {
         self.eval_train.push(e.step as f64, e.train_loss as f64);
         self.eval_val.push(e.step as f64, e.val_loss as f64);
+        if let Some(m) = e.masked {
+            self.masked = Some((e.step, m));
+            if m.top1.is_finite() {
+                self.best_top1 = Some(self.best_top1.map_or(m.top1, |b| b.max(m.top1)));
+            }
+        }
         self.best_val = [Some(e.best_val_loss), Some(e.val_loss), self.best_val]
             .into_iter()
             .flatten()

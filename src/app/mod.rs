@@ -32,7 +32,7 @@ pub use series::Series;
 
 use crate::data::{Dataset, DatasetStats};
 use crate::tokenizer::Tokenizer;
-use crate::train::{Command, Event, GenerateRequest, RunInfo, SampleSettings};
+use crate::train::{Command, Event, FillRequest, GenerateRequest, RunInfo, SampleSettings};
 use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -328,6 +328,7 @@ impl App {
                 tokens,
                 tokens_per_sec,
             } => self.playground.on_done(id, tokens, tokens_per_sec),
+            Event::Filled(r) => self.playground.on_filled(r),
             Event::Checkpoint { step, path } => {
                 if self.final_checkpoint_lost.is_none() {
                     self.checkpoint_warning = None;
@@ -511,12 +512,28 @@ impl App {
         match key.code {
             KeyCode::Esc => self.mode = InputMode::Normal,
             KeyCode::Enter => {
-                if let playground::Submit::Generate { id, prompt } = pg.submit() {
-                    return Some(vec![Effect::Send(Command::Generate(GenerateRequest {
-                        id,
-                        prompt,
-                        settings: pg.settings,
-                    }))]);
+                let masked = self.run.as_ref().is_some_and(|r| r.masked_lm);
+                let submit = if masked {
+                    pg.submit_fill()
+                } else {
+                    pg.submit()
+                };
+                match submit {
+                    playground::Submit::Generate { id, prompt } => {
+                        return Some(vec![Effect::Send(Command::Generate(GenerateRequest {
+                            id,
+                            prompt,
+                            settings: pg.settings,
+                        }))]);
+                    }
+                    playground::Submit::Fill { id, text } => {
+                        return Some(vec![Effect::Send(Command::Fill(FillRequest {
+                            id,
+                            text,
+                            k: playground::FILL_K,
+                        }))]);
+                    }
+                    _ => {}
                 }
             }
             KeyCode::Char('a') if ctrl => pg.input.home(),
@@ -676,6 +693,21 @@ impl App {
                 }
             }
             Action::GradNorm => self.loss.show_grad = !self.loss.show_grad,
+            Action::Masking => {
+                if self.run.as_ref().is_some_and(|r| r.masked_lm) {
+                    let v = &mut self.record_loss;
+                    v.masked_view = !v.masked_view;
+                    self.message = Some(if v.masked_view {
+                        "dataset: the selected record masked as in training, with the model's top-1 at each chosen position".into()
+                    } else {
+                        "dataset: the selected record as text".into()
+                    });
+                } else {
+                    self.message = Some(
+                        "masking (M) applies to a masked-LM run (model.arch = \"bert\")".into(),
+                    );
+                }
+            }
             Action::LayerPrev => self.attention.step_layer(-1),
             Action::LayerNext => self.attention.step_layer(1),
             Action::HeadPrev => self.attention.step_head(-1),

@@ -1,9 +1,16 @@
 //! The prompt playground's state: an editable input line with history, slash
 //! commands for the sampling settings, the transcript of generations (each
 //! token with its probability, alternatives and entropy), and the token
-//! cursor that selects one generated token to show its alternatives.
+//! cursor that selects one generated token to show its alternatives. On a
+//! masked LM's run (BERT) a line is a text whose `[MASK]`s are filled (each
+//! mask's top-k candidates) instead of a prompt to continue.
 
-use crate::train::{SampleSettings, TokenAlts};
+use crate::train::{FillResult, SampleSettings, TokenAlts};
+
+/// What a masked LM fills; a line without it gets a hint.
+pub const MASK: &str = "[MASK]";
+/// Candidates asked for per mask.
+pub const FILL_K: usize = 5;
 
 /// A one-line text editor; `cursor` counts chars.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -76,6 +83,9 @@ pub enum Entry {
         /// (tokens, tokens/s) once done.
         done: Option<(usize, f64)>,
     },
+    /// A masked LM's fill of the text the line before it: `None` until
+    /// the answer comes.
+    Fill { id: u64, result: Option<FillResult> },
     Info(String),
     Error(String),
 }
@@ -126,7 +136,14 @@ pub const HELP_TEXT: &str =
 pub enum Submit {
     Nothing,
     Generate { id: u64, prompt: String },
+    /// A masked LM fills the `[MASK]`s of `text`.
+    Fill { id: u64, text: String },
     Settings,
+}
+
+/// The hint for a line with no `[MASK]` on a masked LM's run.
+pub fn no_mask_hint(example: &str) -> String {
+    format!("no [MASK] in the text: this is a masked LM, it fills each [MASK] instead of generating; e.g. {example}")
 }
 
 impl Playground {
@@ -173,6 +190,50 @@ impl Playground {
                 let draft = std::mem::take(&mut self.draft);
                 self.input.set(&draft);
             }
+        }
+    }
+
+    /// Enter on a masked LM's run: a slash command changes settings; a text
+    /// with `[MASK]` becomes a fill request; one without gets a hint.
+    pub fn submit_fill(&mut self) -> Submit {
+        match self.submit() {
+            Submit::Generate { id, prompt } => {
+                // `submit` added the prompt and an empty output: a fill instead.
+                self.transcript.pop();
+                if prompt.contains(MASK) {
+                    self.transcript.push(Entry::Fill { id, result: None });
+                    Submit::Fill { id, text: prompt }
+                } else {
+                    let example = if prompt.chars().count() > 1 {
+                        let mut c: Vec<char> = prompt.chars().collect();
+                        let mid = c.len() / 2;
+                        c.remove(mid);
+                        let (a, b) = c.split_at(mid);
+                        format!(
+                            "{}{MASK}{}",
+                            a.iter().collect::<String>(),
+                            b.iter().collect::<String>()
+                        )
+                    } else {
+                        format!("{prompt}{MASK}")
+                    };
+                    self.transcript.push(Entry::Info(no_mask_hint(&example)));
+                    Submit::Nothing
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// A masked LM's answer to a fill.
+    pub fn on_filled(&mut self, r: FillResult) {
+        if let Some(Entry::Fill { result, .. }) = self
+            .transcript
+            .iter_mut()
+            .rev()
+            .find(|e| matches!(e, Entry::Fill { id, .. } if *id == r.id))
+        {
+            *result = Some(r);
         }
     }
 

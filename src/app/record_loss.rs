@@ -66,6 +66,9 @@ pub struct RecordLossView {
     pub sorted: bool,
     /// No trainer: a checkpoint opened by `headsup tui --checkpoint`.
     pub inspecting: Option<PathBuf>,
+    /// A masked LM's run: the selected record is shown masked, with the
+    /// model's prediction at each chosen position (`M` toggles).
+    pub masked_view: bool,
 }
 
 impl RecordLossView {

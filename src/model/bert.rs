@@ -114,6 +114,35 @@ impl<D: Storage<f32>> Gpt<D> {
         }
     }
 
+    /// A copy of the weights on the CPU, of either architecture: what the
+    /// workers that fill masks and score records for a BERT run hold while
+    /// the trainer's own model goes on training (as `HostModel` is for GPT-2).
+    pub fn to_cpu(&self) -> Gpt<Cpu> {
+        let dev = Cpu::default();
+        let mut m = match &self.bert {
+            Some(b) => {
+                let mut m = Gpt::new_bert(&dev, self.cfg, 0);
+                let (types, c) = *b.token_type.shape();
+                if let Some(mb) = m.bert.as_mut() {
+                    mb.token_type = dev.tensor_from_vec(vec![0.0; types * c], (types, c));
+                }
+                m
+            }
+            None => Gpt::new(&dev, self.cfg, 0),
+        };
+        let mut host = std::collections::BTreeMap::new();
+        self.visit(|name, p| {
+            host.insert(name, p.to_vec());
+        });
+        m.visit_mut(|name, mut p| {
+            if let Some(d) = host.get(&name) {
+                p.copy_from(d);
+            }
+        });
+        m.dropout = self.dropout;
+        m
+    }
+
     /// Number of parameters, of either architecture (the decoder is tied).
     pub fn n_params(&self) -> usize {
         let mut n = 0;

@@ -83,6 +83,7 @@ impl Snapshot<Event> for RunSnapshot {
                     step: e.step,
                     train_loss: Some(e.train_loss),
                     val_loss: e.val_loss,
+                    masked: e.masked,
                 });
             }
             Event::Attention(a) => self.attention = Some(a.clone()),
@@ -303,6 +304,10 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                             r.id |= base;
                             Command::Score(r)
                         }
+                        Command::Fill(mut r) => {
+                            r.id |= base;
+                            Command::Fill(r)
+                        }
                         c => c,
                     };
                     stop_sent |= matches!(c, Command::Stop);
@@ -344,6 +349,14 @@ pub fn attach(run_dir: &Path) -> anyhow::Result<(TrainerHandle, RunSnapshot)> {
                                 tokens,
                                 tokens_per_sec,
                             }]
+                        }
+                        // Fills another viewer asked for are not this one's.
+                        Event::Filled(mut r) => {
+                            if r.id & !0xff_ffff != base {
+                                continue;
+                            }
+                            r.id &= 0xff_ffff;
+                            vec![Event::Filled(r)]
                         }
                         // Scores another viewer asked for are not this one's.
                         Event::RecordLoss(mut r) => {

@@ -104,6 +104,8 @@ pub enum Event {
         cancelled: bool,
         note: Option<String>,
     },
+    /// A masked LM's answer to `Command::Fill`: each `[MASK]`'s candidates.
+    Filled(FillResult),
     /// No trainer: the workbench inspects the checkpoint `checkpoint` (sent
     /// by the stand-in trainer of `headsup tui --checkpoint`).
     Inspecting {
@@ -196,6 +198,43 @@ pub struct RecordLoss {
     /// Records of the request done so far, and in all.
     pub done: usize,
     pub total: usize,
+    /// A masked LM's detail (absent otherwise and in older recordings):
+    /// `pieces` are the record's first window as the masking saw it (no
+    /// `losses`), `mean` the loss over the chosen positions, and here what
+    /// was done at each chosen position and what the model predicted there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked: Option<Vec<MaskedToken>>,
+}
+
+/// What the masking did to a chosen position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskKind {
+    /// Replaced by `[MASK]`.
+    Mask,
+    /// Replaced by a random token.
+    Random,
+    /// Left as it was (still predicted).
+    Kept,
+}
+
+/// One chosen position of a masked record and the model's prediction there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskedToken {
+    /// Index into the record's `pieces`.
+    pub at: usize,
+    pub kind: MaskKind,
+    /// What the model saw there (`[MASK]`, the random token, or the token).
+    pub input: String,
+    /// The model's most likely token there and its probability.
+    pub top1: String,
+    #[serde(with = "any_f32")]
+    pub prob: f32,
+    /// The probability of the original token.
+    #[serde(with = "any_f32")]
+    pub target_prob: f32,
+    /// The top-1 is the original token.
+    pub correct: bool,
 }
 
 /// What went non-finite in a training step.
@@ -293,6 +332,54 @@ pub enum Command {
     Score(ScoreRequest),
     /// Cancels the sample being scored (answered by its `ScoreDone`).
     CancelScore,
+    /// A masked LM fills every `[MASK]` of a text (one forward pass,
+    /// bidirectional); answered by `Event::Filled` with the same id.
+    Fill(FillRequest),
+}
+
+/// What `Command::Fill` asks: the `k` best tokens for each `[MASK]` of `text`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FillRequest {
+    pub id: u64,
+    pub text: String,
+    pub k: usize,
+}
+
+/// The answer to a [`FillRequest`]: the text's tokens (raw; escape before
+/// display; without `[CLS]`/`[SEP]`), and for each `[MASK]` among them its
+/// index in `pieces` and its candidates, most likely first. `error` says
+/// why there is nothing (no `[MASK]`, too long, not a masked LM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FillResult {
+    pub id: u64,
+    /// The step of the weights that filled it.
+    pub step: usize,
+    pub pieces: Vec<String>,
+    pub masks: Vec<MaskFill>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One `[MASK]` of a [`FillResult`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskFill {
+    /// Index into `pieces`.
+    pub at: usize,
+    pub top: Vec<Alt>,
+}
+
+impl FillResult {
+    /// The text with every mask replaced by its best candidate.
+    pub fn filled(&self) -> String {
+        let mut out = String::new();
+        for (i, p) in self.pieces.iter().enumerate() {
+            match self.masks.iter().find(|m| m.at == i).and_then(|m| m.top.first()) {
+                Some(best) => out.push_str(&best.text),
+                None => out.push_str(p),
+            }
+        }
+        out
+    }
 }
 
 /// One generation step, compactly: the entropy (nats) of the distribution
@@ -362,6 +449,10 @@ pub struct RunInfo {
     pub block_size: usize,
     pub vocab_size: usize,
     pub tokens_per_step: usize,
+    /// A masked LM (`model.arch = "bert"`): the playground fills `[MASK]`s
+    /// instead of generating (absent in older recordings: a causal LM).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub masked_lm: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -410,7 +501,9 @@ pub struct MaskedEval {
 }
 
 /// `probs[layer][head]` is a row-major `n x n` matrix (query rows, key columns),
-/// n = `tokens.len()`; entries above the diagonal are 0 and each row sums to 1.
+/// n = `tokens.len()`; each row sums to 1. A causal model's entries above the
+/// diagonal are 0; a bidirectional one's (`causal: false`, a BERT encoder)
+/// are not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttentionMap {
     pub step: usize,
@@ -419,6 +512,17 @@ pub struct AttentionMap {
     pub n_layer: usize,
     pub n_head: usize,
     pub probs: Vec<Vec<Vec<f32>>>,
+    /// Queries see only earlier keys (absent in older recordings: causal).
+    #[serde(default = "causal_default", skip_serializing_if = "is_true")]
+    pub causal: bool,
+}
+
+fn causal_default() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Each head's induction score on the induction probe: `half` random
@@ -582,6 +686,7 @@ mod tests {
                 n_layer: 1,
                 n_head: 1,
                 probs: vec![vec![vec![1.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.2, 0.3, 0.5]]],
+                causal: true,
             }),
             Event::Attention(AttentionMap {
                 step: 0,
@@ -589,6 +694,7 @@ mod tests {
                 n_layer: 0,
                 n_head: 0,
                 probs: vec![],
+                causal: true,
             }),
             Event::Induction(InductionScores {
                 step: 25,

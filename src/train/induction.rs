@@ -42,6 +42,31 @@ pub fn induction_targets<T: PartialEq>(tokens: &[T]) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// For each query of a bidirectional (non-causal) map, the keys that follow
+/// any other occurrence of its token, earlier or later (`j + 1 < n` for
+/// every `j != q` with `tokens[j] == tokens[q]`): an encoder can copy from
+/// either side.
+pub fn bidirectional_targets<T: PartialEq>(tokens: &[T]) -> Vec<Vec<usize>> {
+    let n = tokens.len();
+    (0..n)
+        .map(|q| {
+            (0..n.saturating_sub(1))
+                .filter(|&j| j != q && tokens[j] == tokens[q])
+                .map(|j| j + 1)
+                .collect()
+        })
+        .collect()
+}
+
+/// The induction targets of a causal or a bidirectional map.
+pub fn targets<T: PartialEq>(tokens: &[T], causal: bool) -> Vec<Vec<usize>> {
+    if causal {
+        induction_targets(tokens)
+    } else {
+        bidirectional_targets(tokens)
+    }
+}
+
 /// Attention on the induction targets of a row-major `n x n` matrix,
 /// averaged over the queries that have any (NaN when none has).
 pub fn induction(m: &[f32], n: usize, targets: &[Vec<usize>]) -> f32 {
@@ -66,10 +91,10 @@ pub fn induction(m: &[f32], n: usize, targets: &[Vec<usize>]) -> f32 {
 }
 
 /// Every head's induction score, layer-major (`probs[layer][head]` are
-/// `n x n` matrices on `tokens`).
-pub fn scores(probs: &[Vec<Vec<f32>>], tokens: &[usize]) -> Vec<f32> {
+/// `n x n` matrices on `tokens`, causal or bidirectional).
+pub fn scores(probs: &[Vec<Vec<f32>>], tokens: &[usize], causal: bool) -> Vec<f32> {
     let n = tokens.len();
-    let targets = induction_targets(tokens);
+    let targets = targets(tokens, causal);
     probs
         .iter()
         .flat_map(|heads| heads.iter().map(|m| induction(m, n, &targets)))
@@ -106,7 +131,7 @@ mod tests {
             ind[q * n + if q >= 3 { q - 2 } else { 0 }] = 1.0;
             prev[q * n + q.saturating_sub(1)] = 1.0;
         }
-        let s = scores(&[vec![ind, prev]], &toks);
+        let s = scores(&[vec![ind, prev]], &toks, true);
         assert_eq!(s[0], 1.0);
         // The previous token is never the target (q - 1 vs q - 2).
         assert_eq!(s[1], 0.0);

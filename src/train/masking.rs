@@ -5,10 +5,17 @@
 //! on the chosen positions only. The choices come from an RNG seeded by
 //! (seed, step, micro-batch), so a resumed run masks exactly as an
 //! uninterrupted one and evaluation masks the same way every time.
+//!
+//! Also what a masked LM answers outside training: filling the `[MASK]`s of
+//! a text (`headsup fill`, the workbench's playground) and one dataset
+//! record masked and predicted (the workbench's dataset pane).
 
 use super::batch::Batcher;
+use super::{FillRequest, FillResult, MaskFill, MaskKind, MaskedToken};
 use crate::config::TrainConfig;
 use crate::data::Tokens;
+use crate::model::{Gpt, KernelSet, Kernels};
+use crate::tokenizer::Tokenizer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -222,6 +229,220 @@ pub fn score(logits: &[f32], targets: &[usize], vocab: usize) -> (f64, usize, us
         }
     }
     (loss, top1, top5)
+}
+
+/// Why a text could not be filled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FillError {
+    /// The model is a causal LM (GPT-2).
+    NotMasked,
+    /// The tokenizer lacks the special tokens (the message says which).
+    Specials(String),
+    /// The text has no `[MASK]`.
+    NoMask,
+    /// With `[CLS]` and `[SEP]` the text has `tokens`, past the model's `max`.
+    TooLong { tokens: usize, max: usize },
+}
+
+impl std::fmt::Display for FillError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FillError::NotMasked => write!(f, "this model is a causal LM (GPT-2): it generates; filling [MASK] needs a masked LM (model.arch = \"bert\")"),
+            FillError::Specials(e) => write!(f, "tokenizer: {e}"),
+            FillError::NoMask => write!(f, "no [MASK] in the text; write [MASK] where a token is to be filled, e.g. \"床前明[MASK]光\""),
+            FillError::TooLong { tokens, max } => write!(f, "the text is {tokens} tokens with [CLS] and [SEP], more than the model's {max} positions; shorten it"),
+        }
+    }
+}
+
+/// A text's masks filled: `ids` are `[CLS] text [SEP]`, `positions` the
+/// masks' indices in them, `candidates` each mask's best `(id, probability)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filled {
+    pub ids: Vec<usize>,
+    pub positions: Vec<usize>,
+    pub candidates: Vec<Vec<(u32, f32)>>,
+}
+
+/// The softmax of `row` (ids below `lim`): the `k` most likely, and the
+/// probability of `target`.
+fn top_of(row: &[f32], lim: usize, k: usize, target: Option<usize>) -> (Vec<(u32, f32)>, f32) {
+    let row = &row[..lim.min(row.len())];
+    let mx = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let z: f32 = row.iter().map(|&x| (x - mx).exp()).sum();
+    let mut c: Vec<(u32, f32)> = row
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (i as u32, (x - mx).exp() / z))
+        .collect();
+    let tp = target.and_then(|t| c.get(t)).map_or(0.0, |&(_, p)| p);
+    c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    c.truncate(k.max(1));
+    (c, tp)
+}
+
+/// A masked LM's `k` best fills for every `[MASK]` of `text` (wrapped in
+/// `[CLS] ... [SEP]`, one forward pass, bidirectional). Ids at or past
+/// `id_limit` (a padded vocabulary) are never proposed. Shared by
+/// `headsup fill`, the trainer's workers and `headsup watch`'s stand-in.
+pub fn fill_masks<D: Kernels>(
+    model: &Gpt<D>,
+    tok: &Tokenizer,
+    id_limit: usize,
+    text: &str,
+    k: usize,
+    kernels: impl Into<KernelSet>,
+) -> Result<Filled, FillError> {
+    if model.bert.is_none() {
+        return Err(FillError::NotMasked);
+    }
+    let sp = SpecialIds::of(tok).map_err(FillError::Specials)?;
+    let mut ids = vec![sp.cls];
+    ids.extend(tok.encode_marked(text).into_iter().map(|t| t as usize));
+    ids.push(sp.sep);
+    let positions: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == sp.mask).collect();
+    if positions.is_empty() {
+        return Err(FillError::NoMask);
+    }
+    let max = model.cfg.n_positions;
+    if ids.len() > max {
+        return Err(FillError::TooLong {
+            tokens: ids.len(),
+            max,
+        });
+    }
+    let v = model.cfg.vocab_size;
+    let logits = model
+        .logits_at(&ids, &positions, 1, ids.len(), kernels)
+        .as_vec();
+    let lim = id_limit.min(v);
+    let candidates = logits
+        .chunks(v)
+        .map(|row| top_of(row, lim, k, None).0)
+        .collect();
+    Ok(Filled {
+        ids,
+        positions,
+        candidates,
+    })
+}
+
+/// [`fill_masks`] as the answer to a `Command::Fill`: the text's pieces and
+/// each mask's candidates (rounded as generation alternatives are), or the
+/// error in one line.
+pub fn fill_result<D: Kernels>(
+    model: &Gpt<D>,
+    tok: &Tokenizer,
+    req: &FillRequest,
+    step: usize,
+    kernels: impl Into<KernelSet>,
+) -> FillResult {
+    let k = req.k.clamp(1, 50);
+    match fill_masks(model, tok, tok.id_limit(), &req.text, k, kernels) {
+        Ok(f) => {
+            let inner = &f.ids[1..f.ids.len() - 1];
+            let pieces = inner.iter().map(|&i| tok.decode(&[i as u32])).collect();
+            let masks = f
+                .positions
+                .iter()
+                .zip(&f.candidates)
+                .map(|(&pos, c)| MaskFill {
+                    at: pos - 1,
+                    top: super::TokenAlts::rounded(
+                        0.0,
+                        c.iter().map(|&(id, p)| (tok.decode(&[id]), p)),
+                    )
+                    .top,
+                })
+                .collect();
+            FillResult {
+                id: req.id,
+                step,
+                pieces,
+                masks,
+                error: None,
+            }
+        }
+        Err(e) => FillResult {
+            id: req.id,
+            step,
+            pieces: Vec::new(),
+            masks: Vec::new(),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// The RNG stream of a dataset record's masking (far from the training
+/// steps' micro-batches, which count from 0).
+const RECORD_STREAM: u64 = 0xfff0;
+
+/// One dataset record masked as training masks a window (its first
+/// `block - 2` tokens in `[CLS] ... [SEP]`, the RNG seeded by (seed,
+/// record), so the same record shows the same masks every time) and
+/// predicted by `model`: the window's tokens, the mean loss over the chosen
+/// positions and, at each, what was done and the model's top-1.
+pub fn score_masked_record<D: Kernels>(
+    model: &Gpt<D>,
+    tok: &Tokenizer,
+    setup: &MlmSetup,
+    seed: u64,
+    record: usize,
+    ids: &[usize],
+    kernels: impl Into<KernelSet>,
+) -> (Vec<usize>, f32, Vec<MaskedToken>) {
+    let block = model.cfg.n_positions.max(3);
+    let window: Vec<usize> = ids.iter().copied().take(block - 2).collect();
+    let seq = window.len() + 2;
+    let row = wrap_rows(&window, seq, &setup.specials);
+    let mut rng = rng_for(seed, record as u64, RECORD_STREAM);
+    let (m, how) = mask_rows(
+        &row,
+        seq,
+        setup.vocab,
+        &setup.specials,
+        &setup.rule,
+        &mut rng,
+    );
+    if m.positions.is_empty() {
+        return (window, f32::NAN, Vec::new());
+    }
+    let v = model.cfg.vocab_size;
+    let logits = model
+        .logits_at(&m.inputs, &m.positions, 1, seq, kernels)
+        .as_vec();
+    let lim = tok.id_limit().min(v);
+    let mut loss = 0.0f64;
+    let mut out = Vec::with_capacity(m.positions.len());
+    for (((row, &pos), &target), h) in logits
+        .chunks(v)
+        .zip(&m.positions)
+        .zip(&m.targets)
+        .zip(&how)
+    {
+        let (top, tp) = top_of(row, lim, 1, Some(target));
+        loss -= (tp.max(f32::MIN_POSITIVE) as f64).ln();
+        let (best, p) = top.first().copied().unwrap_or((0, 0.0));
+        out.push(MaskedToken {
+            at: pos - 1,
+            kind: match h {
+                Replacement::Mask => MaskKind::Mask,
+                Replacement::Random => MaskKind::Random,
+                Replacement::Kept => MaskKind::Kept,
+            },
+            input: tok.decode(&[m.inputs[pos] as u32]),
+            top1: tok.decode(&[best]),
+            prob: round4(p),
+            target_prob: round4(tp),
+            correct: best as usize == target,
+        });
+    }
+    (window, (loss / out.len() as f64) as f32, out)
+}
+
+/// Round to 4 decimals (what travels).
+pub(crate) fn round4(v: f32) -> f32 {
+    (v * 1e4).round() / 1e4
 }
 
 #[cfg(test)]

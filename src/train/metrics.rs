@@ -123,6 +123,7 @@ impl<'a> Record<'a> {
             | Event::Induction(_)
             | Event::Token { .. }
             | Event::GenerationDone { .. }
+            | Event::Filled(_)
             | Event::Paused { .. }
             | Event::Resumed { .. }
             | Event::Failed { .. }

@@ -9,10 +9,19 @@
 //! the mean sent back, at most [`SAMPLE_RECORDS`] records and
 //! [`SAMPLE_SECONDS`] seconds. Long records are scored in windows of the
 //! model's positions (`model::score` says with how much context).
+//!
+//! A masked LM (BERT) has no per-token loss of the next token: its record
+//! is masked as training masks a window (`train::masking`, seeded by the
+//! record) and scored at the chosen positions; the detail then says what was
+//! done at each and the model's top-1 there, and a sample's means are
+//! masked-token losses.
 
+use super::masking::{score_masked_record, MlmSetup};
 use super::{Event, RecordLoss, ScoreRequest};
 use crate::data::Dataset;
 use crate::model::infer::HostModel;
+use crate::model::Gpt;
+use dfdx::prelude::Cpu;
 use crate::model::score::token_losses;
 use crate::tokenizer::Tokenizer;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +75,29 @@ impl ScoreSlots {
     }
 }
 
+/// The weights that score: a causal LM's host copy, or a masked LM on the
+/// CPU with how its records are masked.
+pub enum Scorer<'a> {
+    Causal(&'a HostModel),
+    Masked {
+        model: &'a Gpt<Cpu>,
+        setup: MlmSetup,
+        /// The run's seed (the masks are seeded by it and the record).
+        seed: u64,
+        /// The fused kernels (`model.fused`).
+        fused: bool,
+    },
+}
+
+impl Scorer<'_> {
+    fn vocab(&self) -> usize {
+        match self {
+            Scorer::Causal(h) => h.cfg.vocab_size,
+            Scorer::Masked { model, .. } => model.cfg.vocab_size,
+        }
+    }
+}
+
 fn tokens_of(tok: &Tokenizer, text: &str, max_bytes: usize, max_tokens: usize) -> Vec<usize> {
     let prefix = prefix(text, max_bytes);
     let mut ids: Vec<usize> = tok.encode(prefix).into_iter().map(|t| t as usize).collect();
@@ -104,7 +136,7 @@ fn mean(losses: &[f32]) -> f32 {
 /// `RecordLoss` per record, then `ScoreDone`. Ends early when `cancel` is
 /// set, the time bound is reached, or `send` returns false.
 pub fn serve_score(
-    host: &HostModel,
+    scorer: &Scorer,
     tok: &Tokenizer,
     dataset: &Dataset,
     step: usize,
@@ -148,7 +180,41 @@ pub fn serve_score(
             (DETAIL_BYTES, SAMPLE_TOKENS)
         };
         let mut ids = tokens_of(tok, &rec.text, max_bytes, max_tokens);
-        clamp_ids(&mut ids, host.cfg.vocab_size);
+        clamp_ids(&mut ids, scorer.vocab());
+        if let Scorer::Masked {
+            model,
+            setup,
+            seed,
+            fused,
+        } = scorer
+        {
+            let (window, m, chosen) =
+                score_masked_record(model, tok, setup, *seed, r, &ids, *fused);
+            scored += 1;
+            let ev = RecordLoss {
+                id: req.id,
+                record: r,
+                step,
+                tokens: chosen.len(),
+                mean: m,
+                pieces: if req.detail {
+                    window.iter().map(|&i| tok.decode(&[i as u32])).collect()
+                } else {
+                    Vec::new()
+                },
+                losses: Vec::new(),
+                done: done + 1,
+                total,
+                masked: req.detail.then_some(chosen),
+            };
+            if !send(Event::RecordLoss(ev)) {
+                return;
+            }
+            continue;
+        }
+        let Scorer::Causal(host) = scorer else {
+            continue;
+        };
         let Some(losses) = token_losses(host, &ids, cancel) else {
             cancelled = true;
             break;
@@ -179,6 +245,7 @@ pub fn serve_score(
             pieces,
             done: done + 1,
             total,
+            masked: None,
         };
         if !send(Event::RecordLoss(ev)) {
             return;
@@ -234,7 +301,7 @@ mod tests {
             detail: true,
         };
         let mut got = Vec::new();
-        serve_score(&host, &tok, &ds, 7, &req, &AtomicBool::new(false), |e| {
+        serve_score(&Scorer::Causal(&host), &tok, &ds, 7, &req, &AtomicBool::new(false), |e| {
             got.push(e);
             true
         });
@@ -269,7 +336,7 @@ mod tests {
         };
         let cancel = AtomicBool::new(false);
         let mut got = Vec::new();
-        serve_score(&host, &tok, &ds, 0, &req, &cancel, |e| {
+        serve_score(&Scorer::Causal(&host), &tok, &ds, 0, &req, &cancel, |e| {
             if matches!(&e, Event::RecordLoss(r) if r.done == 5) {
                 cancel.store(true, Ordering::SeqCst);
             }

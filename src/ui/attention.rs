@@ -18,9 +18,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-/// The keys the query `q` attends to most in an `n x n` matrix, heaviest first.
-pub fn top_keys(weights: &[f32], n: usize, q: usize, k: usize) -> Vec<(usize, f32)> {
-    let mut keys: Vec<(usize, f32)> = (0..n.min(q + 1))
+/// The keys the query `q` attends to most in an `n x n` matrix, heaviest
+/// first: among keys `0..=q` when the matrix is `causal`, among all `n`
+/// keys (later ones too) when it is bidirectional.
+pub fn top_keys(weights: &[f32], n: usize, q: usize, k: usize, causal: bool) -> Vec<(usize, f32)> {
+    let last = if causal { n.min(q + 1) } else { n };
+    let mut keys: Vec<(usize, f32)> = (0..last)
         .map(|key| (key, weights.get(q * n + key).copied().unwrap_or(0.0)))
         .collect();
     keys.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -50,8 +53,9 @@ fn title(a: &AttentionView, t: &Theme) -> Line<'static> {
         } else {
             " · window"
         };
+        let full = if m.causal { "" } else { " · bidirectional" };
         format!(
-            "layer {}/{} {sel} · step {}{view}",
+            "layer {}/{} {sel} · step {}{view}{full}",
             a.layer + 1,
             m.n_layer,
             m.step
@@ -124,7 +128,7 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     }
     let n = map.len();
     let q = a.cursor.min(n - 1);
-    let keys = top_keys(&a.shown, n, q, 8);
+    let keys = top_keys(&a.shown, n, q, 8, map.causal);
     let side = inner.width >= 60;
     let (heat_r, info_r) = if side {
         let [h, i] = Layout::horizontal([Constraint::Min(1), Constraint::Length(24)]).areas(inner);
@@ -136,6 +140,7 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let matrix = Matrix {
         tokens: &map.tokens,
         weights: &a.shown,
+        causal: map.causal,
     };
     if a.fit {
         frame.render_widget(

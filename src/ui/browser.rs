@@ -215,7 +215,13 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     if text_area.height == 0 {
         return;
     }
-    let head = format!("{} · {} tokens", escape(&rec.title), b.token_count);
+    let mut head = format!("{} · {} tokens", escape(&rec.title), b.token_count);
+    if app.run.as_ref().is_some_and(|r| r.masked_lm) {
+        head.push_str(&format!(
+            " · {} masks it",
+            app.keymap.describe(crate::app::Action::Masking)
+        ));
+    }
     let [head_r, body_r] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(text_area);
     frame.render_widget(

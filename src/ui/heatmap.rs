@@ -24,6 +24,9 @@ pub const HALF: &str = "▀";
 pub struct Matrix<'a> {
     pub tokens: &'a [String],
     pub weights: &'a [f32],
+    /// Queries see only earlier keys: the window view ends its columns at
+    /// the cursor's query; a bidirectional matrix centres them on it.
+    pub causal: bool,
 }
 
 impl Matrix<'_> {
@@ -126,7 +129,12 @@ impl Heatmap<'_> {
         let row0 = window_start(n, rows, cursor, rows / 2);
         // Half blocks pair even rows with odd ones.
         let row0 = if per_line == 2 { row0 & !1 } else { row0 };
-        let col0 = window_start(n, cols, cursor, cols.saturating_sub(1));
+        let before = if self.matrix.causal {
+            cols.saturating_sub(1)
+        } else {
+            cols / 2
+        };
+        let col0 = window_start(n, cols, cursor, before);
         let rows = rows.min(n - row0);
         HeatmapGeometry {
             grid: Rect::new(
@@ -449,6 +457,7 @@ impl Widget for HeadTiles<'_> {
             let m = Matrix {
                 tokens: self.tokens,
                 weights: &self.heads[h],
+                causal: true,
             };
             render_fit(&m, body, buf, t);
         }

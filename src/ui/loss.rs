@@ -130,8 +130,14 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     } else {
         0
     };
+    // A masked LM's accuracy takes a second header line.
+    let head_h = if l.masked.is_some() && inner.height >= 6 {
+        2
+    } else {
+        1
+    };
     let [head, chart_r, lr_r] = Layout::vertical([
-        Constraint::Length(1),
+        Constraint::Length(head_h),
         Constraint::Min(0),
         Constraint::Length(lr_h),
     ])
@@ -147,7 +153,24 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         grad_span(l, t),
         Span::styled(format!("  {} tok/s", si(app.tokens_per_sec)), t.muted()),
     ]);
-    frame.render_widget(Paragraph::new(head_line), head);
+    let mut head_lines = vec![head_line];
+    if let (Some((step, m)), 2) = (l.masked, head_h) {
+        head_lines.push(Line::from(vec![
+            Span::styled("masked acc top-1 ", t.muted()),
+            Span::styled(format!("{:.3}", m.top1), Style::default().fg(t.eval_val())),
+            Span::styled("  top-5 ", t.muted()),
+            Span::styled(format!("{:.3}", m.top5), Style::default().fg(t.eval_val())),
+            Span::styled(
+                format!(
+                    "  best top-1 {:.3} · val, {} masked, step {step}",
+                    l.best_top1.unwrap_or(m.top1),
+                    m.positions
+                ),
+                t.muted(),
+            ),
+        ]));
+    }
+    frame.render_widget(Paragraph::new(head_lines), head);
 
     if l.train.is_empty() && l.eval_val.is_empty() {
         frame.render_widget(

@@ -1,12 +1,15 @@
 //! The prompt playground: the transcript (escaped, wrapped by display
 //! width, following new output unless scrolled; generated tokens coloured by
 //! the probability the model gave them), the selected token's alternatives
-//! and entropy (left/right move the token cursor), and the input line.
+//! and entropy (left/right move the token cursor), and the input line. A
+//! masked LM's fill: the text with each `[MASK]` replaced by its top-1 (in
+//! the colour of its probability, underlined), then per mask its top-k.
 
 use super::text::wrap;
 use super::Theme;
 use super::{line_cut, pane_block};
 use crate::app::{App, Entry, GenToken, Pane, TokenAt};
+use crate::train::FillResult;
 use crate::sanitize::{escape, escape_keep_newlines, width};
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Modifier, Style};
@@ -155,11 +158,52 @@ pub fn transcript_view(app: &App, t: &Theme, w: usize) -> (Vec<Line<'static>>, O
                 }
                 lines.extend(wrapped);
             }
+            Entry::Fill { result, .. } => lines.extend(fill_lines(result.as_ref(), t, w)),
             Entry::Info(m) => plain(&mut lines, &escape(m), t.muted()),
             Entry::Error(m) => plain(&mut lines, &escape(m), t.error()),
         }
     }
     (lines, cursor_line)
+}
+
+/// A fill's lines at width `w`: `= ` and the text with each mask replaced by
+/// its best candidate (coloured by its probability, underlined), then one
+/// line per mask (wrapped) with its candidates and their probabilities;
+/// "filling…" until the answer comes; the error when there is one.
+pub fn fill_lines(r: Option<&FillResult>, t: &Theme, w: usize) -> Vec<Line<'static>> {
+    let Some(r) = r else {
+        return vec![Line::from(Span::styled("filling…", t.generated()))];
+    };
+    if let Some(e) = &r.error {
+        return wrap(&escape(e), w)
+            .into_iter()
+            .map(|l| Line::from(Span::styled(l, t.error())))
+            .collect();
+    }
+    let mut pieces: Vec<(String, Style)> = vec![("= ".into(), t.muted())];
+    for (i, p) in r.pieces.iter().enumerate() {
+        match r.masks.iter().find(|m| m.at == i).and_then(|m| m.top.first()) {
+            Some(best) => pieces.push((
+                escape(&best.text),
+                prob_style(t, best.prob).add_modifier(Modifier::UNDERLINED | Modifier::BOLD),
+            )),
+            None => pieces.push((escape(p), t.text())),
+        }
+    }
+    let mut lines = wrap_spans(&pieces, w);
+    for (n, m) in r.masks.iter().enumerate() {
+        let mut row: Vec<(String, Style)> = vec![(format!("  [MASK] {}:", n + 1), t.muted())];
+        for alt in &m.top {
+            row.push((" ".into(), t.text()));
+            row.push((format!("{} {:.3}", escape(&alt.text), alt.prob), prob_style(t, alt.prob)));
+        }
+        lines.extend(wrap_spans(&row, w));
+    }
+    lines.push(Line::from(Span::styled(
+        format!("  [{} masks filled · step {}]", r.masks.len(), r.step),
+        t.muted(),
+    )));
+    lines
 }
 
 /// The selected token's step, two lines cut to `w`: the token, its
@@ -223,9 +267,17 @@ fn cut_line(line: Line<'static>, w: usize) -> Line<'static> {
 
 pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let pg = &app.playground;
+    let settings = if app.run.as_ref().is_some_and(|r| r.masked_lm) {
+        format!(
+            "fill [MASK] · top {} per mask",
+            crate::app::playground::FILL_K
+        )
+    } else {
+        pg.settings_label()
+    };
     let title = Line::from(vec![
         Span::raw("playground "),
-        Span::styled(pg.settings_label(), t.muted()),
+        Span::styled(settings, t.muted()),
     ]);
     let block = pane_block(app, t, Pane::Playground, title);
     let inner = block.inner(area);
@@ -269,10 +321,18 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     if shown.is_empty() {
         frame.render_widget(
             Paragraph::new(Span::styled(
-                format!(
-                    "{} to type a prompt, Enter to generate; /help lists commands",
-                    app.keymap.describe(crate::app::Action::Input)
-                ),
+                if app.run.as_ref().is_some_and(|r| r.masked_lm) {
+                    format!(
+                        "{} to type a text with [MASK] (a masked LM: Enter fills each mask with its top {})",
+                        app.keymap.describe(crate::app::Action::Input),
+                        crate::app::playground::FILL_K
+                    )
+                } else {
+                    format!(
+                        "{} to type a prompt, Enter to generate; /help lists commands",
+                        app.keymap.describe(crate::app::Action::Input)
+                    )
+                },
                 t.muted(),
             )),
             body,

@@ -3,11 +3,15 @@
 //! hardest, bold and reverse video, so that 16 colours read as well as true
 //! colour), a legend, the record's mean loss and its highest-loss tokens;
 //! the sample's progress; and the loss pane of a checkpoint opened without a
-//! trainer.
+//! trainer. A masked LM's record (`M`): masked as in training, each chosen
+//! position marked by what was done to it ([MASK] reversed, random
+//! underlined and bold, kept underlined) and shown as `token→top-1 p`,
+//! green when the top-1 is the token, red when not.
 
 use super::{line_cut, pane_block, Theme};
 use crate::app::record_loss::hardest_tokens;
 use crate::app::{App, Pane};
+use crate::train::{MaskKind, MaskedToken, RecordLoss};
 use crate::sanitize::escape;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -120,6 +124,14 @@ pub fn draw_record(app: &App, t: &Theme, frame: &mut Frame, area: Rect) -> bool 
     if area.height < 3 {
         return false;
     }
+    if let Some(chosen) = &d.masked {
+        if !app.record_loss.masked_view {
+            // The plain record (the browser says which key masks it).
+            return false;
+        }
+        draw_masked(app, t, frame, area, d, chosen);
+        return true;
+    }
     let w = area.width as usize;
     let stale = if d.step < app.step && !app.inspecting() {
         " (rescoring…)"
@@ -183,6 +195,89 @@ pub fn draw_record(app: &App, t: &Theme, frame: &mut Frame, area: Rect) -> bool 
         body_r,
     );
     true
+}
+
+/// The style of a chosen position: right or wrong, and what was done.
+pub fn masked_style(t: &Theme, m: &MaskedToken) -> Style {
+    let base = if m.correct { t.ok() } else { t.error() };
+    match m.kind {
+        MaskKind::Mask => base.add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        MaskKind::Random => base.add_modifier(Modifier::UNDERLINED | Modifier::BOLD),
+        MaskKind::Kept => base.add_modifier(Modifier::UNDERLINED),
+    }
+}
+
+/// The record masked, with the predictions (see the module doc).
+fn draw_masked(
+    app: &App,
+    t: &Theme,
+    frame: &mut Frame,
+    area: Rect,
+    d: &RecordLoss,
+    chosen: &[MaskedToken],
+) {
+    let w = area.width as usize;
+    let right = chosen.iter().filter(|m| m.correct).count();
+    let stale = if d.step < app.step && !app.inspecting() {
+        " (rescoring…)"
+    } else {
+        ""
+    };
+    let head = format!(
+        "masked: {right}/{} right · loss {} nats · first {} tokens · step {}{stale}",
+        chosen.len(),
+        fmt_loss(d.mean),
+        d.pieces.len(),
+        d.step
+    );
+    let legend = Line::from(vec![
+        Span::styled(" [MASK] ", t.text().add_modifier(Modifier::REVERSED)),
+        Span::raw(" "),
+        Span::styled("random", t.text().add_modifier(Modifier::UNDERLINED | Modifier::BOLD)),
+        Span::raw(" "),
+        Span::styled("kept", t.text().add_modifier(Modifier::UNDERLINED)),
+        Span::styled(" · token→top-1 p: ", t.muted()),
+        Span::styled("right", t.ok()),
+        Span::raw(" "),
+        Span::styled("wrong", t.error()),
+    ]);
+    let [head_r, legend_r, body_r] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    frame.render_widget(Paragraph::new(line_cut(&head, w, t.accent())), head_r);
+    frame.render_widget(Paragraph::new(legend), legend_r);
+    // Each chosen position as `token→top-1` (plus what the model saw when
+    // it was a random token) and its probability after it.
+    let mut pieces: Vec<String> = Vec::with_capacity(d.pieces.len() + 2 * chosen.len());
+    let mut styles: Vec<Style> = Vec::with_capacity(pieces.capacity());
+    for (i, p) in d.pieces.iter().enumerate() {
+        match chosen.iter().find(|m| m.at == i) {
+            Some(m) => {
+                let seen = match m.kind {
+                    MaskKind::Random => format!("({})", visible(&m.input)),
+                    _ => String::new(),
+                };
+                pieces.push(format!("{}{seen}→{}", visible(p), visible(&m.top1)));
+                styles.push(masked_style(t, m));
+                pieces.push(format!(" {:.2} ", m.prob));
+                styles.push(t.muted());
+            }
+            None => {
+                pieces.push(p.clone());
+                styles.push(t.text());
+            }
+        }
+    }
+    let lines = super::text::token_lines(&pieces, 2000, |i| styles[i]);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.browser.text_scroll.min(u16::MAX as usize) as u16, 0)),
+        body_r,
+    );
 }
 
 /// The loss pane when a checkpoint is inspected: no training, the model's

@@ -133,6 +133,7 @@ pub fn read_state(path: &Path) -> anyhow::Result<HfRun> {
                 step: step as usize,
                 train_loss: None,
                 val_loss: val as f32,
+                masked: None,
             });
         }
     }

@@ -27,6 +27,9 @@ pub struct EvalPoint {
     pub step: usize,
     pub train_loss: Option<f32>,
     pub val_loss: f32,
+    /// A masked LM's masked-token loss and accuracy (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked: Option<crate::train::MaskedEval>,
 }
 
 /// Default number of step points kept.
@@ -215,6 +218,7 @@ mod tests {
             step: 8,
             train_loss: Some(1.0),
             val_loss: 2.0,
+            masked: None,
         });
         h.push_step(step(6, 0.5));
         assert_eq!(h.steps.len(), 6);
@@ -224,6 +228,7 @@ mod tests {
             step: 6,
             train_loss: None,
             val_loss: 1.5,
+            masked: None,
         });
         assert_eq!(h.best_val_loss(), Some(1.5));
     }

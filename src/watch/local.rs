@@ -4,18 +4,22 @@
 //! grows), or opens one checkpoint directory (`headsup tui --checkpoint`),
 //! and answers attention probes, generations and per-token scoring from the
 //! checkpoint's weights, loaded locally (in a run: the newest checkpoint,
-//! reloaded when a newer one appears). It hands back the same
-//! `TrainerHandle` a training thread does.
+//! reloaded when a newer one appears); a masked LM's (BERT) probes are
+//! bidirectional, it fills `[MASK]`s instead of generating, and its records
+//! are scored masked. It hands back the same `TrainerHandle` a training
+//! thread does.
 
 use super::replay::history_events;
 use super::{Ending, Watched};
 use crate::data::Dataset;
 use crate::model::infer::HostModel;
 use crate::model::sample::generate;
+use crate::model::Gpt;
 use crate::tokenizer::Tokenizer;
-use crate::train::trainer::{induction_probe, stream_generation};
+use crate::train::trainer::{bert_attention, induction_probe, stream_generation};
 use crate::train::{
-    AttentionMap, Command, Event, GenerateRequest, RunInfo, ScoreRequest, TrainerHandle,
+    induction, AttentionMap, Command, Event, FillRequest, GenerateRequest, InductionScores,
+    RunInfo, ScoreRequest, TrainerHandle,
 };
 use dfdx::prelude::Cpu;
 use std::path::{Path, PathBuf};
@@ -47,6 +51,22 @@ struct Loaded {
     path: PathBuf,
     model: Arc<HostModel>,
     tokenizer: Arc<Tokenizer>,
+    /// A masked LM (BERT): the model itself, which probes, fills and
+    /// scores (the host copy is GPT-2's inference path).
+    bert: Option<Arc<Gpt<Cpu>>>,
+}
+
+impl Loaded {
+    fn new(step: usize, path: &Path, model: Gpt<Cpu>, tokenizer: Tokenizer) -> Loaded {
+        let host = Arc::new(HostModel::from_model(&model));
+        Loaded {
+            step,
+            path: path.to_path_buf(),
+            model: host,
+            tokenizer: Arc::new(tokenizer),
+            bert: model.bert.is_some().then(|| Arc::new(model)),
+        }
+    }
 }
 
 fn load(step: usize, path: &Path, run: &Path) -> anyhow::Result<Loaded> {
@@ -64,12 +84,7 @@ fn load(step: usize, path: &Path, run: &Path) -> anyhow::Result<Loaded> {
     // A padded vocabulary is valid (its extra ids are never sampled); a
     // tokenizer larger than the model is not.
     crate::model::pretrained::check_vocab(path, tokenizer.id_limit(), model.cfg.vocab_size)?;
-    Ok(Loaded {
-        step,
-        path: path.to_path_buf(),
-        model: Arc::new(HostModel::from_model(&model)),
-        tokenizer: Arc::new(tokenizer),
-    })
+    Ok(Loaded::new(step, path, model, tokenizer))
 }
 
 /// Starts watching `dir` (checked before the thread starts); `probe` is the
@@ -85,12 +100,7 @@ pub fn spawn(dir: &Path, probe: Option<String>, poll: Duration) -> anyhow::Resul
 fn load_checkpoint(dir: &Path) -> anyhow::Result<Loaded> {
     check_checkpoint_dir(dir)?;
     let p = crate::model::pretrained::open(dir)?;
-    Ok(Loaded {
-        step: 0,
-        path: dir.to_path_buf(),
-        model: Arc::new(HostModel::from_model(&p.model)),
-        tokenizer: Arc::new(p.tokenizer),
-    })
+    Ok(Loaded::new(0, dir, p.model, p.tokenizer))
 }
 
 /// A checkpoint directory exists, or the one-line error saying what to give.
@@ -158,6 +168,7 @@ fn checkpoint_info(l: &Loaded) -> RunInfo {
         block_size: c.n_positions,
         vocab_size: c.vocab_size,
         tokens_per_step: 0,
+        masked_lm: l.bert.is_some(),
     }
 }
 
@@ -170,13 +181,45 @@ fn spawn_score(
     cancel: Arc<AtomicBool>,
 ) {
     let model = l.model.clone();
+    let bert = l.bert.clone();
     let tok = l.tokenizer.clone();
     let ds = dataset.clone();
     let step = l.step;
     std::thread::spawn(move || {
-        crate::train::score::serve_score(&model, &tok, &ds, step, &req, &cancel, |e| {
-            tx.send(e).is_ok()
-        });
+        use crate::train::masking::{MaskRule, MlmSetup, SpecialIds};
+        use crate::train::score::Scorer;
+        let send = |e| tx.send(e).is_ok();
+        match (&bert, SpecialIds::of(&tok)) {
+            // The masking of a run's defaults (the run's own config is not
+            // read here), seeded by the default seed.
+            (Some(m), Ok(specials)) => {
+                let cfg = crate::config::Config::default();
+                let s = Scorer::Masked {
+                    model: m,
+                    setup: MlmSetup {
+                        specials,
+                        rule: MaskRule::of(&cfg.train),
+                        vocab: tok.id_limit().min(m.cfg.vocab_size),
+                    },
+                    seed: cfg.seed,
+                    fused: true,
+                };
+                crate::train::score::serve_score(&s, &tok, &ds, step, &req, &cancel, send);
+            }
+            (Some(_), Err(e)) => {
+                send(Event::ScoreDone {
+                    id: req.id,
+                    scored: 0,
+                    total: req.records.len(),
+                    cancelled: false,
+                    note: Some(format!("cannot mask records: {e}")),
+                });
+            }
+            (None, _) => {
+                let s = Scorer::Causal(&model);
+                crate::train::score::serve_score(&s, &tok, &ds, step, &req, &cancel, send);
+            }
+        }
     });
 }
 
@@ -200,6 +243,7 @@ fn run_info(w: &Watched, loaded: Option<&Loaded>) -> RunInfo {
         block_size: cfg.as_ref().map(|c| c.n_positions).unwrap_or(0),
         vocab_size: cfg.as_ref().map(|c| c.vocab_size).unwrap_or(0),
         tokens_per_step: 0,
+        masked_lm: loaded.is_some_and(|l| l.bert.is_some()),
     }
 }
 
@@ -243,6 +287,9 @@ fn probe(l: &Loaded, text: Option<&str>, tx: &Sender<Event>) {
         });
     }
     ids.truncate(block);
+    if let Some(m) = &l.bert {
+        return probe_bert(l, m, &ids, tx);
+    }
     let probs = l.model.attention(&ids);
     let tokens = ids
         .iter()
@@ -254,10 +301,63 @@ fn probe(l: &Loaded, text: Option<&str>, tx: &Sender<Event>) {
         n_layer: l.model.cfg.n_layer,
         n_head: l.model.cfg.n_head,
         probs,
+        causal: true,
     }));
     if let Some(s) = induction_probe(&l.model, l.tokenizer.id_limit(), block, l.step) {
         let _ = tx.send(Event::Induction(s));
     }
+}
+
+/// A masked LM's probe: full (bidirectional) matrices, and the induction
+/// probe scored with any other occurrence counting.
+fn probe_bert(l: &Loaded, m: &Gpt<Cpu>, ids: &[usize], tx: &Sender<Event>) {
+    let _ = tx.send(Event::Attention(AttentionMap {
+        step: l.step,
+        tokens: ids
+            .iter()
+            .map(|&i| l.tokenizer.decode(&[i as u32]))
+            .collect(),
+        n_layer: m.cfg.n_layer,
+        n_head: m.cfg.n_head,
+        probs: bert_attention(m, ids, true),
+        causal: false,
+    }));
+    let limit = l.tokenizer.id_limit().min(m.cfg.vocab_size);
+    let ind = induction::probe_tokens(limit, m.cfg.n_positions, induction::SEED);
+    if !ind.is_empty() {
+        let probs = bert_attention(m, &ind, true);
+        let _ = tx.send(Event::Induction(InductionScores {
+            step: l.step,
+            half: ind.len() / 2,
+            n_layer: m.cfg.n_layer,
+            n_head: m.cfg.n_head,
+            scores: induction::scores(&probs, &ind, false)
+                .into_iter()
+                .map(|v| (v * 1e4).round() / 1e4)
+                .collect(),
+        }));
+    }
+}
+
+/// Fills a text's `[MASK]`s on a worker (a causal LM answers that it
+/// generates instead).
+fn spawn_fill(l: &Loaded, req: FillRequest, tx: Sender<Event>) {
+    let bert = l.bert.clone();
+    let tok = l.tokenizer.clone();
+    let step = l.step;
+    std::thread::spawn(move || {
+        let r = match &bert {
+            Some(m) => crate::train::masking::fill_result(m, &tok, &req, step, true),
+            None => crate::train::FillResult {
+                id: req.id,
+                step,
+                pieces: Vec::new(),
+                masks: Vec::new(),
+                error: Some(crate::train::masking::FillError::NotMasked.to_string()),
+            },
+        };
+        let _ = tx.send(Event::Filled(r));
+    });
 }
 
 fn spawn_generation(l: &Loaded, req: GenerateRequest, tx: Sender<Event>, cancel: Arc<AtomicBool>) {
@@ -368,6 +468,16 @@ fn run(
                 cancel.store(true, Ordering::SeqCst);
                 cancel = Arc::new(AtomicBool::new(false));
                 match &loaded {
+                    Some(l) if l.bert.is_some() => {
+                        let _ = tx.send(Event::GenerationDone {
+                            id: req.id,
+                            tokens: 0,
+                            tokens_per_sec: 0.0,
+                        });
+                        let _ = tx.send(Event::Log(
+                            "a masked LM (BERT) fills [MASK]s instead of generating; type a text with [MASK]".into(),
+                        ));
+                    }
                     Some(l) => spawn_generation(l, req, tx.clone(), cancel.clone()),
                     None => {
                         let _ = tx.send(Event::GenerationDone {
@@ -395,6 +505,18 @@ fn run(
                 }
             }
             Ok(Command::CancelScore) => scoring.cancel_sample(),
+            Ok(Command::Fill(req)) => match &loaded {
+                Some(l) => spawn_fill(l, req, tx.clone()),
+                None => {
+                    let _ = tx.send(Event::Filled(crate::train::FillResult {
+                        id: req.id,
+                        step: 0,
+                        pieces: Vec::new(),
+                        masks: Vec::new(),
+                        error: Some("no checkpoint to fill with yet".into()),
+                    }));
+                }
+            },
             Ok(Command::Pause | Command::Resume | Command::Save | Command::Continue { .. }) => {
                 let _ = tx.send(Event::Log(no_trainer.into()));
             }

@@ -100,6 +100,9 @@ impl RunLog {
                         step: s,
                         train_loss: num(v, "train_loss").map(|x| x as f32),
                         val_loss: val as f32,
+                        masked: v
+                            .get("masked")
+                            .and_then(|m| serde_json::from_value(m.clone()).ok()),
                     });
                 }
             }

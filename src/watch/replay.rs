@@ -23,7 +23,7 @@ pub fn history_events(h: &History, after: Option<usize>) -> Vec<Event> {
                 train_loss: e.train_loss.unwrap_or(f32::NAN),
                 val_loss: e.val_loss,
                 best_val_loss: best,
-                masked: None,
+                masked: e.masked,
             }));
         }
     };
@@ -72,6 +72,7 @@ mod tests {
                 step: s,
                 train_loss: Some(v),
                 val_loss: v,
+                masked: None,
             });
         }
         let ev = history_events(&h, None);

@@ -121,6 +121,7 @@ pub fn attention(tokens: &[&str], n_layer: usize, n_head: usize) -> AttentionMap
         n_layer,
         n_head,
         probs: vec![vec![head; n_head]; n_layer],
+        causal: true,
     }
 }
 

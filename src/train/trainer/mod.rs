@@ -12,7 +12,7 @@ mod step;
 mod workers;
 
 pub use resume::TrainerState;
-pub use workers::{induction_probe, stream_generation};
+pub use workers::{bert_attention, induction_probe, stream_generation};
 
 use super::batch::Batcher;
 use super::optim::AdamW;
@@ -262,6 +262,7 @@ impl<D: Kernels> Trainer<D> {
                 self.spawn_probe();
             }
             Command::Generate(req) => self.spawn_generation(req),
+            Command::Fill(req) => self.spawn_fill(req),
             Command::Score(req) => self.spawn_score(req),
             Command::CancelScore => self.scoring.cancel_sample(),
             Command::Stop => return true,
@@ -349,6 +350,7 @@ impl<D: Kernels> Trainer<D> {
             block_size: self.model.cfg.n_positions,
             vocab_size: self.model.cfg.vocab_size,
             tokens_per_step: self.tokens_per_step(),
+            masked_lm: self.model.bert.is_some(),
         }
     }
 

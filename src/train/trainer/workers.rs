@@ -3,8 +3,10 @@
 //! run on host snapshots of the weights on their own threads, sending their
 //! results through the event bus.
 
+use super::super::score::Scorer;
 use super::super::{
-    induction, AttentionMap, Event, GenerateRequest, InductionScores, ScoreRequest, TokenAlts,
+    induction, AttentionMap, Event, FillRequest, GenerateRequest, InductionScores, ScoreRequest,
+    TokenAlts,
 };
 use super::Trainer;
 use crate::model::infer::HostModel;
@@ -64,6 +66,7 @@ impl<D: Kernels> Trainer<D> {
                 n_layer: host.cfg.n_layer,
                 n_head: host.cfg.n_head,
                 probs,
+                causal: true,
             }));
             if let Some(s) = induction_probe(&host, tok.id_limit(), cap, step) {
                 tx.send(Event::Induction(s));
@@ -72,26 +75,11 @@ impl<D: Kernels> Trainer<D> {
     }
 
     /// A BERT model's attention on the probe, full (bidirectional) `n x n`
-    /// matrices, computed here: one short sequence through the encoder.
+    /// matrices, and its heads' scores on the induction probe (any other
+    /// occurrence counts, `induction::bidirectional_targets`), computed here:
+    /// short sequences through the encoder.
     fn probe_bert(&self) {
         let tokens: Vec<usize> = self.probe.iter().map(|&t| t as usize).collect();
-        let n = tokens.len();
-        let out = self
-            .model
-            .forward_inference(&tokens, 1, n, true, self.fused);
-        let h = self.model.cfg.n_head;
-        let probs = out
-            .attention
-            .iter()
-            .map(|layer| {
-                layer
-                    .as_vec()
-                    .chunks(n * n)
-                    .take(h)
-                    .map(|m| m.to_vec())
-                    .collect()
-            })
-            .collect();
         let texts = tokens
             .iter()
             .map(|&i| self.tokenizer.decode(&[i as u32]))
@@ -100,9 +88,39 @@ impl<D: Kernels> Trainer<D> {
             step: self.step,
             tokens: texts,
             n_layer: self.model.cfg.n_layer,
-            n_head: h,
-            probs,
+            n_head: self.model.cfg.n_head,
+            probs: bert_attention(&self.model, &tokens, self.fused),
+            causal: false,
         }));
+        let len = self.probe_cap().min(self.model.cfg.n_positions);
+        let limit = self.tokenizer.id_limit().min(self.model.cfg.vocab_size);
+        let ind = induction::probe_tokens(limit, len, induction::SEED);
+        if !ind.is_empty() {
+            let probs = bert_attention(&self.model, &ind, self.fused);
+            self.events.send(Event::Induction(InductionScores {
+                step: self.step,
+                half: ind.len() / 2,
+                n_layer: self.model.cfg.n_layer,
+                n_head: self.model.cfg.n_head,
+                scores: induction::scores(&probs, &ind, false)
+                    .into_iter()
+                    .map(|v| (v * 1e4).round() / 1e4)
+                    .collect(),
+            }));
+        }
+    }
+
+    /// Fills the `[MASK]`s of a text (a masked LM; a causal one says it
+    /// generates instead) on a CPU copy of the weights on a worker thread.
+    pub(super) fn spawn_fill(&mut self, req: FillRequest) {
+        let model = Arc::new(self.model.to_cpu());
+        let tok = self.tokenizer.clone();
+        let tx = self.events.clone();
+        let (step, fused) = (self.step, self.fused);
+        std::thread::spawn(move || {
+            let r = crate::train::masking::fill_result(&model, &tok, &req, step, fused);
+            tx.send(Event::Filled(r));
+        });
     }
 
     /// Cancels the generation and scoring workers (the loop is ending).
@@ -116,13 +134,31 @@ impl<D: Kernels> Trainer<D> {
     /// sample) cancels the older one.
     pub(super) fn spawn_score(&mut self, req: ScoreRequest) {
         let cancel = self.scoring.start(req.detail);
-        let host = self.snapshot();
         let tok = self.tokenizer.clone();
         let ds = self.dataset.clone();
         let tx = self.events.clone();
         let step = self.step;
+        if let Some(setup) = self.mlm.filter(|_| self.model.bert.is_some()) {
+            // A masked LM: records masked and scored at the chosen positions.
+            let model = self.model.to_cpu();
+            let (seed, fused) = (self.cfg.seed, self.fused);
+            std::thread::spawn(move || {
+                let s = Scorer::Masked {
+                    model: &model,
+                    setup,
+                    seed,
+                    fused,
+                };
+                crate::train::score::serve_score(&s, &tok, &ds, step, &req, &cancel, |e| {
+                    tx.send(e)
+                });
+            });
+            return;
+        }
+        let host = self.snapshot();
         std::thread::spawn(move || {
-            crate::train::score::serve_score(&host, &tok, &ds, step, &req, &cancel, |e| tx.send(e));
+            let s = Scorer::Causal(&host);
+            crate::train::score::serve_score(&s, &tok, &ds, step, &req, &cancel, |e| tx.send(e));
         });
     }
 
@@ -131,7 +167,7 @@ impl<D: Kernels> Trainer<D> {
     pub(super) fn spawn_generation(&mut self, req: GenerateRequest) {
         if self.model.bert.is_some() {
             self.events.send(Event::Log(
-                "this is a masked-LM (BERT) run: it fills [MASK]s instead of generating; try `headsup fill --checkpoint DIR --text \"...[MASK]...\"`".into(),
+                "this is a masked-LM (BERT) run: it fills [MASK]s instead of generating; type a text with [MASK] in the playground".into(),
             ));
             return;
         }
@@ -145,6 +181,32 @@ impl<D: Kernels> Trainer<D> {
             stream_generation(&host, &tok, &req, &cancel, |e| tx.send(e));
         });
     }
+}
+
+/// A masked LM's attention on `tokens`: per layer and head the full
+/// (bidirectional) `n x n` matrix. Shared with `headsup watch`'s stand-in.
+pub fn bert_attention<D: Kernels>(
+    model: &crate::model::Gpt<D>,
+    tokens: &[usize],
+    fused: bool,
+) -> Vec<Vec<Vec<f32>>> {
+    let n = tokens.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let out = model.forward_inference(tokens, 1, n, true, fused);
+    let h = model.cfg.n_head;
+    out.attention
+        .iter()
+        .map(|layer| {
+            layer
+                .as_vec()
+                .chunks(n * n)
+                .take(h)
+                .map(|m| m.to_vec())
+                .collect()
+        })
+        .collect()
 }
 
 /// Runs the induction probe (`train::induction::probe_tokens`, at most
@@ -168,7 +230,7 @@ pub fn induction_probe(
         half: tokens.len() / 2,
         n_layer: host.cfg.n_layer,
         n_head: host.cfg.n_head,
-        scores: induction::scores(&probs, &tokens)
+        scores: induction::scores(&probs, &tokens, true)
             .into_iter()
             .map(round)
             .collect(),
