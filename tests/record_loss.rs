@@ -132,6 +132,7 @@ fn scored_app(losses: &[f32]) -> headsup::app::App {
         losses: losses.to_vec(),
         done: 1,
         total: 1,
+        masked: None,
     }));
     app
 }
@@ -255,6 +256,7 @@ fn a_scored_sample_sorts_the_list_hardest_first() {
             losses: vec![],
             done: r + 1,
             total: 6,
+            masked: None,
         }));
     }
     app.update_event(Event::ScoreDone {

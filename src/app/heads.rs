@@ -365,6 +365,47 @@ mod tests {
     }
 
     #[test]
+    fn a_bidirectional_map_scores_copies_from_either_side() {
+        // a b c a b c: in an encoder a token can copy from the token after
+        // its other occurrence on either side. The c at 2 has none (the
+        // other c is the last token).
+        let toks = ["a", "b", "c", "a", "b", "c"];
+        let t = bidirectional_targets(&toks);
+        assert_eq!(t[0], vec![4]);
+        assert_eq!(t[1], vec![5]);
+        assert!(t[2].is_empty());
+        assert_eq!(t[3..], [vec![1], vec![2], vec![3]]);
+        // A look-ahead copy head: queries 0 and 1 on keys 4 and 5, every
+        // other query on itself.
+        let n = 6;
+        let mut m = vec![0.0f32; n * n];
+        for q in 0..n {
+            let k = match q {
+                0 => 4,
+                1 => 5,
+                _ => q,
+            };
+            m[q * n + k] = 1.0;
+        }
+        let mk = |causal| AttentionMap {
+            step: 1,
+            tokens: toks.iter().map(|s| s.to_string()).collect(),
+            n_layer: 1,
+            n_head: 1,
+            probs: vec![vec![m.clone()]],
+            causal,
+        };
+        // Bidirectional: 2 of the 5 queries with a target copy.
+        let bi = score_heads(&mk(false))[0];
+        assert!((bi.induction - 0.4).abs() < 1e-6, "{bi:?}");
+        // The causal reading sees only queries 3-5 looking back: nothing.
+        assert_eq!(score_heads(&mk(true))[0].induction, 0.0);
+        // Previous-token and first-token are defined alike on both.
+        assert_eq!(bi.prev_token, prev_token(&m, n));
+        assert_eq!(bi.sink, sink(&m, n));
+    }
+
+    #[test]
     fn table_sorting_and_aggregates() {
         let m = map(
             &["a", "b", "c"],

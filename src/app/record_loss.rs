@@ -349,6 +349,7 @@ mod tests {
             losses: vec![0.5, 3.0, 1.0, 3.0],
             done: 1,
             total: 1,
+            masked: None,
         };
         assert_eq!(hardest_tokens(&r, 3), vec![(2, 3.0), (4, 3.0), (3, 1.0)]);
     }

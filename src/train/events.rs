@@ -663,6 +663,7 @@ mod tests {
                 block_size: 64,
                 vocab_size: 15,
                 tokens_per_step: 1024,
+                masked_lm: true,
             }),
             Event::Step(StepStats {
                 step: 10,
@@ -687,6 +688,60 @@ mod tests {
                 n_head: 1,
                 probs: vec![vec![vec![1.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.2, 0.3, 0.5]]],
                 causal: true,
+            }),
+            Event::Attention(AttentionMap {
+                step: 3,
+                tokens: vec!["[CLS]".into(), "月".into()],
+                n_layer: 1,
+                n_head: 1,
+                probs: vec![vec![vec![0.25, 0.75, 0.5, 0.5]]],
+                causal: false,
+            }),
+            Event::Filled(FillResult {
+                id: 7,
+                step: 250,
+                pieces: vec!["明".into(), "[MASK]".into(), "光".into()],
+                masks: vec![MaskFill {
+                    at: 1,
+                    top: vec![
+                        Alt {
+                            text: "月".into(),
+                            prob: 0.5,
+                        },
+                        Alt {
+                            text: "\u{1b}[2J".into(),
+                            prob: f32::NAN,
+                        },
+                    ],
+                }],
+                error: None,
+            }),
+            Event::Filled(FillResult {
+                id: 8,
+                step: 0,
+                pieces: vec![],
+                masks: vec![],
+                error: Some("no [MASK] in the text".into()),
+            }),
+            Event::RecordLoss(RecordLoss {
+                id: 2,
+                record: 5,
+                step: 9,
+                tokens: 1,
+                mean: 2.5,
+                pieces: vec!["a".into(), "b".into()],
+                losses: vec![],
+                done: 1,
+                total: 1,
+                masked: Some(vec![MaskedToken {
+                    at: 1,
+                    kind: MaskKind::Random,
+                    input: "z".into(),
+                    top1: "b".into(),
+                    prob: 0.4,
+                    target_prob: 0.4,
+                    correct: true,
+                }]),
             }),
             Event::Attention(AttentionMap {
                 step: 0,
@@ -787,6 +842,11 @@ mod tests {
             }),
             Command::Stop,
             Command::Continue { max_iters: 2000 },
+            Command::Fill(FillRequest {
+                id: 3,
+                text: "床前明[MASK]光".into(),
+                k: 5,
+            }),
         ];
         (events, commands)
     }
@@ -841,6 +901,60 @@ mod tests {
             }
         );
         assert_eq!(serde_json::to_string(&back).unwrap(), old);
+    }
+
+    #[test]
+    fn older_recordings_read_as_a_causal_lm() {
+        // Before the masked LM: no `causal` on a map, no `masked_lm` in the
+        // run info, no `masked` on a record's losses.
+        let old = r#"{"Attention":{"step":1,"tokens":["a"],"n_layer":1,"n_head":1,"probs":[[[1.0]]]}}"#;
+        let Event::Attention(m) = serde_json::from_str::<Event>(old).unwrap() else {
+            panic!()
+        };
+        assert!(m.causal);
+        // A causal map is written as before (no new key).
+        assert_eq!(serde_json::to_string(&Event::Attention(m)).unwrap(), old);
+        let (events, _) = samples();
+        let Event::Started(mut info) = events[0].clone() else {
+            panic!()
+        };
+        info.masked_lm = false;
+        let text = serde_json::to_string(&info).unwrap();
+        assert!(!text.contains("masked_lm"), "{text}");
+        let back: RunInfo = serde_json::from_str(&text).unwrap();
+        assert!(!back.masked_lm);
+        let old = r#"{"RecordLoss":{"id":1,"record":0,"step":0,"tokens":1,"mean":1.0,"pieces":[],"losses":[],"done":1,"total":1}}"#;
+        let Event::RecordLoss(r) = serde_json::from_str::<Event>(old).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.masked, None);
+    }
+
+    #[test]
+    fn a_fill_result_puts_each_best_candidate_in_its_mask() {
+        let r = FillResult {
+            id: 1,
+            step: 0,
+            pieces: vec!["明".into(), "[MASK]".into(), "光".into(), "[MASK]".into()],
+            masks: vec![
+                MaskFill {
+                    at: 1,
+                    top: vec![Alt {
+                        text: "月".into(),
+                        prob: 0.5,
+                    }],
+                },
+                MaskFill {
+                    at: 3,
+                    top: vec![Alt {
+                        text: "。".into(),
+                        prob: 0.9,
+                    }],
+                },
+            ],
+            error: None,
+        };
+        assert_eq!(r.filled(), "明月光。");
     }
 
     #[test]

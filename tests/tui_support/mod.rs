@@ -85,6 +85,7 @@ pub fn run_info() -> RunInfo {
         block_size: 64,
         vocab_size: 65,
         tokens_per_step: 1024,
+        masked_lm: false,
     }
 }
 
