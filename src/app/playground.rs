@@ -85,7 +85,10 @@ pub enum Entry {
     },
     /// A masked LM's fill of the text the line before it: `None` until
     /// the answer comes.
-    Fill { id: u64, result: Option<FillResult> },
+    Fill {
+        id: u64,
+        result: Option<FillResult>,
+    },
     Info(String),
     Error(String),
 }
@@ -135,9 +138,15 @@ pub const HELP_TEXT: &str =
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submit {
     Nothing,
-    Generate { id: u64, prompt: String },
+    Generate {
+        id: u64,
+        prompt: String,
+    },
     /// A masked LM fills the `[MASK]`s of `text`.
-    Fill { id: u64, text: String },
+    Fill {
+        id: u64,
+        text: String,
+    },
     Settings,
 }
 

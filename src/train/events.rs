@@ -373,7 +373,12 @@ impl FillResult {
     pub fn filled(&self) -> String {
         let mut out = String::new();
         for (i, p) in self.pieces.iter().enumerate() {
-            match self.masks.iter().find(|m| m.at == i).and_then(|m| m.top.first()) {
+            match self
+                .masks
+                .iter()
+                .find(|m| m.at == i)
+                .and_then(|m| m.top.first())
+            {
                 Some(best) => out.push_str(&best.text),
                 None => out.push_str(p),
             }
@@ -907,7 +912,8 @@ mod tests {
     fn older_recordings_read_as_a_causal_lm() {
         // Before the masked LM: no `causal` on a map, no `masked_lm` in the
         // run info, no `masked` on a record's losses.
-        let old = r#"{"Attention":{"step":1,"tokens":["a"],"n_layer":1,"n_head":1,"probs":[[[1.0]]]}}"#;
+        let old =
+            r#"{"Attention":{"step":1,"tokens":["a"],"n_layer":1,"n_head":1,"probs":[[[1.0]]]}}"#;
         let Event::Attention(m) = serde_json::from_str::<Event>(old).unwrap() else {
             panic!()
         };

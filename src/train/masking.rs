@@ -414,11 +414,7 @@ pub fn score_masked_record<D: Kernels>(
     let lim = tok.id_limit().min(v);
     let mut loss = 0.0f64;
     let mut out = Vec::with_capacity(m.positions.len());
-    for (((row, &pos), &target), h) in logits
-        .chunks(v)
-        .zip(&m.positions)
-        .zip(&m.targets)
-        .zip(&how)
+    for (((row, &pos), &target), h) in logits.chunks(v).zip(&m.positions).zip(&m.targets).zip(&how)
     {
         let (top, tp) = top_of(row, lim, 1, Some(target));
         loss -= (tp.max(f32::MIN_POSITIVE) as f64).ln();

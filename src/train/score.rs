@@ -20,10 +20,10 @@ use super::masking::{score_masked_record, MlmSetup};
 use super::{Event, RecordLoss, ScoreRequest};
 use crate::data::Dataset;
 use crate::model::infer::HostModel;
-use crate::model::Gpt;
-use dfdx::prelude::Cpu;
 use crate::model::score::token_losses;
+use crate::model::Gpt;
 use crate::tokenizer::Tokenizer;
+use dfdx::prelude::Cpu;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -301,10 +301,18 @@ mod tests {
             detail: true,
         };
         let mut got = Vec::new();
-        serve_score(&Scorer::Causal(&host), &tok, &ds, 7, &req, &AtomicBool::new(false), |e| {
-            got.push(e);
-            true
-        });
+        serve_score(
+            &Scorer::Causal(&host),
+            &tok,
+            &ds,
+            7,
+            &req,
+            &AtomicBool::new(false),
+            |e| {
+                got.push(e);
+                true
+            },
+        );
         let Event::RecordLoss(r) = &got[0] else {
             panic!("{got:?}")
         };

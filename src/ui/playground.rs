@@ -9,8 +9,8 @@ use super::text::wrap;
 use super::Theme;
 use super::{line_cut, pane_block};
 use crate::app::{App, Entry, GenToken, Pane, TokenAt};
-use crate::train::FillResult;
 use crate::sanitize::{escape, escape_keep_newlines, width};
+use crate::train::FillResult;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -182,7 +182,12 @@ pub fn fill_lines(r: Option<&FillResult>, t: &Theme, w: usize) -> Vec<Line<'stat
     }
     let mut pieces: Vec<(String, Style)> = vec![("= ".into(), t.muted())];
     for (i, p) in r.pieces.iter().enumerate() {
-        match r.masks.iter().find(|m| m.at == i).and_then(|m| m.top.first()) {
+        match r
+            .masks
+            .iter()
+            .find(|m| m.at == i)
+            .and_then(|m| m.top.first())
+        {
             Some(best) => pieces.push((
                 escape(&best.text),
                 prob_style(t, best.prob).add_modifier(Modifier::UNDERLINED | Modifier::BOLD),
@@ -192,15 +197,42 @@ pub fn fill_lines(r: Option<&FillResult>, t: &Theme, w: usize) -> Vec<Line<'stat
     }
     let mut lines = wrap_spans(&pieces, w);
     for (n, m) in r.masks.iter().enumerate() {
-        let mut row: Vec<(String, Style)> = vec![(format!("  [MASK] {}:", n + 1), t.muted())];
+        // Candidates wrap between each other, never inside one (unless one
+        // alone is wider than the pane).
+        let mut row: Vec<Span<'static>> =
+            vec![Span::styled(format!("  [MASK] {}:", n + 1), t.muted())];
+        let mut used = width(&format!("  [MASK] {}:", n + 1));
         for alt in &m.top {
-            row.push((" ".into(), t.text()));
-            row.push((format!("{} {:.3}", escape(&alt.text), alt.prob), prob_style(t, alt.prob)));
+            let c = format!("{} {:.3}", escape(&alt.text), alt.prob);
+            let cw = width(&c) + 1;
+            if used + cw > w && used > 4 {
+                lines.push(Line::from(std::mem::take(&mut row)));
+                row.push(Span::raw("    "));
+                used = 4;
+            }
+            row.push(Span::raw(" "));
+            row.push(Span::styled(c, prob_style(t, alt.prob)));
+            used += cw;
         }
-        lines.extend(wrap_spans(&row, w));
+        for l in wrap_spans(
+            &row.into_iter()
+                .map(|s| (s.content.into_owned(), s.style))
+                .collect::<Vec<_>>(),
+            w,
+        ) {
+            lines.push(l);
+        }
     }
     lines.push(Line::from(Span::styled(
-        format!("  [{} masks filled · step {}]", r.masks.len(), r.step),
+        format!(
+            "  [{} filled · step {}]",
+            if r.masks.len() == 1 {
+                "1 mask".to_string()
+            } else {
+                format!("{} masks", r.masks.len())
+            },
+            r.step
+        ),
         t.muted(),
     )));
     lines

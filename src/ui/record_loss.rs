@@ -11,8 +11,8 @@
 use super::{line_cut, pane_block, Theme};
 use crate::app::record_loss::hardest_tokens;
 use crate::app::{App, Pane};
-use crate::train::{MaskKind, MaskedToken, RecordLoss};
 use crate::sanitize::escape;
+use crate::train::{MaskKind, MaskedToken, RecordLoss};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -233,7 +233,10 @@ fn draw_masked(
     let legend = Line::from(vec![
         Span::styled(" [MASK] ", t.text().add_modifier(Modifier::REVERSED)),
         Span::raw(" "),
-        Span::styled("random", t.text().add_modifier(Modifier::UNDERLINED | Modifier::BOLD)),
+        Span::styled(
+            "random",
+            t.text().add_modifier(Modifier::UNDERLINED | Modifier::BOLD),
+        ),
         Span::raw(" "),
         Span::styled("kept", t.text().add_modifier(Modifier::UNDERLINED)),
         Span::styled(" · token→top-1 p: ", t.muted()),
