@@ -41,6 +41,7 @@ fn main() {
         block_size: 64,
         vocab_size: 15,
         tokens_per_step: 1024,
+        masked_lm: false,
     }));
     let t0 = Instant::now();
     for s in 1..=steps {
@@ -72,6 +73,7 @@ fn main() {
         n_layer: 2,
         n_head: 4,
         probs: vec![vec![vec![1.0 / n as f32; n * n]; 4]; 2],
+        causal: true,
     }));
     println!(
         "published {steps} steps + {} evals in {:.0} ms (the trainer's side; never blocks)",

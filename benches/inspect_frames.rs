@@ -59,6 +59,7 @@ fn app() -> App {
         block_size: 1024,
         vocab_size: 50257,
         tokens_per_step: 1024,
+        masked_lm: false,
     }));
     app
 }
@@ -97,6 +98,7 @@ fn map(n: usize) -> AttentionMap {
         n_layer: LAYERS,
         n_head: HEADS,
         probs,
+        causal: true,
     }
 }
 
