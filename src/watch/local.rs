@@ -573,6 +573,108 @@ mod tests {
     }
 
     #[test]
+    fn a_bert_checkpoint_probes_both_ways_fills_masks_and_scores_records_masked() {
+        // The BertForMaskedLM transformers wrote (tests/fixtures/bert_tiny).
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert_tiny");
+        let ds = Arc::new(Dataset::from_records(
+            "poems",
+            vec![crate::data::Record {
+                title: "静夜思".into(),
+                text: "床前明月光，疑是地上霜。举头望明月，低头思故乡。".into(),
+            }],
+        ));
+        let h = spawn_source(
+            Source::Checkpoint(dir),
+            Some("床前明月光".into()),
+            ds,
+            Duration::from_millis(50),
+        )
+        .unwrap();
+        let seen = recv_until(&h, |e| matches!(e, Event::Induction(_)));
+        let Some(Event::Started(info)) = seen.iter().find(|e| matches!(e, Event::Started(_)))
+        else {
+            panic!("{seen:?}")
+        };
+        assert!(info.masked_lm);
+        let Some(Event::Attention(a)) = seen.iter().find(|e| matches!(e, Event::Attention(_)))
+        else {
+            panic!("{seen:?}")
+        };
+        // Bidirectional: query 0 puts weight on later keys; rows sum to 1.
+        assert!(!a.causal);
+        let n = a.len();
+        let row0: f32 = (1..n).map(|k| a.weight(0, 0, 0, k)).sum();
+        assert!(row0 > 0.01, "{row0}");
+        let s: f32 = (0..n).map(|k| a.weight(0, 0, 0, k)).sum();
+        assert!((s - 1.0).abs() < 1e-4, "{s}");
+        // Fill: the fixture's text, the same top-1 as headsup fill gives.
+        let text = "床前明[MASK]光，疑是地上[MASK]。";
+        h.commands
+            .send(Command::Fill(FillRequest {
+                id: 4,
+                text: text.into(),
+                k: 3,
+            }))
+            .unwrap();
+        let seen = recv_until(&h, |e| matches!(e, Event::Filled(_)));
+        let Some(Event::Filled(r)) = seen.last() else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(r.error, None);
+        assert_eq!(r.masks.len(), 2);
+        assert_eq!(
+            r.masks.iter().map(|m| m.at).collect::<Vec<_>>(),
+            vec![3, 10]
+        );
+        assert!(r.masks.iter().all(|m| m.top.len() == 3));
+        let p = crate::model::pretrained::open(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert_tiny"),
+        )
+        .unwrap();
+        let f =
+            crate::train::masking::fill_masks(&p.model, &p.tokenizer, p.id_limit, text, 3, true)
+                .unwrap();
+        for (m, c) in r.masks.iter().zip(&f.candidates) {
+            assert_eq!(m.top[0].text, p.tokenizer.decode(&[c[0].0]));
+        }
+        // A text without a mask: the error, one line.
+        h.commands
+            .send(Command::Fill(FillRequest {
+                id: 5,
+                text: "床前".into(),
+                k: 3,
+            }))
+            .unwrap();
+        let seen = recv_until(&h, |e| matches!(e, Event::Filled(r) if r.id == 5));
+        let Some(Event::Filled(r)) = seen.last() else {
+            panic!()
+        };
+        assert!(
+            r.error.as_deref().unwrap_or("").starts_with("no [MASK]"),
+            "{r:?}"
+        );
+        // The record, masked and predicted.
+        h.commands
+            .send(Command::Score(ScoreRequest {
+                id: 9,
+                records: vec![0],
+                detail: true,
+            }))
+            .unwrap();
+        let seen = recv_until(&h, |e| matches!(e, Event::ScoreDone { id: 9, .. }));
+        let Some(Event::RecordLoss(r)) = seen.iter().find(|e| matches!(e, Event::RecordLoss(_)))
+        else {
+            panic!("{seen:?}")
+        };
+        let chosen = r.masked.as_ref().expect("masked detail");
+        assert!(!chosen.is_empty());
+        assert!(chosen.iter().all(|m| m.at < r.pieces.len()));
+        assert_eq!(r.tokens, chosen.len());
+        assert!(r.mean.is_finite() && r.mean > 0.0);
+        h.stop.store(true, Ordering::SeqCst);
+    }
+
+    #[test]
     fn the_transformers_fixture_gives_curves_attention_and_generations() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-trainer");
         let h = spawn(
