@@ -189,6 +189,14 @@ pub fn prepare(exp: &Experiment, run: &PrepareOptions) -> Result<Prepared> {
     prepare_config(load_config(exp, &run)?, &run)
 }
 
+/// As [`prepare`], the checks only ([`train::begin`]): the data is read
+/// by [`train::Begun::finish`].
+pub fn begin(exp: &Experiment, run: &PrepareOptions) -> Result<train::Begun> {
+    let mut run = run.clone();
+    run.block_size_explicit = names_block_size(exp);
+    train::begin(load_config(exp, &run)?, &run)
+}
+
 /// Prepares a config from [`load_config`] for training.
 pub fn prepare_config(cfg: Config, run: &PrepareOptions) -> Result<Prepared> {
     train::prepare(cfg, run)

@@ -30,12 +30,22 @@ fn run(cli: Cli) -> Result<()> {
         None => run_tui(TuiArgs::default()),
         Some(Cmd::Tui(a)) => run_tui(a),
         Some(Cmd::Train(a)) => {
-            let p = experiment::prepare(&a.exp.experiment(), &a.run.prepare_options())?;
             if a.workbench {
-                let (handle, viewers) = headsup::serve::run::spawn_served_counted(&p, stderr_line)?;
-                headsup::serve::process::become_ready(&p.run_dir.join("train.log"))?;
-                return train::headless::run_for_viewers(&p, handle, &*viewers, TRAINER_LINGER);
+                // Serves the run while it prepares the data (its progress
+                // in the workbench, a stop there cancels), then trains.
+                use headsup::serve::preparing::{prepare_served, Served};
+                let begun = experiment::begin(&a.exp.experiment(), &a.run.prepare_options())?;
+                let served = prepare_served(begun, stderr_line, |run| {
+                    headsup::serve::process::become_ready(&run.join("train.log"))
+                })?;
+                return match served {
+                    Served::Training(p, handle, viewers) => {
+                        train::headless::run_for_viewers(&p, handle, &*viewers, TRAINER_LINGER)
+                    }
+                    Served::Cancelled => Ok(()),
+                };
             }
+            let p = experiment::prepare(&a.exp.experiment(), &a.run.prepare_options())?;
             let handle = headsup::serve::run::spawn_served(&p, stderr_line)?;
             train::headless::run_headless_with(&p, handle)
         }
@@ -93,7 +103,8 @@ fn run_tui(a: TuiArgs) -> Result<()> {
             .or(run.out.clone())
             .unwrap_or_else(|| train::new_run_dir(&cfg)),
     };
-    headsup::viewer::workbench(&args, a.theme, cfg.ui.on_hangup)
+    let on_hangup = cfg.ui.on_hangup;
+    headsup::viewer::workbench(&args, cfg, a.theme, on_hangup)
 }
 
 /// How long the workbench's trainer stays after its run finished (or was

@@ -7,7 +7,9 @@
 //! state (`crate::app`) and the view (`crate::ui`), which know nothing of it.
 
 use crate::app::{App, AppInit, Effect, KeyMap, OverlayRun, RunState};
-use crate::config::OnHangup;
+use crate::config::{Config, OnHangup};
+use crate::data::Dataset;
+use crate::tokenizer::Tokenizer;
 use crate::train::{Event, Prepared, SampleSettings, TrainerHandle};
 use crate::ui::{self, ColorDepth, Theme};
 use anyhow::Context;
@@ -33,6 +35,23 @@ enum Msg {
     Input(crossterm::event::Event),
     Trainer(Event),
     TrainerGone,
+    /// The run's data, loaded after the trainer started ([`LateData`]).
+    Data(anyhow::Result<Prepared>),
+}
+
+/// Loads the run's data (config, record index, tokenizer) once its trainer
+/// has prepared it, for a workbench opened while it was preparing: called
+/// on a worker thread at `Event::Started`.
+pub type LateData = Box<dyn FnOnce() -> anyhow::Result<Prepared> + Send>;
+
+/// What the workbench starts with: a run's config and data, or (while its
+/// trainer prepares the data) the config alone and how to load the rest.
+struct Start {
+    config: Config,
+    run_dir: std::path::PathBuf,
+    dataset: Arc<Dataset>,
+    tokenizer: Option<Arc<Tokenizer>>,
+    late: Option<LateData>,
 }
 
 /// Restores the terminal when dropped: on normal exit and on `?` errors.
@@ -69,7 +88,11 @@ fn restore_terminal() {
 
 /// The sampling settings the config asks for.
 pub fn sample_settings(prepared: &Prepared) -> SampleSettings {
-    let s = &prepared.config.sample;
+    settings_of(&prepared.config)
+}
+
+fn settings_of(config: &Config) -> SampleSettings {
+    let s = &config.sample;
     SampleSettings {
         temperature: s.temperature as f32,
         top_k: s.top_k,
@@ -112,7 +135,39 @@ pub fn run_attached(
     role: Role,
     overlay: Option<OverlaySource>,
 ) -> anyhow::Result<Ending> {
-    run(prepared, handle, theme_override, role, overlay)
+    let start = Start {
+        config: prepared.config,
+        run_dir: prepared.run_dir,
+        dataset: prepared.dataset,
+        tokenizer: Some(prepared.tokenizer),
+        late: None,
+    };
+    run(start, handle, theme_override, role, overlay)
+}
+
+/// As [`run_attached`], on a trainer that is still preparing its data: the
+/// status bar shows its progress, the browser is empty until it has
+/// started, then `late` loads the run's records and tokenizer. A failure
+/// before the first step closes the workbench with that error.
+pub fn run_attached_preparing(
+    config: Config,
+    run_dir: std::path::PathBuf,
+    late: LateData,
+    handle: TrainerHandle,
+    theme_override: Option<String>,
+    role: Role,
+) -> anyhow::Result<Ending> {
+    let start = Start {
+        config,
+        dataset: Arc::new(Dataset::from_records(
+            "(the trainer is preparing the data)",
+            Vec::new(),
+        )),
+        run_dir,
+        tokenizer: None,
+        late: Some(late),
+    };
+    run(start, handle, theme_override, role, None)
 }
 
 /// Other runs' curves for the loss chart (`headsup watch A B ...`): called
@@ -123,14 +178,21 @@ pub type OverlaySource = Box<dyn FnMut() -> Option<Vec<OverlayRun>>>;
 const OVERLAY_POLL: Duration = Duration::from_secs(2);
 
 fn run(
-    prepared: Prepared,
+    start: Start,
     handle: TrainerHandle,
     theme_override: Option<String>,
     role: Role,
     mut overlay: Option<OverlaySource>,
 ) -> anyhow::Result<Ending> {
     // Everything that can fail on user input fails before the terminal changes.
-    let ui_cfg = &prepared.config.ui;
+    let Start {
+        config,
+        run_dir,
+        dataset,
+        tokenizer,
+        mut late,
+    } = start;
+    let ui_cfg = &config.ui;
     let theme_name = theme_override.unwrap_or_else(|| ui_cfg.theme.clone());
     let setup = Theme::load(
         &theme_name,
@@ -174,17 +236,19 @@ fn run(
     let frame_interval = Duration::from_secs_f64(1.0 / ui_cfg.max_fps.clamp(1, 240) as f64);
 
     let mut app = App::new(AppInit {
-        run_name: prepared.config.name.clone(),
-        run_dir: prepared.run_dir.clone(),
-        device: prepared.config.device.clone(),
-        max_iters: prepared.config.train.max_iters,
-        dataset: prepared.dataset.clone(),
-        tokenizer: Some(prepared.tokenizer.clone()),
-        train_fraction: prepared.config.data.train_fraction,
-        grad_clip: prepared.config.train.grad_clip,
-        sample: sample_settings(&prepared),
+        run_name: config.name.clone(),
+        run_dir,
+        device: config.device.clone(),
+        max_iters: config.train.max_iters,
+        dataset,
+        tokenizer,
+        train_fraction: config.data.train_fraction,
+        grad_clip: config.train.grad_clip,
+        sample: settings_of(&config),
         keymap,
     });
+    // A run still preparing its data: it failed before its first step.
+    let mut failed_preparing = false;
 
     let TrainerHandle {
         commands,
@@ -246,6 +310,8 @@ fn run(
             })
             .context("starting the input thread")?;
     }
+    // Kept for the late data's worker (given to it at `Started`).
+    let mut data_tx = late.as_ref().map(|_| tx.clone());
     drop(tx);
 
     let mut next_overlay = Instant::now();
@@ -334,7 +400,33 @@ fn run(
             dirty = true;
             let mut effects = match msg {
                 Msg::Trainer(ev) => {
+                    let (started, failed) = (
+                        matches!(ev, Event::Started(_)),
+                        matches!(ev, Event::Failed { .. }),
+                    );
                     app.update_event(ev);
+                    if started {
+                        if let (Some(load), Some(tx)) = (late.take(), data_tx.take()) {
+                            std::thread::Builder::new()
+                                .name("late-data".into())
+                                .spawn(move || {
+                                    let _ = tx.send(Msg::Data(load()));
+                                })
+                                .context("starting the data loader")?;
+                        }
+                    } else if failed && late.is_some() {
+                        failed_preparing = true;
+                        app.should_quit = true;
+                    }
+                    Vec::new()
+                }
+                Msg::Data(Ok(p)) => {
+                    let frac = p.config.data.train_fraction;
+                    app.set_data(p.dataset, p.tokenizer, frac);
+                    Vec::new()
+                }
+                Msg::Data(Err(e)) => {
+                    app.message = Some(format!("the run's data is not available here: {e:#}"));
                     Vec::new()
                 }
                 Msg::TrainerGone => {
@@ -396,7 +488,9 @@ fn run(
         }
         return result.map(|()| Ending::Left);
     }
-    if app.stopping {
+    if app.stopping && app.run.is_none() {
+        let _ = writeln!(std::io::stderr(), "headsup: stopping the data preparation…");
+    } else if app.stopping {
         // Not eprintln!: it panics when the terminal is gone (a dropped SSH
         // connection), and the checkpoint must still be waited for.
         let _ = writeln!(std::io::stderr(), "headsup: stopping, saving checkpoint…");
@@ -418,6 +512,17 @@ fn run(
     result?;
     if let Some(lost) = &app.final_checkpoint_lost {
         anyhow::bail!("{}", crate::sanitize::escape(lost));
+    }
+    if let (RunState::Failed(e), true) = (&app.state, failed_preparing) {
+        // Its own words name the data and what to do.
+        anyhow::bail!("{}", crate::sanitize::escape(e));
+    }
+    if app.state == RunState::Stopped && app.run.is_none() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "headsup: {}",
+            crate::data::load::CANCELLED
+        );
     }
     if let RunState::Failed(e) = &app.state {
         anyhow::bail!(

@@ -10,6 +10,7 @@
 use crate::config::{Config, OnHangup};
 use crate::data::{Dataset, TokenSplit};
 use crate::serve::process::{spawn_trainer, wait_bounded, TrainerArgs};
+use crate::serve::run::Phase;
 use crate::tokenizer::Tokenizer;
 use crate::train::Prepared;
 use crate::tui::{Ending, Role};
@@ -18,9 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The workbench's view of a run directory: its config, and its dataset
-/// when it can be loaded here (a run copied from another machine may name
-/// data that is not here: the browser is then empty, the rest works).
-fn prepared_for(run: &Path, tokenizer: Option<Tokenizer>) -> anyhow::Result<Prepared> {
+/// when it can be found here (a run copied from another machine may name
+/// data that is not here: the browser is then empty, the rest works). The
+/// records are never read whole: see [`run_dataset`]; `lines`: its
+/// progress, if it must tokenize, as lines on stdout (Ctrl-C stops it).
+fn prepared_for(run: &Path, tokenizer: Option<Tokenizer>, lines: bool) -> anyhow::Result<Prepared> {
     let cfg_path = run.join("config.toml");
     let config = if cfg_path.is_file() {
         Config::load(&cfg_path)?
@@ -33,19 +36,14 @@ fn prepared_for(run: &Path, tokenizer: Option<Tokenizer>) -> anyhow::Result<Prep
             ..Config::default()
         }
     };
-    let dataset = if cfg_path.is_file() {
-        match Dataset::load(&config.data, config.seed) {
-            Ok(d) => d,
-            Err(e) => {
-                Dataset::from_records(format!("(dataset not available here: {e})"), Vec::new())
-            }
-        }
-    } else {
-        Dataset::from_records("(a transformers run: no dataset)", Vec::new())
-    };
     let tokenizer = match tokenizer {
         Some(t) => t,
         None => Tokenizer::load(&run.join("tokenizer.json"))?,
+    };
+    let dataset = if cfg_path.is_file() {
+        run_dataset(run, &config, &tokenizer, lines)?
+    } else {
+        Dataset::from_records("(a transformers run: no dataset)", Vec::new())
     };
     Ok(Prepared {
         config,
@@ -56,6 +54,40 @@ fn prepared_for(run: &Path, tokenizer: Option<Tokenizer>) -> anyhow::Result<Prep
         resume_from: None,
         notes: Vec::new(),
     })
+}
+
+/// A run's records for the browser, never read whole: the record index
+/// and statistics `RUN/dataset.json` names (written by the trainer), else
+/// the token cache of the run's data and tokenizer (found, or built as
+/// training builds it: streamed, with its progress as lines on stdout when
+/// `lines`), else, for data that is not here, an empty dataset saying why.
+/// Only a cancelled preparation (Ctrl-C) is an error.
+fn run_dataset(
+    run: &Path,
+    config: &Config,
+    tokenizer: &Tokenizer,
+    lines: bool,
+) -> anyhow::Result<Dataset> {
+    use crate::data::load;
+    if let Some(Ok(d)) = crate::data::located::open(run) {
+        return Ok(d);
+    }
+    let fixed = Some(tokenizer.clone());
+    let (data, tok) = (&config.data, &config.tokenizer);
+    let loaded = if lines {
+        load::load(data, tok, fixed, config.seed)
+    } else {
+        let never = std::sync::atomic::AtomicBool::new(false);
+        load::load_with(data, tok, fixed, config.seed, &mut |_| {}, &never)
+    };
+    match loaded {
+        Ok(l) => Ok(l.dataset),
+        Err(e) if e.to_string() == load::CANCELLED => Err(e),
+        Err(e) => Ok(Dataset::from_records(
+            format!("(dataset not available here: {e})"),
+            Vec::new(),
+        )),
+    }
 }
 
 /// The run `attach` goes to: the one named, or the newest live one under
@@ -88,9 +120,45 @@ pub fn attach_target(run: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// `headsup attach [RUN]`.
 pub fn attach(run: Option<PathBuf>, theme: Option<String>) -> anyhow::Result<()> {
     let run = attach_target(run)?;
-    let prepared = prepared_for(&run, None)?;
-    let (handle, _snapshot) = crate::serve::run::attach(&run)?;
+    let (handle, snapshot) = crate::serve::run::attach(&run)?;
+    if snapshot.info.is_none() && snapshot.phase == Phase::Starting {
+        // The trainer is still preparing its data.
+        let cfg_path = run.join("config.toml");
+        let config = if cfg_path.is_file() {
+            Config::load(&cfg_path)?
+        } else {
+            Config {
+                name: run_name(&run),
+                ..Config::default()
+            }
+        };
+        let late = late_data(&run);
+        return crate::tui::run_attached_preparing(config, run, late, handle, theme, Role::Viewer)
+            .map(|_| ());
+    }
+    let prepared = match prepared_for(&run, None, true) {
+        Ok(p) => p,
+        Err(e) => {
+            // Detach: closing the commands ends the connection.
+            drop(handle.commands);
+            return Err(e);
+        }
+    };
     crate::tui::run_attached(prepared, handle, theme, Role::Viewer, None).map(|_| ())
+}
+
+/// The run directory's name (a run's name when it has no config yet).
+fn run_name(run: &Path) -> String {
+    run.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into())
+}
+
+/// Loads `run`'s data once its trainer has prepared it (quietly: the
+/// workbench is on the terminal then).
+fn late_data(run: &Path) -> crate::tui::LateData {
+    let run = run.to_path_buf();
+    Box::new(move || prepared_for(&run, None, false))
 }
 
 /// `headsup` / `headsup tui` on a terminal: starts the trainer as a process
@@ -99,18 +167,23 @@ pub fn attach(run: Option<PathBuf>, theme: Option<String>) -> anyhow::Result<()>
 /// stop, waits for the trainer process to end; after a detach, leaves it.
 pub fn workbench(
     args: &TrainerArgs,
+    config: Config,
     theme: Option<String>,
     on_hangup: OnHangup,
 ) -> anyhow::Result<()> {
+    // Ready once it serves the run: it prepares the data after, with its
+    // progress in the status bar and `q` able to cancel it.
     let mut child = spawn_trainer(args)?;
-    let attached =
-        prepared_for(&args.run, None).and_then(|p| Ok((p, crate::serve::run::attach(&args.run)?)));
-    let ending = match attached {
-        Ok((prepared, (handle, _snapshot))) => {
-            crate::tui::run_attached(prepared, handle, theme, Role::Owner(on_hangup), None)
+    let role = Role::Owner(on_hangup);
+    let ending = crate::serve::run::attach(&args.run).and_then(|(handle, snapshot)| {
+        if snapshot.info.is_none() {
+            let late = late_data(&args.run);
+            crate::tui::run_attached_preparing(config, args.run.clone(), late, handle, theme, role)
+        } else {
+            let prepared = prepared_for(&args.run, None, false)?;
+            crate::tui::run_attached(prepared, handle, theme, role, None)
         }
-        Err(e) => Err(e),
-    };
+    });
     match ending {
         Ok(Ending::Left) => Ok(()),
         Ok(Ending::Ended) => {
@@ -162,7 +235,7 @@ pub fn watch(runs: &[PathBuf], theme: Option<String>) -> anyhow::Result<()> {
         })?;
         Some(Tokenizer::load(&ck.join("tokenizer.json"))?)
     };
-    let prepared = prepared_for(run, tok)?;
+    let prepared = prepared_for(run, tok, true)?;
     let probe = prepared
         .dataset
         .text_prefix(0, 16 * prepared.config.model.block_size)

@@ -18,9 +18,13 @@ const LINES: usize = 600_000;
 const MARKER: &str = "zebra-marker-4711";
 
 fn write_corpus(path: &Path) -> u64 {
+    write_lines(path, LINES)
+}
+
+fn write_lines(path: &Path, lines: usize) -> u64 {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..LINES {
-        if i == LINES - 1000 {
+    for i in 0..lines {
+        if i == lines - 1000 {
             writeln!(f, "near the end: {MARKER} once").unwrap();
         }
         writeln!(f, "line {i}: the quick brown fox, {}", i % 97).unwrap();
@@ -125,4 +129,91 @@ fn browser_lists_scrolls_and_searches_a_large_corpus() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The pid of the workbench's trainer process for run directory `run`
+/// (`headsup train ... --out RUN --workbench`), from /proc.
+fn trainer_pid(run: &Path) -> Option<i32> {
+    let run = run.to_str()?;
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+        let has = |a: &str| args.iter().any(|x| *x == a.as_bytes());
+        (has("--workbench") && has(run)).then_some(pid)
+    })
+}
+
+/// `q` in the workbench while its trainer prepares the data: the status
+/// bar shows the preparation's gauge; `q` asks, `s` stops; the trainer
+/// cancels the preparation and exits, the workbench exits 0 with the
+/// terminal restored, and neither a token cache nor a temporary file is
+/// left in the cache directory (nor the run directory the trainer made).
+/// Not timing-dependent: the trainer is paused (SIGSTOP) as soon as the
+/// gauge shows, and resumed only after the stop was asked for, so it cannot
+/// finish its preparation in between.
+#[test]
+fn q_during_preparation_cancels_it_and_leaves_no_cache() {
+    if !have_tmux("the preparation-cancel test") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("big.txt");
+    let bytes = write_lines(&corpus, 1_100_000);
+    assert!(bytes > 40_000_000 && bytes < 50_000_000, "{bytes}");
+    let cache = dir.path().join("cache");
+    let run = dir.path().join("run");
+    let bin = env!("CARGO_BIN_EXE_headsup");
+    let shell = format!(
+        "TERM=xterm-256color HEADSUP_CACHE_DIR={cache} RAYON_NUM_THREADS=1 {bin} tui --data {corpus} \
+         --out {run} --set train.threads=1 --set model.n_layer=1 --set model.n_embd=16 \
+         --set model.n_head=2 --set model.block_size=16; echo EXIT=$?; sleep 60",
+        cache = cache.display(),
+        corpus = corpus.display(),
+        run = run.display(),
+    );
+    let t = Tmux::start("prepcancel", "prepcancel", 120, 30, &shell);
+    let gauge = t.wait_for("the preparation gauge", 300, |s| {
+        s.contains("preparing data") && s.contains("MB/s")
+    });
+    let pid = trainer_pid(&run).expect("the trainer process");
+    // SAFETY: signals to the trainer this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let phase = ["hashing", "tokenizing"]
+        .into_iter()
+        .find(|p| gauge.contains(p))
+        .unwrap_or("another step");
+    eprintln!("the gauge showed {phase} when the trainer was paused");
+    t.keys(&["q"]);
+    t.wait_for("the quit question", 30, |s| {
+        s.contains("quit?") && s.contains("preparing the data")
+    });
+    t.keys(&["s"]);
+    t.wait_for("the workbench to ask for the stop", 30, |s| {
+        !s.contains("quit?")
+    });
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let end = t.wait_for("the workbench to exit", 120, |s| s.contains("EXIT="));
+    assert!(end.contains("EXIT=0"), "{end}");
+    assert!(end.contains("preparation cancelled"), "{end}");
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the trainer {pid} did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left: Vec<String> = std::fs::read_dir(&cache)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the cache directory: {left:?}");
+    assert!(
+        !run.exists(),
+        "the run directory the trainer made is still there"
+    );
 }

@@ -254,6 +254,22 @@ impl App {
         app
     }
 
+    /// The run's dataset and tokenizer, when they come after the workbench
+    /// opened (its trainer was still preparing the data): the browser and
+    /// the statistics start over on them.
+    pub fn set_data(
+        &mut self,
+        dataset: Arc<Dataset>,
+        tokenizer: Arc<Tokenizer>,
+        train_fraction: f64,
+    ) {
+        self.stats = dataset.stats(Some(&tokenizer), train_fraction);
+        self.dataset = dataset;
+        self.tokenizer = Some(tokenizer);
+        self.browser = Browser::default();
+        self.apply_filter();
+    }
+
     /// The help overlay is open.
     pub fn help_open(&self) -> bool {
         matches!(self.mode, InputMode::Help { .. })

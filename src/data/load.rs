@@ -123,11 +123,14 @@ fn width(ids: TokenIds) -> Option<Width> {
     }
 }
 
+/// The error of a preparation stopped by its cancel flag (a signal, a `q`
+/// in the workbench).
+pub const CANCELLED: &str =
+    "data: preparation cancelled; no token cache was written (run again to start over)";
+
 fn cache_err(e: CacheError) -> anyhow::Error {
     match e {
-        CacheError::Cancelled => anyhow::anyhow!(
-            "data: tokenization cancelled by a signal; no token cache was written (run again to start over)"
-        ),
+        CacheError::Cancelled => anyhow::anyhow!(CANCELLED),
         e => anyhow::anyhow!(e.to_string()),
     }
 }
@@ -198,8 +201,23 @@ pub fn load_with(
             }
             TokenizerKind::Bpe => {
                 let budget = tok_cfg.train_sample_mb.saturating_mul(1 << 20);
-                let (t, s) = tokens::cached_bpe(&dir, &scan, tok_cfg.vocab_size, budget)
-                    .map_err(cache_err)?;
+                // The trainer reports no progress of its own: the step is
+                // said at its start (0 of the sample) and at its end.
+                let started = Instant::now();
+                let sample = scan.bytes.min(budget);
+                let mut report = |done| {
+                    progress(&Progress {
+                        phase: "training the tokenizer",
+                        done,
+                        total: sample,
+                        started,
+                    })
+                };
+                report(0);
+                let (t, s) =
+                    tokens::cached_bpe(&dir, &scan, tok_cfg.vocab_size, budget, Some(cancel))
+                        .map_err(cache_err)?;
+                report(sample);
                 if s.sampled < s.total || s.reused {
                     notes.push(s.describe(tok_cfg.vocab_size));
                 }

@@ -10,6 +10,7 @@
 
 pub mod cache;
 pub mod load;
+pub mod located;
 pub mod records;
 mod sources;
 mod stats;

@@ -144,6 +144,11 @@ impl RecordStore {
         &self.path
     }
 
+    /// The corpus file the records are read from.
+    pub fn corpus_path(&self) -> &Path {
+        &self.corpus_path
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.n

@@ -164,6 +164,16 @@ impl Source {
         }
     }
 
+    /// Reads the first record only: a missing, unreadable, empty or binary
+    /// file (or a first record that cannot be read) fails here, before the
+    /// long pass.
+    pub fn check_start(&self) -> Result<(), DataError> {
+        match self.records(ReadCounter::default())?.next() {
+            Some(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// For the browser's title, e.g. "jsonl data.jsonl (field `text`)".
     pub fn describe(&self) -> String {
         let p = self.path.display();
@@ -257,7 +267,7 @@ pub fn scan(
             last = Instant::now();
             let done = counter.load(Ordering::Relaxed);
             progress(&Progress {
-                phase: "reading",
+                phase: "hashing",
                 done,
                 total: total.max(done),
                 started,
@@ -266,7 +276,7 @@ pub fn scan(
     }
     let done = counter.load(Ordering::Relaxed).max(total);
     progress(&Progress {
-        phase: "reading",
+        phase: "hashing",
         done,
         total: done,
         started,
@@ -349,7 +359,7 @@ pub fn scan_text(
         }
         bytes += chunk.text.len() as u64;
         progress(&Progress {
-            phase: "reading",
+            phase: "hashing",
             done: bytes,
             total: total.max(bytes),
             started,
@@ -439,12 +449,14 @@ impl BpeSample {
 /// The byte-level BPE of `vocab` tokens for text file `scan.path`, trained
 /// on its first `budget` bytes, kept in `dir` beside the token caches
 /// (`<data hash>-bpe<vocab>-<budget>.tokenizer.json`) so the next run on the
-/// same data reuses it instead of training again.
+/// same data reuses it instead of training again. `cancel` stops the
+/// training (checked every 0.1 s); nothing is kept then.
 pub fn cached_bpe(
     dir: &Path,
     scan: &TextScan,
     vocab: usize,
     budget: u64,
+    cancel: Option<&AtomicBool>,
 ) -> Result<(Tokenizer, BpeSample), CacheError> {
     let name = format!(
         "{:016x}-bpe{vocab}-{budget}.{}",
@@ -466,7 +478,35 @@ pub fn cached_bpe(
         }
     }
     let sample = scan.sample(budget)?;
-    let tok = Tokenizer::train_bpe(&sample, vocab).map_err(|e| CacheError::Other(e.to_string()))?;
+    let sampled = sample.len() as u64;
+    if cancelled(cancel) {
+        return Err(CacheError::Cancelled);
+    }
+    // The trainer cannot be interrupted: it runs on a thread of its own,
+    // and a cancel returns at once (the thread's result is dropped, nothing
+    // is kept).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("bpe-training".into())
+        .spawn(move || {
+            let _ = tx.send(Tokenizer::train_bpe(&sample, vocab));
+        })
+        .map_err(|e| CacheError::Other(format!("cannot start the tokenizer training: {e}")))?;
+    let trained = loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(t) => break t,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancelled(cancel) => {
+                return Err(CacheError::Cancelled)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(CacheError::Other(
+                    "the tokenizer training ended without a result".into(),
+                ))
+            }
+        }
+    };
+    let tok = trained.map_err(|e| CacheError::Other(e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(|e| CacheError::File {
         path: dir.into(),
         message: format!(
@@ -476,7 +516,7 @@ pub fn cached_bpe(
     // A tokenizer that cannot be kept is still usable: train again next time.
     let _ = tok.save(&path);
     let s = BpeSample {
-        sampled: sample.len() as u64,
+        sampled,
         total: scan.bytes,
         reused: false,
     };
@@ -795,7 +835,7 @@ mod tests {
         let c2 = cached_tokens(&cache_dir, &scan2, &bpe, None, None, &mut progress).unwrap();
         assert_eq!(c2.how, CacheUse::Built);
         assert_ne!(c2.tokens.path(), path);
-        assert!(lines.iter().any(|l| l.starts_with("reading ")));
+        assert!(lines.iter().any(|l| l.starts_with("hashing ")));
         assert!(lines.iter().any(|l| l.starts_with("tokenizing ")));
     }
 
@@ -921,7 +961,7 @@ mod tests {
         std::fs::write(&src, &text).unwrap();
         let scan = scan_text(&src, false, None, &mut |_| {}).unwrap();
         let cache_dir = dir.path().join("cache");
-        let (a, s) = cached_bpe(&cache_dir, &scan, 300, 1000).unwrap();
+        let (a, s) = cached_bpe(&cache_dir, &scan, 300, 1000, None).unwrap();
         assert!(!s.reused);
         assert!(s.sampled <= 1000 && s.sampled > 900, "{s:?}");
         assert_eq!(s.total, text.len() as u64);
@@ -930,11 +970,11 @@ mod tests {
             "{}",
             s.describe(300)
         );
-        let (b, s) = cached_bpe(&cache_dir, &scan, 300, 1000).unwrap();
+        let (b, s) = cached_bpe(&cache_dir, &scan, 300, 1000, None).unwrap();
         assert!(s.reused);
         assert_eq!(a.fingerprint(), b.fingerprint());
         // The whole file when it is within the budget: as today's tokenizer.
-        let (c, s) = cached_bpe(&cache_dir, &scan, 300, 1 << 30).unwrap();
+        let (c, s) = cached_bpe(&cache_dir, &scan, 300, 1 << 30, None).unwrap();
         assert_eq!(s.sampled, text.len() as u64);
         assert_eq!(
             c.fingerprint(),

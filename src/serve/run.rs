@@ -41,6 +41,10 @@ pub struct RunSnapshot {
     pub best_val_loss: Option<f32>,
     pub attention: Option<AttentionMap>,
     pub last_checkpoint: Option<usize>,
+    /// The newest `Event::Preparing` while the data is prepared (before
+    /// `Started`), so a viewer that joins then shows the gauge at once.
+    #[serde(default)]
+    pub preparing: Option<Event>,
 }
 
 impl Default for RunSnapshot {
@@ -54,6 +58,7 @@ impl Default for RunSnapshot {
             best_val_loss: None,
             attention: None,
             last_checkpoint: None,
+            preparing: None,
         }
     }
 }
@@ -61,7 +66,9 @@ impl Default for RunSnapshot {
 impl Snapshot<Event> for RunSnapshot {
     fn apply(&mut self, e: &Event) {
         match e {
+            Event::Preparing { .. } => self.preparing = Some(e.clone()),
             Event::Started(info) => {
+                self.preparing = None;
                 self.step = info.start_step;
                 self.info = Some(info.clone());
                 self.phase = Phase::Running;
@@ -128,6 +135,7 @@ impl RunSnapshot {
         if let (Some(info), true) = (&self.info, fresh) {
             out.push(Event::Started(info.clone()));
         }
+        out.extend(self.preparing.clone());
         out.extend(history_events(&self.history, after));
         // The exact newest step last (the history's last point may be a mean).
         if let Some(s) = self.last.filter(|s| after.is_none_or(|a| s.step > a)) {
@@ -181,9 +189,29 @@ pub fn spawn_served_counted(
     prepared: &Prepared,
     log: impl Fn(&str) + Send + Sync + 'static,
 ) -> anyhow::Result<(TrainerHandle, ViewerCount)> {
+    bind_run(&prepared.run_dir, log, Arc::new(AtomicBool::new(false)))?.start(prepared)
+}
+
+/// A run's socket, served before its trainer starts (while the data is
+/// prepared): viewers attach and get what is published (`Event::Preparing`);
+/// a `Stop` they send sets the cancel flag; other commands wait for no one
+/// (a trainer that has not started has nothing to probe or generate with).
+pub struct RunServer {
+    server: Server<Event>,
+    /// Where viewers' commands go once the trainer runs.
+    route: Arc<std::sync::Mutex<Option<mpsc::Sender<Command>>>>,
+}
+
+/// Binds the socket of `run_dir` (refused when another live process serves
+/// it); a viewer's `Stop` before [`RunServer::start`] sets `cancel`.
+pub fn bind_run(
+    run_dir: &Path,
+    log: impl Fn(&str) + Send + Sync + 'static,
+    cancel: Arc<AtomicBool>,
+) -> anyhow::Result<RunServer> {
     let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
     let server: Server<Event> = Server::bind(
-        &prepared.run_dir,
+        run_dir,
         RunSnapshot::default(),
         cmd_tx,
         log,
@@ -192,56 +220,87 @@ pub fn spawn_served_counted(
     .map_err(|e| {
         anyhow::anyhow!(
             "run {}: cannot serve it on its socket: {e}",
-            prepared.run_dir.display()
+            run_dir.display()
         )
     })?;
-    let count = server.viewer_count();
-    let TrainerHandle {
-        commands,
-        events,
-        stop,
-        thread,
-    } = crate::train::spawn(prepared);
-    let to_trainer = commands.clone();
+    let route: Arc<std::sync::Mutex<Option<mpsc::Sender<Command>>>> = Arc::default();
+    let to = route.clone();
     std::thread::Builder::new()
         .name("serve-commands".into())
         .spawn(move || {
             for c in cmd_rx {
-                if to_trainer.send(c).is_err() {
-                    return;
-                }
-            }
-        })?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("serve-tee".into())
-        .spawn(move || {
-            for ev in events.iter() {
-                server.publish(ev.clone());
-                if tx.send(ev).is_err() {
-                    // The local consumer is gone; viewers still get events.
-                    for ev in events.iter() {
-                        server.publish(ev);
+                let Ok(to) = to.lock() else { return };
+                match &*to {
+                    Some(trainer) => {
+                        if trainer.send(c).is_err() {
+                            return;
+                        }
                     }
-                    break;
+                    None if matches!(c, Command::Stop) => cancel.store(true, Ordering::SeqCst),
+                    None => {}
                 }
             }
-            // The trainer ended: the server goes first, saying bye and
-            // removing the socket, and only then the local consumer's
-            // channel, whose end lets the process exit: no socket is left
-            // behind by a run that ended.
-            drop(server);
-            drop(tx);
         })?;
-    Ok((
-        TrainerHandle {
+    Ok(RunServer { server, route })
+}
+
+impl RunServer {
+    /// Sends `ev` to every viewer (and folds it into the snapshot).
+    pub fn publish(&self, ev: Event) {
+        self.server.publish(ev);
+    }
+
+    /// How many viewers are attached now.
+    pub fn viewers(&self) -> usize {
+        self.server.viewer_count()()
+    }
+
+    /// Starts the trainer: every event it sends goes on to the returned
+    /// handle (the local consumer) and to the socket's viewers; viewers'
+    /// commands reach the trainer.
+    pub fn start(self, prepared: &Prepared) -> anyhow::Result<(TrainerHandle, ViewerCount)> {
+        let RunServer { server, route } = self;
+        let count = server.viewer_count();
+        let TrainerHandle {
             commands,
-            events: rx,
+            events,
             stop,
             thread,
-        },
-        count,
-    ))
+        } = crate::train::spawn(prepared);
+        if let Ok(mut r) = route.lock() {
+            *r = Some(commands.clone());
+        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("serve-tee".into())
+            .spawn(move || {
+                for ev in events.iter() {
+                    server.publish(ev.clone());
+                    if tx.send(ev).is_err() {
+                        // The local consumer is gone; viewers still get events.
+                        for ev in events.iter() {
+                            server.publish(ev);
+                        }
+                        break;
+                    }
+                }
+                // The trainer ended: the server goes first, saying bye and
+                // removing the socket, and only then the local consumer's
+                // channel, whose end lets the process exit: no socket is left
+                // behind by a run that ended.
+                drop(server);
+                drop(tx);
+            })?;
+        Ok((
+            TrainerHandle {
+                commands,
+                events: rx,
+                stop,
+                thread,
+            },
+            count,
+        ))
+    }
 }
 
 /// How many viewers a run's server has now.

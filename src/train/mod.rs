@@ -119,11 +119,30 @@ pub struct PrepareHooks<'a> {
 /// them and their flag cancels it (without, progress lines go to stdout and
 /// Ctrl-C cancels).
 pub fn prepare_with(
-    mut config: Config,
+    config: Config,
     opts: &PrepareOptions,
     hooks: Option<PrepareHooks<'_>>,
 ) -> anyhow::Result<Prepared> {
-    use anyhow::Context;
+    begin(config, opts)?.finish(hooks)
+}
+
+/// What [`begin`] checked and settled before the data is read: the config
+/// as it will run, the run directory, the checkpoint to resume from and the
+/// tokenizer a resume or `train.init_from` fixes.
+pub struct Begun {
+    pub config: Config,
+    pub run_dir: PathBuf,
+    pub resume_from: Option<PathBuf>,
+    notes: Vec<String>,
+    config_changed: bool,
+    fixed: Option<Tokenizer>,
+}
+
+/// The first half of [`prepare`]: every check that needs no pass over the
+/// data (the config, a resume's changes, `train.init_from`, the device), so
+/// that a process can fail fast before it starts the long part,
+/// [`Begun::finish`]. Writes nothing.
+pub fn begin(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Begun> {
     let mut resume_from = None;
     let mut notes = Vec::new();
     let mut config_changed = false;
@@ -187,50 +206,79 @@ pub fn prepare_with(
     } else {
         None
     };
-    let loaded = match hooks {
-        None => crate::data::load::load(&config.data, &config.tokenizer, fixed, config.seed)?,
-        Some(h) => crate::data::load::load_with(
-            &config.data,
-            &config.tokenizer,
+    // The data's first record: a missing or unreadable file fails now.
+    if let Some(source) = crate::data::tokens::Source::from_config(&config.data) {
+        source.check_start()?;
+    }
+    Ok(Begun {
+        config,
+        run_dir,
+        resume_from,
+        notes,
+        config_changed,
+        fixed,
+    })
+}
+
+impl Begun {
+    /// The second half of [`prepare`]: reads and tokenizes the data
+    /// (through the token cache; with `hooks`, reporting to them and
+    /// stopped by their flag), checks it is long enough, and lays out the
+    /// run directory.
+    pub fn finish(self, hooks: Option<PrepareHooks<'_>>) -> anyhow::Result<Prepared> {
+        use anyhow::Context;
+        let Begun {
+            config,
+            run_dir,
+            resume_from,
+            notes,
+            config_changed,
             fixed,
-            config.seed,
-            h.progress,
-            h.cancel,
-        )?,
-    };
-    for note in &loaded.notes {
-        println!("{note}");
-    }
-    let (dataset, mut tokenizer, split) = (loaded.dataset, loaded.tokenizer, loaded.split);
-    if config.train.objective == crate::config::Objective::Mlm {
-        // Added after the corpus ids, which stay as encoded.
-        tokenizer = tokenizer.with_bert_specials()?;
-    }
-    let need = config.model.block_size + 1;
-    let what = config
-        .data
-        .path
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| format!("synthetic {:?}", config.data.task).to_lowercase());
-    if split.train.len() < need || split.val.len() < need {
-        anyhow::bail!(
+        } = self;
+        let loaded = match hooks {
+            None => crate::data::load::load(&config.data, &config.tokenizer, fixed, config.seed)?,
+            Some(h) => crate::data::load::load_with(
+                &config.data,
+                &config.tokenizer,
+                fixed,
+                config.seed,
+                h.progress,
+                h.cancel,
+            )?,
+        };
+        for note in &loaded.notes {
+            println!("{note}");
+        }
+        let (dataset, mut tokenizer, split) = (loaded.dataset, loaded.tokenizer, loaded.split);
+        if config.train.objective == crate::config::Objective::Mlm {
+            // Added after the corpus ids, which stay as encoded.
+            tokenizer = tokenizer.with_bert_specials()?;
+        }
+        let need = config.model.block_size + 1;
+        let what = config
+            .data
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| format!("synthetic {:?}", config.data.task).to_lowercase());
+        if split.train.len() < need || split.val.len() < need {
+            anyhow::bail!(
             "data {what}: too short: {} tokens give {} for training and {} for validation, each needs at least model.block_size + 1 = {need}; use more text or a smaller block_size",
             split.train.len() + split.val.len(),
             split.train.len(),
             split.val.len()
         );
-    }
-    std::fs::create_dir_all(&run_dir).with_context(|| {
-        format!(
-            "run directory {}: cannot create it; choose another with --out",
-            run_dir.display()
-        )
-    })?;
-    // Checkpoints and metrics go there: find out now, not at the first save.
-    for dir in [run_dir.clone(), run_dir::checkpoints_dir(&run_dir)] {
-        if dir.is_dir() {
-            crate::fsutil::probe_writable(&dir).map_err(|e| {
+        }
+        std::fs::create_dir_all(&run_dir).with_context(|| {
+            format!(
+                "run directory {}: cannot create it; choose another with --out",
+                run_dir.display()
+            )
+        })?;
+        // Checkpoints and metrics go there: find out now, not at the first save.
+        for dir in [run_dir.clone(), run_dir::checkpoints_dir(&run_dir)] {
+            if dir.is_dir() {
+                crate::fsutil::probe_writable(&dir).map_err(|e| {
                 let what = if resume_from.is_some() {
                     "a resumed run writes its checkpoints and metrics there; make it writable, or copy the run elsewhere and resume the copy"
                 } else {
@@ -238,42 +286,46 @@ pub fn prepare_with(
                 };
                 anyhow::anyhow!("run directory {}: cannot write in it ({e}); {what}", dir.display())
             })?;
+            }
         }
-    }
-    if config_changed {
-        crate::fsutil::atomic_write(
-            &run_dir.join("config.toml"),
-            config.to_toml_string().as_bytes(),
-        )
-        .with_context(|| {
-            format!(
-                "run directory {}: cannot write config.toml",
-                run_dir.display()
+        if config_changed {
+            crate::fsutil::atomic_write(
+                &run_dir.join("config.toml"),
+                config.to_toml_string().as_bytes(),
             )
-        })?;
-    }
-    if resume_from.is_none() {
-        crate::fsutil::atomic_write(
-            &run_dir.join("config.toml"),
-            config.to_toml_string().as_bytes(),
-        )
-        .with_context(|| {
-            format!(
-                "run directory {}: cannot write config.toml",
-                run_dir.display()
+            .with_context(|| {
+                format!(
+                    "run directory {}: cannot write config.toml",
+                    run_dir.display()
+                )
+            })?;
+        }
+        if resume_from.is_none() {
+            crate::fsutil::atomic_write(
+                &run_dir.join("config.toml"),
+                config.to_toml_string().as_bytes(),
             )
-        })?;
-        tokenizer.save(&run_dir.join("tokenizer.json"))?;
+            .with_context(|| {
+                format!(
+                    "run directory {}: cannot write config.toml",
+                    run_dir.display()
+                )
+            })?;
+            tokenizer.save(&run_dir.join("tokenizer.json"))?;
+        }
+        // Where the records are, for viewers (best effort: without it a viewer
+        // finds them through the token cache).
+        let _ = crate::data::located::save(&run_dir, &dataset);
+        Ok(Prepared {
+            config,
+            run_dir,
+            dataset: Arc::new(dataset),
+            tokenizer: Arc::new(tokenizer),
+            split: Arc::new(split),
+            resume_from,
+            notes,
+        })
     }
-    Ok(Prepared {
-        config,
-        run_dir,
-        dataset: Arc::new(dataset),
-        tokenizer: Arc::new(tokenizer),
-        split: Arc::new(split),
-        resume_from,
-        notes,
-    })
 }
 
 /// Checks what a resume changes against the run's stored config: a key a

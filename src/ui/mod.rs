@@ -69,7 +69,7 @@ pub fn draw(frame: &mut Frame, app: &App, t: &Theme) {
         draw_help(app, t, frame, area);
     }
     if app.confirming_quit() {
-        draw_confirm(t, frame, area);
+        draw_confirm(app, t, frame, area);
     }
     if app.asking_continue() {
         draw_continue(app, t, frame, area);
@@ -182,15 +182,25 @@ fn draw_help(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn draw_confirm(t: &Theme, frame: &mut Frame, area: Rect) {
+fn draw_confirm(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let rect = centered(area, 56, 6);
     frame.render_widget(Clear, rect);
-    let lines = vec![
-        Line::styled(
+    // Before the first step the trainer is preparing the data: a stop
+    // cancels that (no token cache is kept) and saves nothing.
+    let (first, second) = if app.preparing.is_some() && app.run.is_none() {
+        (
+            "The trainer is preparing the data. Stop it (no token",
+            "cache kept), or leave it running in the background?",
+        )
+    } else {
+        (
             "Training is running. Stop it (saving a checkpoint),",
-            t.text(),
-        ),
-        Line::styled("or leave it running in the background?", t.text()),
+            "or leave it running in the background?",
+        )
+    };
+    let lines = vec![
+        Line::styled(first, t.text()),
+        Line::styled(second, t.text()),
         Line::styled("s / y / Enter: stop · d / l: leave (detach)", t.accent()),
         Line::styled("Esc or any other key: cancel", t.muted()),
     ];
