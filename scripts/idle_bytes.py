@@ -9,6 +9,12 @@ this one. Needs tmux; run from the repository root after
 
     python3 scripts/idle_bytes.py [ROUNDS] [SECONDS]
     VIEWERS="/tmp/headsup-before target/release/headsup" python3 scripts/idle_bytes.py 3
+
+SIZE=80x24 sets the terminal (default 120x40); COLORS=16 runs the viewer
+with TERM=xterm and no COLORTERM (16 colours; default true colour). WARM is
+the seconds between attaching and counting (default 12: the workbench shows
+progress live for 10 s after the last key, and attaching counts as one;
+WARM=4 counts that live start too).
 """
 
 import os
@@ -29,6 +35,10 @@ SETS = [
     "--set", "train.checkpoint_interval=0",
 ]
 TMUX = ["tmux", "-L", "idle-bytes"]
+W, H = os.environ.get("SIZE", "120x40").split("x")
+TERM_ENV = ("TERM=xterm" if os.environ.get("COLORS") == "16"
+            else "TERM=xterm-256color COLORTERM=truecolor")
+WARM = float(os.environ.get("WARM", "12"))
 
 
 def socket_bytes(path, secs, out):
@@ -65,9 +75,9 @@ def one(viewer, secs, pause):
     while not os.path.exists(sock):
         time.sleep(0.05)
     subprocess.run(TMUX + ["kill-server"], stderr=subprocess.DEVNULL)
-    subprocess.run(TMUX + ["new-session", "-d", "-s", "v", "-x", "120", "-y", "40",
-                           f"TERM=xterm-256color COLORTERM=truecolor {viewer} attach {run}; sleep 60"], check=True)
-    time.sleep(4)
+    subprocess.run(TMUX + ["new-session", "-d", "-s", "v", "-x", W, "-y", H,
+                           f"env -u COLORTERM {TERM_ENV} {viewer} attach {run}; sleep 60"], check=True)
+    time.sleep(WARM)
     if pause:
         subprocess.run(TMUX + ["send-keys", "-t", "v", "Space"])
         time.sleep(2)

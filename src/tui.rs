@@ -6,6 +6,7 @@
 //! or a run read from disk). It joins the
 //! state (`crate::app`) and the view (`crate::ui`), which know nothing of it.
 
+use crate::app::pace::{is_progress, Pacer};
 use crate::app::{App, AppInit, Effect, KeyMap, OverlayRun, RunState};
 use crate::config::{Config, OnHangup};
 use crate::data::Dataset;
@@ -24,9 +25,11 @@ use std::time::{Duration, Instant};
 /// draws nothing.
 const IDLE_WAKE: Duration = Duration::from_millis(200);
 /// Training progress alone (steps, evaluations, attention maps) redraws at
-/// most this often: the numbers and curves move once a second, which keeps an
-/// idle screen over SSH under about 1 kB/s; keys, generated tokens and state
-/// changes still redraw at once (capped by `ui.max_fps`).
+/// most this often; keys, generated tokens and state changes still redraw at
+/// once (capped by `ui.max_fps`). While nobody touches the workbench, the
+/// charts take in progress only every `pace::IDLE_REFRESH` and a redraw in
+/// between changes only the status bar's figures (`app::pace`): an idle
+/// screen over SSH stays around 1 kB/s.
 const PROGRESS_REFRESH: Duration = Duration::from_secs(1);
 /// How long to wait for the trainer to save and end after the UI closed.
 const TRAINER_GRACE: Duration = Duration::from_secs(120);
@@ -315,6 +318,7 @@ fn run(
     drop(tx);
 
     let mut next_overlay = Instant::now();
+    let mut pacer = Pacer::new(Instant::now());
     let mut dirty = true;
     // Only training progress changed since the last draw.
     let mut progress_only = false;
@@ -337,12 +341,25 @@ fn run(
             dirty = true;
             progress_only = false;
         }
-        let interval = if progress_only {
+        let now = Instant::now();
+        if pacer.idle(now) != app.paced {
+            app.paced = !app.paced;
+            dirty = true;
+        }
+        let interval = if progress_only || !dirty {
             PROGRESS_REFRESH.max(frame_interval)
         } else {
             frame_interval
         };
-        if dirty && last_draw.is_none_or(|t| t.elapsed() >= interval) {
+        let slot = last_draw.is_none_or(|t| t.elapsed() >= interval);
+        // Held progress reaches the panes at a redraw while the user is
+        // about, every few seconds while idle.
+        if pacer.due(now, slot) && pacer.fold_at(&mut app, now) {
+            progress_only = !dirty || progress_only;
+            dirty = true;
+            send_score_effects(&mut app, &commands);
+        }
+        if dirty && slot {
             if let Err(e) = terminal.draw(|f| ui::draw(f, &app, &theme)) {
                 if hangup_detaches {
                     // The terminal is gone: detach, training goes on.
@@ -368,6 +385,7 @@ fn run(
             Ok(m) => Some(m),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => {
+                pacer.fold_at(&mut app, Instant::now());
                 app.trainer_gone();
                 app.should_quit = true;
                 None
@@ -388,23 +406,18 @@ fn run(
             .into_iter()
             .chain(std::iter::from_fn(|| rx.try_recv().ok()))
         {
-            let progress = matches!(
-                msg,
-                Msg::Trainer(Event::Step(_) | Event::Eval(_) | Event::Attention(_))
-            );
-            progress_only = if dirty {
-                progress_only && progress
-            } else {
-                progress
-            };
-            dirty = true;
+            let progress = matches!(&msg, Msg::Trainer(ev) if is_progress(ev));
+            let mut changed = true;
+            if let Msg::Input(_) = &msg {
+                pacer.input(&mut app, Instant::now());
+            }
             let mut effects = match msg {
                 Msg::Trainer(ev) => {
                     let (started, failed) = (
                         matches!(ev, Event::Started(_)),
                         matches!(ev, Event::Failed { .. }),
                     );
-                    app.update_event(ev);
+                    changed = pacer.event(&mut app, ev);
                     if started {
                         if let (Some(load), Some(tx)) = (late.take(), data_tx.take()) {
                             std::thread::Builder::new()
@@ -430,6 +443,7 @@ fn run(
                     Vec::new()
                 }
                 Msg::TrainerGone => {
+                    pacer.fold_at(&mut app, Instant::now());
                     app.trainer_gone();
                     Vec::new()
                 }
@@ -444,6 +458,14 @@ fn run(
                 },
                 Msg::Input(_) => Vec::new(),
             };
+            if changed {
+                progress_only = if dirty {
+                    progress_only && progress
+                } else {
+                    progress
+                };
+                dirty = true;
+            }
             // The selected record's per-token losses, when it or the weights changed.
             effects.extend(app.score_effects());
             for eff in effects {
@@ -470,6 +492,7 @@ fn run(
         }
     };
     input_done.store(true, Ordering::Relaxed);
+    pacer.fold_at(&mut app, Instant::now());
     drop(_guard);
     // Leaving a run that has ended (finished, stopped, failed) without
     // asking for a stop closes only this connection: other viewers keep the
@@ -532,6 +555,18 @@ fn run(
         );
     }
     Ok(Ending::Ended)
+}
+
+/// Asks the trainer for the selected record's per-token losses when the
+/// weights changed (after held evaluations were folded in).
+fn send_score_effects(app: &mut App, commands: &mpsc::Sender<crate::train::Command>) {
+    for eff in app.score_effects() {
+        if let Effect::Send(cmd) = eff {
+            if commands.send(cmd).is_err() {
+                app.trainer_gone();
+            }
+        }
+    }
 }
 
 /// Waits (bounded) for the trainer thread to end; it saves on stop.

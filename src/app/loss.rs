@@ -29,6 +29,9 @@ pub struct LossView {
     pub best_val: Option<f32>,
     /// The latest finite gradient norm.
     pub last_grad_norm: Option<f32>,
+    /// Tokens per second of the newest step folded in (the pane's header;
+    /// the status bar has the live figure).
+    pub tokens_per_sec: f64,
     /// `train.grad_clip`: gradients are scaled down to this norm (None: no clipping).
     pub grad_clip: Option<f64>,
     /// Other runs drawn over this one (`headsup watch A B ...`); empty: none.
@@ -72,6 +75,7 @@ impl Default for LossView {
             show_grad: false,
             best_val: None,
             last_grad_norm: None,
+            tokens_per_sec: 0.0,
             grad_clip: None,
             overlay: Vec::new(),
             by_tokens: false,
@@ -94,6 +98,7 @@ impl LossView {
         self.train.push(s.step as f64, s.loss as f64);
         self.lr.push(s.step as f64, s.lr);
         self.grad_norm.push(s.step as f64, s.grad_norm as f64);
+        self.tokens_per_sec = s.tokens_per_sec;
         if s.grad_norm.is_finite() {
             self.last_grad_norm = Some(s.grad_norm);
         }

@@ -18,6 +18,7 @@ pub mod heads;
 pub mod history;
 pub mod keymap;
 pub mod loss;
+pub mod pace;
 pub mod playground;
 pub mod record_loss;
 pub mod series;
@@ -212,6 +213,10 @@ pub struct App {
     pub playground: Playground,
     /// Per-token losses of the selected record and the sample scores.
     pub record_loss: RecordLossView,
+    /// Nobody has touched the workbench for a while: training progress
+    /// reaches the charts only every [`pace::IDLE_REFRESH`] (`pace::Pacer`);
+    /// the loss pane's title says so.
+    pub paced: bool,
 }
 
 impl App {
@@ -249,6 +254,7 @@ impl App {
             attention: AttentionView::default(),
             playground: Playground::new(init.sample),
             record_loss: RecordLossView::default(),
+            paced: false,
         };
         app.apply_filter();
         app
@@ -300,6 +306,15 @@ impl App {
     /// every wake-up.
     pub fn tick(&mut self) -> bool {
         self.attention.poll()
+    }
+
+    /// The status bar's figures of a step (step, tokens/s, ETA) without the
+    /// step's loss point: what an idle workbench shows between chart
+    /// refreshes (`pace::Pacer`); the step itself is folded in later.
+    pub fn note_step(&mut self, s: &crate::train::StepStats) {
+        self.step = s.step;
+        self.tokens_per_sec = s.tokens_per_sec;
+        self.eta_secs = Some(s.eta_secs);
     }
 
     /// Folds one trainer event into the state.

@@ -173,7 +173,7 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
             let lab = crate::sanitize::truncate_to_width(&escape(&map.tokens[*k]), 8);
             lines.push(Line::from(vec![
                 Span::styled(format!(" {k:>3} {lab:<8} {wt:.2} "), t.text()),
-                Span::styled(bar, Style::default().fg(t.heat(*wt))),
+                Span::styled(bar, Style::default().fg(t.heat_cell(*wt))),
             ]));
         }
         frame.render_widget(Paragraph::new(lines), info_r);

@@ -90,11 +90,11 @@ fn half_blocks(theme: &Theme) -> bool {
 fn put_half(buf: &mut Buffer, x: u16, y: u16, upper: f32, lower: Option<f32>, t: &Theme) {
     if let Some(cell) = buf.cell_mut((x, y)) {
         let bg = match lower {
-            Some(w) => t.heat(w),
+            Some(w) => t.heat_cell(w),
             None => t.base().bg.unwrap_or(Color::Reset),
         };
         cell.set_symbol(HALF)
-            .set_style(Style::default().fg(t.heat(upper)).bg(bg));
+            .set_style(Style::default().fg(t.heat_cell(upper)).bg(bg));
     }
 }
 
@@ -191,7 +191,7 @@ impl Widget for Heatmap<'_> {
                         put_half(buf, x, y, w, lower, t);
                     } else if let Some(cell) = buf.cell_mut((x, y)) {
                         cell.set_symbol(t.heat_symbol(w))
-                            .set_style(Style::default().fg(t.heat(w)));
+                            .set_style(Style::default().fg(t.heat_cell(w)));
                     }
                 }
             }
@@ -386,7 +386,7 @@ impl Widget for FitHeatmap<'_> {
             let w = i as f32 / (steps.max(2) - 1) as f32;
             if let Some(cell) = buf.cell_mut((x + i, y)) {
                 cell.set_symbol(t.heat_symbol(w).replace(' ', "·").as_str())
-                    .set_style(Style::default().fg(t.heat(w)));
+                    .set_style(Style::default().fg(t.heat_cell(w)));
             }
         }
         x += steps;

@@ -35,11 +35,7 @@ pub fn curves(app: &App) -> LossCurves {
         .flatten()
         .map(|p| p.0)
         .fold(0.0f64, f64::max);
-    let min_x = if l.recent {
-        (last_x - l.recent_steps as f64).max(0.0)
-    } else {
-        0.0
-    };
+    let [min_x, max_x] = x_bounds(last_x, l.recent.then_some(l.recent_steps));
     let window = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
         pts.iter().copied().filter(|p| p.0 >= min_x).collect()
     };
@@ -71,7 +67,6 @@ pub fn curves(app: &App) -> LossCurves {
     if !lo.is_finite() || !hi.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.05).max(1e-3);
     LossCurves {
         train,
         smooth,
@@ -79,9 +74,61 @@ pub fn curves(app: &App) -> LossCurves {
         eval_val,
         lr,
         grad,
-        x: [min_x, last_x.max(min_x + 1.0)],
-        y: [lo - pad, hi + pad],
+        x: [min_x, max_x],
+        y: y_bounds(lo, hi),
     }
+}
+
+/// The smallest "nice" number (1, 1.5, 2, 3, 4, 5, 6, 8 times a power of
+/// ten) at or above `v` (> 0).
+pub fn nice_ceil(v: f64) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|&c| c >= v * (1.0 - 1e-12))
+        .unwrap_or(10.0 * p)
+}
+
+/// The x axis for a newest point at `last_x`: from 0 to the next nice
+/// number, so that a new point lands on the right of a still axis (the
+/// chart is rescaled only when the steps pass the end, a few times per
+/// decade). `recent`: only the last so many steps, the window moving in
+/// fifths of itself (at least `recent` steps are always in view).
+pub fn x_bounds(last_x: f64, recent: Option<usize>) -> [f64; 2] {
+    let last_x = last_x.max(0.0);
+    match recent.map(|r| r.max(5) as f64) {
+        Some(r) if last_x > r => {
+            let chunk = r / 5.0;
+            let end = ((last_x / chunk).floor() + 1.0) * chunk;
+            [(end - r - chunk).max(0.0), end]
+        }
+        _ => [0.0, nice_ceil(last_x.max(1.0))],
+    }
+}
+
+/// The loss axis for curves between `lo` and `hi`: widened to whole
+/// multiples of a nice tick (the range over about 4 ticks), so that the
+/// bounds and their labels stay put while the curve moves inside them.
+pub fn y_bounds(lo: f64, hi: f64) -> [f64; 2] {
+    let range = (hi - lo).max(lo.abs().max(hi.abs()) * 1e-3).max(1e-12);
+    // A tick from the 1-2-5 series, about a quarter of the range.
+    let raw = range / 4.0;
+    let p = 10f64.powf(raw.log10().floor());
+    let tick = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|&t| t >= raw)
+        .unwrap_or(10.0 * p);
+    let a = (lo / tick).floor() * tick;
+    let mut b = (hi / tick).ceil() * tick;
+    if b <= a {
+        b = a + tick;
+    }
+    [a, b]
 }
 
 fn fmt_loss(v: f64) -> String {
@@ -106,6 +153,12 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     } else {
         "all".into()
     });
+    if app.paced {
+        flags.push(format!(
+            "idle: every {} s",
+            crate::app::pace::IDLE_REFRESH.as_secs()
+        ));
+    }
     if !l.overlay.is_empty() {
         flags.push(format!(
             "{} runs by {} (x) · attention, playground: the first",
@@ -151,7 +204,7 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         Span::styled(fmt_opt(l.best_val), Style::default().fg(t.eval_val())),
         Span::styled("  grad ", t.muted()),
         grad_span(l, t),
-        Span::styled(format!("  {} tok/s", si(app.tokens_per_sec)), t.muted()),
+        Span::styled(format!("  {} tok/s", si(l.tokens_per_sec)), t.muted()),
     ]);
     let mut head_lines = vec![head_line];
     if let (Some((step, m)), 2) = (l.masked, head_h) {
@@ -299,10 +352,18 @@ fn draw_lr(t: &Theme, frame: &mut Frame, area: Rect, c: &LossCurves) {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
                 (a.min(p.1), b.max(p.1))
             });
-    let (lo, hi) = if hi > lo {
-        (lo, hi)
+    // A constant rate sits in the middle; a changing one gets still bounds.
+    let [lo, hi] = if hi > lo {
+        y_bounds(lo, hi)
     } else {
-        (lo * 0.9, hi * 1.1 + 1e-12)
+        [lo * 0.9, hi * 1.1 + 1e-12]
+    };
+    let fmt_lr = |v: f64| {
+        if v == 0.0 {
+            "0".to_string()
+        } else {
+            format!("{v:.1e}")
+        }
     };
     let lr_set = vec![Dataset::default()
         .marker(Marker::Braille)
@@ -316,8 +377,8 @@ fn draw_lr(t: &Theme, frame: &mut Frame, area: Rect, c: &LossCurves) {
             Axis::default()
                 .bounds([lo, hi])
                 .labels(vec![
-                    Span::styled(format!("{lo:.1e}"), t.muted()),
-                    Span::styled(format!("lr {hi:.1e}"), t.muted()),
+                    Span::styled(fmt_lr(lo), t.muted()),
+                    Span::styled(format!("lr {}", fmt_lr(hi)), t.muted()),
                 ])
                 .style(t.muted()),
         )
@@ -374,4 +435,66 @@ fn draw_grad(l: &LossView, t: &Theme, frame: &mut Frame, area: Rect, c: &LossCur
         )
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
     frame.render_widget(chart, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_x_axis_grows_in_a_few_steps_per_decade_and_always_holds_the_newest_step() {
+        let mut ends = Vec::new();
+        for step in 1..=100_000 {
+            let [a, b] = x_bounds(step as f64, None);
+            assert_eq!(a, 0.0);
+            assert!(
+                b >= step as f64 && b <= step as f64 * 1.5 + 1.0,
+                "{step}: {b}"
+            );
+            if ends.last() != Some(&b) {
+                ends.push(b);
+            }
+        }
+        // 1, 1.5, 2, 3, 4, 5, 6, 8 per decade: the chart rescales 8 times a decade.
+        assert!(ends.len() <= 8 * 5 + 1, "{ends:?}");
+    }
+
+    #[test]
+    fn the_recent_window_moves_in_fifths_and_keeps_the_last_steps_in_view() {
+        let mut moves = 0;
+        let mut prev = x_bounds(501.0, Some(500));
+        for step in 502..=5_000 {
+            let [a, b] = x_bounds(step as f64, Some(500));
+            assert!(
+                a <= step as f64 - 500.0 && b >= step as f64,
+                "{step}: {a}..{b}"
+            );
+            if [a, b] != prev {
+                moves += 1;
+            }
+            prev = [a, b];
+        }
+        assert!(moves <= (5_000 - 500) / 100 + 1, "{moves}");
+    }
+
+    #[test]
+    fn the_loss_axis_stays_put_while_the_curve_moves_inside_it() {
+        // A loss falling slowly from 2.0 to 1.9: the bounds change a few times at most.
+        let mut seen = Vec::new();
+        for i in 0..1000 {
+            let lo = 2.0 - i as f64 * 1e-4;
+            let b = y_bounds(lo, 3.0);
+            assert!(b[0] <= lo && b[1] >= 3.0);
+            if seen.last() != Some(&b) {
+                seen.push(b);
+            }
+        }
+        assert!(seen.len() <= 2, "{seen:?}");
+        // A constant learning rate and a tiny range still get an axis.
+        let [a, b] = y_bounds(1e-3, 1e-3);
+        assert!(a <= 1e-3 && b > a);
+        assert_eq!(nice_ceil(450.0), 500.0);
+        assert_eq!(nice_ceil(501.0), 600.0);
+        assert_eq!(nice_ceil(0.0), 1.0);
+    }
 }

@@ -167,6 +167,14 @@ fn draw_help(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         "mouse: click a pane to focus it, a record to select it; wheel scrolls",
         t.muted(),
     ));
+    lines.push(Line::styled(
+        format!(
+            "no key for {} s: charts, attention and record colours update every {} s (any key: now)",
+            crate::app::pace::INTERACTIVE.as_secs(),
+            crate::app::pace::IDLE_REFRESH.as_secs()
+        ),
+        t.muted(),
+    ));
     lines.push(Line::styled("press any key to close", t.muted()));
     let h = (lines.len() as u16 + 2).min(area.height);
     let rect = centered(area, 90, h);

@@ -1,7 +1,8 @@
 //! The status bar: run name, state, step/total with a gauge and ETA (or,
 //! while the trainer prepares the data, that step's gauge, rate and ETA),
 //! tokens/s, device, the latest message; a failed checkpoint stays shown. Nothing here ticks on its own: the
-//! ETA is the trainer's figure from the last step event.
+//! ETA is the trainer's figure from the last step event, rounded
+//! (`coarse_eta`) so that it does not change every second.
 
 use super::text::{duration, si};
 use super::Theme;
@@ -29,6 +30,26 @@ pub fn state_label(app: &App, t: &Theme) -> (String, Style) {
         RunState::Failed(e) => (format!("failed: {}", escape(e)), t.error()),
         RunState::Inspecting => ("inspecting a checkpoint, no trainer".into(), t.accent()),
     }
+}
+
+/// The training ETA as the status bar shows it: to the hour from ten hours
+/// up ("103h"), to the minute from two minutes ("1h02m", "14m"), to 10 s
+/// below (an estimate that jitters
+/// every second carries nothing, and rewrites the bar over SSH each second).
+pub fn coarse_eta(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "?".into();
+    }
+    if secs >= 36000.0 {
+        return format!("{}h", (secs / 3600.0).round() as u64);
+    }
+    if secs >= 3600.0 {
+        return duration(secs);
+    }
+    if secs >= 120.0 {
+        return format!("{}m", (secs / 60.0).round() as u64);
+    }
+    duration((secs / 10.0).round() * 10.0)
 }
 
 pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
@@ -90,11 +111,15 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         Span::styled(format!(" {:>3.0}%", app.progress() * 100.0), t.text()),
     ]);
     if let Some(eta) = app.eta_secs.filter(|_| app.state.is_live()) {
-        spans.push(Span::styled(format!(" ETA {}", duration(eta)), t.text()));
+        // Padded: a shorter estimate does not shift the rest of the bar.
+        spans.push(Span::styled(
+            format!(" ETA {:<5}", coarse_eta(eta)),
+            t.text(),
+        ));
     }
     spans.push(sep());
     spans.push(Span::styled(
-        format!("{} tok/s", si(app.tokens_per_sec)),
+        format!("{:>5} tok/s", si(app.tokens_per_sec)),
         t.text(),
     ));
     spans.push(sep());
@@ -105,4 +130,20 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     }
     spans.push(Span::styled("  ? help", t.muted()));
     frame.render_widget(Paragraph::new(Line::from(spans)).style(t.base()), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coarse_eta;
+
+    #[test]
+    fn the_eta_is_rounded_so_that_it_does_not_tick_every_second() {
+        assert_eq!(coarse_eta(200_000.0), "56h");
+        assert_eq!(coarse_eta(3725.0), "1h02m");
+        assert_eq!(coarse_eta(14.0 * 60.0 + 20.0), "14m");
+        assert_eq!(coarse_eta(14.0 * 60.0 + 40.0), "15m");
+        assert_eq!(coarse_eta(95.0), "1m40s");
+        assert_eq!(coarse_eta(44.0), "40s");
+        assert_eq!(coarse_eta(f64::NAN), "?");
+    }
 }

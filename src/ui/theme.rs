@@ -411,6 +411,19 @@ impl Theme {
 
     /// The cell symbol of a weight: a full block when colours carry the
     /// weight, shade characters on a 16-colour terminal.
+    /// The heat colour of a terminal cell: the weight rounded to one of
+    /// [`HEAT_LEVELS`] steps first, so that a probe that moved a weight by a
+    /// hair leaves its cell as it was (nothing is rewritten on the terminal)
+    /// and only real changes repaint.
+    pub fn heat_cell(&self, weight: f32) -> Color {
+        let w = if weight.is_finite() {
+            weight.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.heat((w * HEAT_LEVELS as f32).round() / HEAT_LEVELS as f32)
+    }
+
     pub fn heat_symbol(&self, weight: f32) -> &'static str {
         if self.depth != ColorDepth::Ansi16 {
             return "█";
@@ -423,6 +436,9 @@ impl Theme {
         SHADES[((w * 4.0).round() as usize).min(4)]
     }
 }
+
+/// Steps of the terminal heatmaps' colour scale ([`Theme::heat_cell`]).
+pub const HEAT_LEVELS: u32 = 20;
 
 /// Parses "#rrggbb", a named colour, an index, or "reset".
 pub fn parse_color(s: &str) -> Option<Color> {
