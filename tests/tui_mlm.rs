@@ -281,6 +281,15 @@ fn the_playground_fills_each_mask_with_its_top_k() {
             assert_eq!(cell.fg, t.ok().fg.unwrap(), "{what}");
             assert!(cell.modifier.contains(Modifier::UNDERLINED), "{what}");
             assert!(colour_fits(cell.fg, t.depth));
+            // p probes attention on the filled text.
+            a.handle_key(key(KeyCode::Esc));
+            let eff = a.handle_key(ch('p'));
+            assert!(
+                eff.iter().any(
+                    |e| matches!(e, Effect::Send(Command::Probe { text: Some(t) }) if t == "明月光")
+                ),
+                "{eff:?}"
+            );
         }
     }
 }

@@ -407,7 +407,7 @@ impl Playground {
     }
 
     /// The last prompt and the answer that followed it, as one text (what
-    /// the attention pane probes from the playground).
+    /// the attention pane probes from the playground; a fill: the filled text).
     pub fn last_exchange(&self) -> Option<String> {
         let i = self
             .transcript
@@ -416,6 +416,15 @@ impl Playground {
         let Entry::Prompt(p) = &self.transcript[i] else {
             return None;
         };
+        // A masked LM's fill: the text as filled.
+        if let Some(Entry::Fill {
+            result: Some(r), ..
+        }) = self.transcript.get(i + 1)
+        {
+            if r.error.is_none() {
+                return Some(r.filled());
+            }
+        }
         let answer = self.transcript[i + 1..].iter().find_map(|e| match e {
             Entry::Output { text, .. } => Some(text.as_str()),
             _ => None,
