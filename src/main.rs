@@ -39,7 +39,8 @@ fn run(cli: Cli) -> Result<()> {
                     headsup::serve::process::become_ready(&run.join("train.log"))
                 })?;
                 return match served {
-                    Served::Training(p, handle, viewers) => {
+                    Served::Training(t) => {
+                        let (p, handle, viewers) = *t;
                         train::headless::run_for_viewers(&p, handle, &*viewers, TRAINER_LINGER)
                     }
                     Served::Cancelled => Ok(()),

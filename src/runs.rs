@@ -44,9 +44,14 @@ pub struct RunSummary {
 
 /// Whether `dir` is a headsup run directory.
 pub fn is_run_dir(dir: &Path) -> bool {
-    dir.join("config.toml").is_file()
+    let started = dir.join("config.toml").is_file()
         && (dir.join("metrics.jsonl").is_file()
-            || dir.join(crate::train::run_dir::CHECKPOINTS).is_dir())
+            || dir.join(crate::train::run_dir::CHECKPOINTS).is_dir());
+    // A workbench's trainer still preparing its data: its log, and a
+    // process answering on the run's socket.
+    started
+        || (dir.join("train.log").is_file()
+            && crate::serve::socket::is_live(&crate::serve::socket::client_path(dir)))
 }
 
 fn mtime(p: &Path) -> Option<SystemTime> {

@@ -39,7 +39,7 @@ enum Msg {
     Trainer(Event),
     TrainerGone,
     /// The run's data, loaded after the trainer started ([`LateData`]).
-    Data(anyhow::Result<Prepared>),
+    Data(Box<anyhow::Result<Prepared>>),
 }
 
 /// Loads the run's data (config, record index, tokenizer) once its trainer
@@ -423,7 +423,7 @@ fn run(
                             std::thread::Builder::new()
                                 .name("late-data".into())
                                 .spawn(move || {
-                                    let _ = tx.send(Msg::Data(load()));
+                                    let _ = tx.send(Msg::Data(Box::new(load())));
                                 })
                                 .context("starting the data loader")?;
                         }
@@ -433,13 +433,17 @@ fn run(
                     }
                     Vec::new()
                 }
-                Msg::Data(Ok(p)) => {
-                    let frac = p.config.data.train_fraction;
-                    app.set_data(p.dataset, p.tokenizer, frac);
-                    Vec::new()
-                }
-                Msg::Data(Err(e)) => {
-                    app.message = Some(format!("the run's data is not available here: {e:#}"));
+                Msg::Data(loaded) => {
+                    match *loaded {
+                        Ok(p) => {
+                            let frac = p.config.data.train_fraction;
+                            app.set_data(p.dataset, p.tokenizer, frac);
+                        }
+                        Err(e) => {
+                            app.message =
+                                Some(format!("the run's data is not available here: {e:#}"));
+                        }
+                    }
                     Vec::new()
                 }
                 Msg::TrainerGone => {

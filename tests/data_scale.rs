@@ -139,7 +139,7 @@ fn trainer_pid(run: &Path) -> Option<i32> {
         let pid: i32 = e.file_name().to_str()?.parse().ok()?;
         let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
-        let has = |a: &str| args.iter().any(|x| *x == a.as_bytes());
+        let has = |a: &str| args.contains(&a.as_bytes());
         (has("--workbench") && has(run)).then_some(pid)
     })
 }

@@ -85,3 +85,56 @@ fn open_ref(path: &Path, bytes: &[u8]) -> Result<Dataset, String> {
         stats: Some(stats),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::tokens::{cached_tokens, scan, Source};
+    use crate::tokenizer::Tokenizer;
+
+    /// A tokenized dataset, saved as a reference and opened again, lists
+    /// the same records without reading the data; a corpus changed since
+    /// (same size) is refused, not trusted.
+    #[test]
+    fn a_saved_reference_reopens_the_records_and_a_changed_corpus_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..400)
+            .map(|i| format!("line {i} of the corpus\n"))
+            .collect();
+        let data = dir.path().join("data.txt");
+        std::fs::write(&data, &text).unwrap();
+        let s = scan(&Source::text(&data), true, None, &mut |_| {}).unwrap();
+        let chars: String = s.chars.iter().flatten().collect();
+        let tok = Tokenizer::train_char(&chars).unwrap();
+        let cache = dir.path().join("cache");
+        let c = cached_tokens(&cache, &s, &tok, None, None, &mut |_| {}).unwrap();
+        let dataset = Dataset {
+            source: "text data.txt".into(),
+            records: Vec::new(),
+            contiguous: true,
+            store: Some(c.records.clone()),
+            stats: Some(c.stats.clone()),
+        };
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        assert!(open(&run).is_none());
+        save(&run, &dataset).unwrap();
+        let d = open(&run).unwrap().unwrap();
+        assert!(d.records.is_empty() && d.store.is_some());
+        assert_eq!(d.len(), dataset.len());
+        assert!(d.len() > 1);
+        assert_eq!(d.record(1), dataset.record(1));
+        assert_eq!(d.stats, dataset.stats);
+        assert_eq!(d.source, dataset.source);
+        assert!(d.contiguous);
+
+        // The data file rewritten at the same size: not trusted.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&data, text.replace("line", "LINE")).unwrap();
+        assert!(open(&run).unwrap().is_err());
+
+        // A dataset held in memory has no reference: a stale one goes.
+        save(&run, &Dataset::from_records("mem", Vec::new())).unwrap();
+        assert!(open(&run).is_none());
+    }
+}

@@ -21,7 +21,7 @@ const LAST_WORDS: Duration = Duration::from_secs(2);
 /// How [`prepare_served`] ended.
 pub enum Served {
     /// Prepared; the trainer runs and the socket serves it.
-    Training(Prepared, TrainerHandle, ViewerCount),
+    Training(Box<(Prepared, TrainerHandle, ViewerCount)>),
     /// A viewer's `Stop` or a signal cancelled the preparation.
     Cancelled,
 }
@@ -85,7 +85,7 @@ pub fn prepare_served(
     let e = match prepared {
         Ok(p) => {
             let (handle, count) = server.start(&p)?;
-            return Ok(Served::Training(p, handle, count));
+            return Ok(Served::Training(Box::new((p, handle, count))));
         }
         Err(e) => e,
     };

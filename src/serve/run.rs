@@ -230,14 +230,14 @@ pub fn bind_run(
         .spawn(move || {
             for c in cmd_rx {
                 let Ok(to) = to.lock() else { return };
-                match &*to {
-                    Some(trainer) => {
-                        if trainer.send(c).is_err() {
-                            return;
-                        }
+                let Some(trainer) = &*to else {
+                    if matches!(c, Command::Stop) {
+                        cancel.store(true, Ordering::SeqCst);
                     }
-                    None if matches!(c, Command::Stop) => cancel.store(true, Ordering::SeqCst),
-                    None => {}
+                    continue;
+                };
+                if trainer.send(c).is_err() {
+                    return;
                 }
             }
         })?;

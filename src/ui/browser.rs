@@ -125,9 +125,13 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     }
     if b.visible.is_empty() {
         let none = if b.progress.is_some_and(|p| !p.done) {
-            "(searching…)"
+            "(searching…)".to_string()
+        } else if app.dataset.is_empty() {
+            // No records at all: the dataset says why (the trainer is
+            // still preparing it, the data is not on this machine...).
+            escape(&app.dataset.source)
         } else {
-            "(no records match)"
+            "(no records match)".to_string()
         };
         lines.push(Line::styled(none, t.muted()));
     }
