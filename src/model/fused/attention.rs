@@ -4,8 +4,8 @@
 //! straight out of the strided `qkv` rows ([`super::matmul::sgemm`]), with the
 //! mask (when causal) and softmax in between, one block of query rows at a
 //! time; batches run in parallel. The whole `(B, H, S, S)` probabilities
-//! exist only when asked for (the UI's attention maps) or, at short lengths,
-//! kept for the backward ([`Probs`]); otherwise the forward keeps two floats
+//! exist only when asked for (the UI's attention maps; then they are kept
+//! for the backward too, [`Probs`]); otherwise the forward keeps two floats
 //! per query row (its maximum score and inverse sum) and the backward
 //! recomputes each block's probabilities from them, flash-style, bit for bit
 //! the forward's. The products run on one thread each (`1` as `sgemm`'s last
@@ -89,23 +89,6 @@ pub enum Probs {
     Recompute,
 }
 
-/// Sequence length from which the training forward recomputes instead of
-/// keeping the probabilities (when nothing asks for them): see
-/// [`Probs::for_len`].
-pub const RECOMPUTE_FROM: usize = 128;
-
-impl Probs {
-    /// The choice for `s`-long sequences when nothing asks for the
-    /// probabilities.
-    pub fn for_len(s: usize) -> Probs {
-        if s >= RECOMPUTE_FROM {
-            Probs::Recompute
-        } else {
-            Probs::Keep
-        }
-    }
-}
-
 /// `v` in `b` chunks of `len`, or `b` empty slices when `v` is empty.
 fn per_batch_mut(v: &mut [f32], b: usize, len: usize) -> Vec<&mut [f32]> {
     if v.is_empty() {
@@ -133,9 +116,10 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
 }
 
 /// Attention over keys `0..=i` for query `i` when `causal`, else over all keys.
-/// The backward keeps the probabilities or recomputes them as
-/// [`Probs::for_len`] says (keeps them when `keep_probs`: they are made
-/// anyway).
+/// The backward keeps the probabilities when `keep_probs` (they are made
+/// anyway) and recomputes them otherwise: measured in CPU time at the baby
+/// config (S = 64) and at GPT-2-small shapes (S = 256), recomputing costs
+/// nothing measurable (docs/performance.md), so no length keeps them.
 pub fn attention<T: Tape<f32, Cpu>>(
     qkv: T3<Cpu, T>,
     n_head: usize,
@@ -145,7 +129,7 @@ pub fn attention<T: Tape<f32, Cpu>>(
     let mode = if keep_probs {
         Probs::Keep
     } else {
-        Probs::for_len(qkv.shape().1)
+        Probs::Recompute
     };
     attention_with(qkv, n_head, causal, keep_probs, mode)
 }
