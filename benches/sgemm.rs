@@ -1,5 +1,6 @@
 //! headsup's sgemm (`model::fused::matmul`) against the `gemm` crate (dfdx
-//! 0.13's matmul engine) on the baby config's shapes, 1 and 2 threads.
+//! 0.13's matmul engine) on the baby config's or GPT-2-small's training
+//! shapes, 1 and 2 threads.
 //! Prints GFLOP/s per shape: the median and the best of the timed batches,
 //! each implementation timed back to back in every round.
 //!
@@ -154,18 +155,48 @@ fn main() {
         level.name()
     );
     let gpt2 = std::env::args().any(|a| a == "gpt2");
-    let shapes: &[(usize, usize, usize)] = if gpt2 {
-        // GPT-2-small at batch 4, block 256: 1024 rows, width 768.
-        &[
-            (1024, 768, 2304),
-            (1024, 768, 768),
-            (1024, 768, 3072),
-            (1024, 3072, 768),
-            (256, 64, 256),
-            (256, 256, 64),
-        ]
+    let mut cases = Vec::new();
+    if gpt2 {
+        // GPT-2-small at batch 4, block 256: 1024 rows, width 768, as the
+        // linear layers call the product: forward `x W` (NN), input
+        // gradient `dy Wᵀ` (NT) and weight gradient `xᵀ dy` (TN), for the
+        // qkv (768 -> 2304), attention output (768 -> 768), MLP up
+        // (768 -> 3072) and down (3072 -> 768) layers; then the attention
+        // products of one head (256 keys, head width 64).
+        for (i, o) in [(768, 2304), (768, 768), (768, 3072), (3072, 768)] {
+            for (shape, ta, tb, name) in [
+                ((1024, i, o), false, false, "NN"),
+                ((1024, o, i), false, true, "NT"),
+                ((i, 1024, o), true, false, "TN"),
+            ] {
+                for threads in [1, 2] {
+                    cases.push(Case {
+                        shape,
+                        ta,
+                        tb,
+                        name,
+                        threads,
+                    });
+                }
+            }
+        }
+        for shape in [(256, 64, 256), (256, 256, 64)] {
+            for (ta, tb, name) in [
+                (false, false, "NN"),
+                (true, false, "TN"),
+                (false, true, "NT"),
+            ] {
+                cases.push(Case {
+                    shape,
+                    ta,
+                    tb,
+                    name,
+                    threads: 1,
+                });
+            }
+        }
     } else {
-        &[
+        let shapes: &[(usize, usize, usize)] = &[
             (768, 128, 384),
             (768, 128, 512),
             (768, 512, 128),
@@ -174,37 +205,31 @@ fn main() {
             (128, 768, 512),
             (64, 32, 64),
             (64, 64, 32),
-        ]
-    };
-    let mut cases = Vec::new();
-    for &shape in shapes {
-        for (ta, tb, name) in [
-            (false, false, "NN"),
-            (true, false, "TN"),
-            (false, true, "NT"),
-        ] {
+        ];
+        for &shape in shapes {
+            for (ta, tb, name) in [
+                (false, false, "NN"),
+                (true, false, "TN"),
+                (false, true, "NT"),
+            ] {
+                cases.push(Case {
+                    shape,
+                    ta,
+                    tb,
+                    name,
+                    threads: 1,
+                });
+            }
+        }
+        for shape in [(768, 128, 512), (768, 512, 128)] {
             cases.push(Case {
                 shape,
-                ta,
-                tb,
-                name,
-                threads: 1,
+                ta: false,
+                tb: false,
+                name: "NN",
+                threads: 2,
             });
         }
-    }
-    let two: &[(usize, usize, usize)] = if gpt2 {
-        &[(1024, 768, 3072), (1024, 3072, 768)]
-    } else {
-        &[(768, 128, 512), (768, 512, 128)]
-    };
-    for &shape in two {
-        cases.push(Case {
-            shape,
-            ta: false,
-            tb: false,
-            name: "NN",
-            threads: 2,
-        });
     }
     let mut log_ratios = Vec::new();
     for Case {

@@ -99,6 +99,51 @@ fn attention_matches_plain() {
     }
 }
 
+/// The flash-style backward (probabilities recomputed per block of rows
+/// from each row's maximum and inverse sum) against the plain path, causal
+/// (GPT-2) and not (BERT), at lengths that are, and are not, multiples of
+/// the row block; and against the fused path that keeps the probabilities,
+/// bit for bit (the same scores and softmax, recomputed).
+#[test]
+fn attention_recomputing_probs_matches_plain_and_keeping() {
+    use headsup::model::fused::attention::{attention_with, Probs};
+    for (seed, (b, s, h, hd)) in [
+        (21, (2, 64, 2, 16)),
+        (22, (1, 256, 2, 32)),
+        (23, (2, 70, 3, 8)),
+    ] {
+        for causal in [true, false] {
+            let d = dev(seed);
+            let c = h * hd;
+            let qkv = randn3(&d, (b, s, 3 * c));
+            let w = randn3(&d, (b, s, c));
+            let what = format!("s {s} causal {causal}");
+            let (yr, none) = attention_with(qkv.leaky_trace(), h, causal, false, Probs::Recompute);
+            assert!(none.is_none(), "{what}: probabilities not asked for");
+            let (yk, _) = attention_with(qkv.leaky_trace(), h, causal, false, Probs::Keep);
+            let (yp, _) = plain::attention(qkv.leaky_trace(), h, causal, false);
+            close(&format!("{what}: y"), &yr.as_vec(), &yp.as_vec());
+            assert_eq!(yr.as_vec(), yk.as_vec(), "{what}: y, recompute vs keep");
+            let gr = weighted3(yr, &w).get(&qkv).as_vec();
+            let gk = weighted3(yk, &w).get(&qkv).as_vec();
+            let gp = weighted3(yp, &w).get(&qkv).as_vec();
+            close(&format!("{what}: dqkv"), &gr, &gp);
+            assert!(
+                gr.iter().zip(&gk).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{what}: dqkv, recompute vs keep"
+            );
+            // Asked for, the probabilities still come back whole.
+            let (_, pr) = attention_with(qkv.leaky_trace(), h, causal, true, Probs::Recompute);
+            let (_, pp) = plain::attention(qkv.leaky_trace(), h, causal, true);
+            close(
+                &format!("{what}: probs"),
+                &pr.expect("fused probs").as_vec(),
+                &pp.expect("plain probs").as_vec(),
+            );
+        }
+    }
+}
+
 #[test]
 fn attention_without_probs_gives_none() {
     let d = dev(8);

@@ -2,11 +2,14 @@
 //! (GPT-2) or bidirectional (BERT) by a flag: per (batch, head) the scores
 //! `Q Kᵀ / sqrt(d)` and the weighted sum `P V` are matrix products read
 //! straight out of the strided `qkv` rows ([`super::matmul::sgemm`]), with the
-//! mask (when causal) and softmax in between; batches
-//! run in parallel. The probabilities are kept for the backward (and handed
-//! back as a `(B, H, S, S)` tensor when asked). The products run on one
-//! thread each (`1` as `sgemm`'s last argument): the batch loop around them
-//! is the parallel one.
+//! mask (when causal) and softmax in between, one block of query rows at a
+//! time; batches run in parallel. The whole `(B, H, S, S)` probabilities
+//! exist only when asked for (the UI's attention maps; then they are kept
+//! for the backward too, [`Probs`]); otherwise the forward keeps two floats
+//! per query row (its maximum score and inverse sum) and the backward
+//! recomputes each block's probabilities from them, flash-style, bit for bit
+//! the forward's. The products run on one thread each (`1` as `sgemm`'s last
+//! argument): the batch loop around them is the parallel one.
 
 use super::matmul::{sgemm, Mat};
 use super::{free_grad, ghost_io, host};
@@ -29,8 +32,10 @@ fn blocks(s: usize) -> impl Iterator<Item = (usize, usize)> {
 
 simd_fn! {
     /// Row `i` of the scores (`s` wide), in place: softmax over `0..=i`, zeros
-    /// after (`i = s - 1`: the whole row, unmasked).
-    fn causal_softmax(row: &mut [f32], i: usize) {
+    /// after (`i = s - 1`: the whole row, unmasked). Returns the row's
+    /// maximum and the inverse of its sum of exponentials, from which
+    /// [`softmax_again`] recomputes the same probabilities.
+    fn causal_softmax(row: &mut [f32], i: usize) -> (f32, f32) {
         let (live, masked) = row.split_at_mut(i + 1);
         let m = max8(live);
         for r in live.iter_mut() {
@@ -39,6 +44,21 @@ simd_fn! {
         let inv = 1.0 / sum8(live);
         for r in live.iter_mut() {
             *r *= inv;
+        }
+        masked.fill(0.0);
+        (m, inv)
+    }
+}
+
+simd_fn! {
+    /// Row `i` of the scores, in place, back into the probabilities
+    /// [`causal_softmax`] made from the same scores, given the maximum `m`
+    /// and inverse sum `inv` it returned: the same operations on the same
+    /// values, so the same bits.
+    fn softmax_again(row: &mut [f32], i: usize, m: f32, inv: f32) {
+        let (live, masked) = row.split_at_mut(i + 1);
+        for r in live.iter_mut() {
+            *r = fast_exp(*r - m) * inv;
         }
         masked.fill(0.0);
     }
@@ -58,6 +78,35 @@ simd_fn! {
     }
 }
 
+/// How the backward gets the probabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probs {
+    /// The forward keeps the whole `(B, H, S, S)` probabilities.
+    Keep,
+    /// The forward keeps each query row's maximum score and inverse sum
+    /// (two floats per row) and the backward recomputes the probabilities
+    /// one block of query rows at a time (flash-style): no `S x S` matrix.
+    Recompute,
+}
+
+/// `v` in `b` chunks of `len`, or `b` empty slices when `v` is empty.
+fn per_batch_mut(v: &mut [f32], b: usize, len: usize) -> Vec<&mut [f32]> {
+    if v.is_empty() {
+        (0..b).map(|_| &mut [][..]).collect()
+    } else {
+        v.chunks_mut(len).collect()
+    }
+}
+
+/// [`per_batch_mut`], shared.
+fn per_batch(v: &[f32], b: usize, len: usize) -> Vec<&[f32]> {
+    if v.is_empty() {
+        vec![&[][..]; b]
+    } else {
+        v.chunks(len).collect()
+    }
+}
+
 pub fn causal_attention<T: Tape<f32, Cpu>>(
     qkv: T3<Cpu, T>,
     n_head: usize,
@@ -67,11 +116,33 @@ pub fn causal_attention<T: Tape<f32, Cpu>>(
 }
 
 /// Attention over keys `0..=i` for query `i` when `causal`, else over all keys.
+/// The backward keeps the probabilities when `keep_probs` (they are made
+/// anyway) and recomputes them otherwise: measured in CPU time at the baby
+/// config (S = 64) and at GPT-2-small shapes (S = 256), recomputing costs
+/// nothing measurable (docs/performance.md), so no length keeps them.
 pub fn attention<T: Tape<f32, Cpu>>(
     qkv: T3<Cpu, T>,
     n_head: usize,
     causal: bool,
     keep_probs: bool,
+) -> (T3<Cpu, T>, Option<T4<Cpu>>) {
+    let mode = if keep_probs {
+        Probs::Keep
+    } else {
+        Probs::Recompute
+    };
+    attention_with(qkv, n_head, causal, keep_probs, mode)
+}
+
+/// [`attention`] with the backward's source of probabilities chosen by the
+/// caller (`keep_probs` with [`Probs::Recompute`]: the probabilities are
+/// returned, but the backward recomputes them all the same).
+pub fn attention_with<T: Tape<f32, Cpu>>(
+    qkv: T3<Cpu, T>,
+    n_head: usize,
+    causal: bool,
+    keep_probs: bool,
+    mode: Probs,
 ) -> (T3<Cpu, T>, Option<T4<Cpu>>) {
     // The keys a block of query rows `[r0, r1)` meets, and the last key
     // query row `i` sees.
@@ -88,22 +159,38 @@ pub fn attention<T: Tape<f32, Cpu>>(
     let scale = 1.0 / (hd as f32).sqrt();
     let qv = host(&qkv);
     let mut y = vec![0.0f32; b * s * c];
-    let mut probs = vec![0.0f32; b * n_head * s * s];
+    // The whole probabilities when asked for or kept for the backward; each
+    // row's maximum and inverse sum when the backward recomputes them.
+    let full = keep_probs || (T::OWNS_TAPE && mode == Probs::Keep);
+    let recompute = T::OWNS_TAPE && mode == Probs::Recompute;
+    let mut probs = vec![0.0f32; if full { b * n_head * s * s } else { 0 }];
+    let mut stats = vec![0.0f32; if recompute { b * n_head * s * 2 } else { 0 }];
+    let pbs = per_batch_mut(&mut probs, b, n_head * s * s);
+    let sbs = per_batch_mut(&mut stats, b, n_head * s * 2);
     y.par_chunks_mut(s * c)
-        .zip(probs.par_chunks_mut(n_head * s * s))
         .zip(qv.par_chunks(s * c3))
-        .for_each(|((yb, pb), xb)| {
+        .zip(pbs.into_par_iter().zip(sbs))
+        .for_each(|((yb, xb), (pb, sb))| {
+            // Without the whole probabilities, one block of rows at a time.
+            let mut strip = vec![0.0f32; if pb.is_empty() { BLOCK * s } else { 0 }];
             for h in 0..n_head {
-                let p = &mut pb[h * s * s..][..s * s];
                 let (q, k, v) = (&xb[h * hd..], &xb[c + h * hd..], &xb[2 * c + h * hd..]);
                 for (r0, r1) in blocks(s) {
                     let (rows, kw) = (r1 - r0, keys(r1, s));
-                    let pr = &mut p[r0 * s..r1 * s];
+                    let pr = if pb.is_empty() {
+                        &mut strip[..rows * s]
+                    } else {
+                        &mut pb[(h * s + r0) * s..(h * s + r1) * s]
+                    };
                     // P = Q Kᵀ * scale over keys 0..kw (Kᵀ: (d, j) is k[j*c3 + d])
                     let qr = Mat::new(&q[r0 * c3..], c3, 1);
                     sgemm(rows, kw, hd, scale, qr, Mat::new(k, 1, c3), pr, s, false, 1);
                     for (i, row) in pr.chunks_exact_mut(s).enumerate() {
-                        causal_softmax(row, last(r0 + i, s));
+                        let (m, inv) = causal_softmax(row, last(r0 + i, s));
+                        if !sb.is_empty() {
+                            let o = (h * s + r0 + i) * 2;
+                            (sb[o], sb[o + 1]) = (m, inv);
+                        }
                     }
                     // Y_h = P V
                     let yr = &mut yb[r0 * c + h * hd..];
@@ -124,27 +211,46 @@ pub fn attention<T: Tape<f32, Cpu>>(
         });
     let dev = qkv.device().clone();
     let kept = keep_probs.then(|| dev.tensor_from_vec(probs.clone(), (b, n_head, s, s)));
+    if !(T::OWNS_TAPE && mode == Probs::Keep) {
+        probs = Vec::new();
+    }
     let out = dev.tensor_from_vec(y, (b, s, c));
     if T::OWNS_TAPE {
-        // Ghosts of the input and output: `qv` and `probs` are what the
-        // backward reads.
+        // Ghosts of the input and output: `qv` and `probs` (or `stats`) are
+        // what the backward reads.
         let (xg, og) = (qkv.ghost(), out.ghost());
         drop(qkv);
         tape.add_backward_op(move |grads| {
             let (dx, dy) = ghost_io!(grads, &xg, &og)?;
+            let pbs = per_batch(&probs, b, n_head * s * s);
+            let sbs = per_batch(&stats, b, n_head * s * 2);
             dx.par_chunks_mut(s * c3)
                 .zip(dy.par_chunks(s * c))
-                .zip(probs.par_chunks(n_head * s * s).zip(qv.par_chunks(s * c3)))
-                .for_each(|((db, dyb), (pb, xb))| {
-                    let mut ds = vec![0.0f32; s * s];
+                .zip(qv.par_chunks(s * c3).zip(pbs.into_par_iter().zip(sbs)))
+                .for_each(|((db, dyb), (xb, (pb, sb)))| {
+                    let mut ds = vec![0.0f32; BLOCK * s];
+                    // The recomputed probabilities of one block of rows.
+                    let mut strip = vec![0.0f32; if pb.is_empty() { BLOCK * s } else { 0 }];
                     for h in 0..n_head {
-                        let p = &pb[h * s * s..][..s * s];
                         let (q, k, v) = (&xb[h * hd..], &xb[c + h * hd..], &xb[2 * c + h * hd..]);
                         for (r0, r1) in blocks(s) {
                             let (rows, kw) = (r1 - r0, keys(r1, s));
-                            let (pr, dsr) = (&p[r0 * s..r1 * s], &mut ds[r0 * s..r1 * s]);
-                            let dyr = Mat::new(&dyb[r0 * c + h * hd..], c, 1);
                             let qr = Mat::new(&q[r0 * c3..], c3, 1);
+                            let pr: &[f32] = if pb.is_empty() {
+                                // The forward's scores and softmax again,
+                                // from its row maxima and inverse sums.
+                                let pr = &mut strip[..rows * s];
+                                sgemm(rows, kw, hd, scale, qr, Mat::new(k, 1, c3), pr, s, false, 1);
+                                for (i, row) in pr.chunks_exact_mut(s).enumerate() {
+                                    let o = (h * s + r0 + i) * 2;
+                                    softmax_again(row, last(r0 + i, s), sb[o], sb[o + 1]);
+                                }
+                                pr
+                            } else {
+                                &pb[(h * s + r0) * s..(h * s + r1) * s]
+                            };
+                            let dsr = &mut ds[..rows * s];
+                            let dyr = Mat::new(&dyb[r0 * c + h * hd..], c, 1);
                             // dV[0..kw] += Pᵀ dY
                             let dv = &mut db[2 * c + h * hd..];
                             sgemm(kw, hd, rows, 1.0, Mat::new(pr, 1, s), dyr, dv, c3, true, 1);
