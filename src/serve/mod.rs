@@ -4,6 +4,7 @@
 //! the Unix socket in the run directory is the only listener.
 
 pub mod client;
+pub mod pace;
 pub mod process;
 pub mod protocol;
 pub mod run;
@@ -12,7 +13,7 @@ pub mod socket;
 
 pub use client::{connect, AttachError, Connection, Incoming};
 pub use protocol::{ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
-pub use server::{ServeOptions, Server, Snapshot};
+pub use server::{Delivery, ServeOptions, Server, Snapshot};
 
 #[cfg(test)]
 mod tests;
