@@ -10,7 +10,9 @@ this one. Needs tmux; run from the repository root after
     python3 scripts/idle_bytes.py [ROUNDS] [SECONDS]
     VIEWERS="/tmp/headsup-before target/release/headsup" python3 scripts/idle_bytes.py 3
 
-SIZE=80x24 sets the terminal (default 120x40); COLORS=16 runs the viewer
+PAIRED=1 runs each viewer binary as its own trainer too (an A/B of two
+builds where the trainer's side changed as well, e.g. what it sends to
+viewers). SIZE=80x24 sets the terminal (default 120x40); COLORS=16 runs the viewer
 with TERM=xterm and no COLORTERM (16 colours; default true colour). WARM is
 the seconds between attaching and counting (default 12: the workbench shows
 progress live for 10 s after the last key, and attaching counts as one;
@@ -69,7 +71,8 @@ def socket_bytes(path, secs, out):
 def one(viewer, secs, pause):
     d = tempfile.mkdtemp(prefix="hs-idle-")
     run = os.path.join(d, "r")
-    p = subprocess.Popen([TRAIN_BIN, "train", "--out", run] + SETS,
+    trainer = viewer if os.environ.get("PAIRED") == "1" else TRAIN_BIN
+    p = subprocess.Popen([trainer, "train", "--out", run] + SETS,
                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sock = os.path.join(run, "headsup.sock")
     while not os.path.exists(sock):

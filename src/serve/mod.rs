@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod preparing;
+pub mod pace;
 pub mod process;
 pub mod protocol;
 pub mod run;
@@ -13,7 +14,7 @@ pub mod socket;
 
 pub use client::{connect, AttachError, Connection, Incoming};
 pub use protocol::{ClientMsg, ErrorCode, ServerMsg, PROTOCOL_VERSION};
-pub use server::{ServeOptions, Server, Snapshot};
+pub use server::{Delivery, ServeOptions, Server, Snapshot};
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,8 @@
 //! process, so the workbench cannot tell the two apart).
 
 use super::client::{connect, Incoming};
-use super::server::{ServeOptions, Server, Snapshot};
+use super::pace::ProbePace;
+use super::server::{Delivery, ServeOptions, Server, Snapshot};
 use crate::train::{AttentionMap, Command, Event, Prepared, RunInfo, StepStats, TrainerHandle};
 use crate::watch::replay::history_events;
 use crate::watch::{EvalPoint, History, StepPoint};
@@ -14,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Where the run stands, as a viewer shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +201,9 @@ pub struct RunServer {
     server: Server<Event>,
     /// Where viewers' commands go once the trainer runs.
     route: Arc<std::sync::Mutex<Option<mpsc::Sender<Command>>>>,
+    /// Viewers get periodic attention probes paced (`serve::pace`); one a
+    /// viewer asked for goes at once.
+    pace: Arc<Mutex<ProbePace>>,
 }
 
 /// Binds the socket of `run_dir` (refused when another live process serves
@@ -225,10 +229,17 @@ pub fn bind_run(
     })?;
     let route: Arc<std::sync::Mutex<Option<mpsc::Sender<Command>>>> = Arc::default();
     let to = route.clone();
+    let pace = Arc::new(Mutex::new(ProbePace::default()));
+    let asked = pace.clone();
     std::thread::Builder::new()
         .name("serve-commands".into())
         .spawn(move || {
             for c in cmd_rx {
+                if matches!(c, Command::Probe { .. }) {
+                    if let Ok(mut p) = asked.lock() {
+                        p.asked(Instant::now());
+                    }
+                }
                 let Ok(to) = to.lock() else { return };
                 let Some(trainer) = &*to else {
                     if matches!(c, Command::Stop) {
@@ -241,7 +252,11 @@ pub fn bind_run(
                 }
             }
         })?;
-    Ok(RunServer { server, route })
+    Ok(RunServer {
+        server,
+        route,
+        pace,
+    })
 }
 
 impl RunServer {
@@ -259,7 +274,11 @@ impl RunServer {
     /// handle (the local consumer) and to the socket's viewers; viewers'
     /// commands reach the trainer.
     pub fn start(self, prepared: &Prepared) -> anyhow::Result<(TrainerHandle, ViewerCount)> {
-        let RunServer { server, route } = self;
+        let RunServer {
+            server,
+            route,
+            pace,
+        } = self;
         let count = server.viewer_count();
         let TrainerHandle {
             commands,
@@ -274,22 +293,45 @@ impl RunServer {
         std::thread::Builder::new()
             .name("serve-tee".into())
             .spawn(move || {
-                for ev in events.iter() {
-                    server.publish(ev.clone());
-                    if tx.send(ev).is_err() {
-                        // The local consumer is gone; viewers still get events.
-                        for ev in events.iter() {
-                            server.publish(ev);
-                        }
-                        break;
+                let publish = |out: Vec<(Event, Delivery)>| {
+                    for (ev, how) in out {
+                        server.publish_as(ev, how);
                     }
+                };
+                let mut local = Some(tx);
+                loop {
+                    let wait = with_pace(&pace, |p| p.next_due())
+                        .map_or(Duration::from_millis(500), |t| {
+                            t.saturating_duration_since(Instant::now())
+                        });
+                    match events.recv_timeout(wait) {
+                        Ok(ev) => {
+                            let now = Instant::now();
+                            let to_viewers = match &local {
+                                Some(tx) => {
+                                    let out = with_pace(&pace, |p| p.take(ev.clone(), now));
+                                    if tx.send(ev).is_err() {
+                                        // The local consumer is gone; viewers still get events.
+                                        local = None;
+                                    }
+                                    out
+                                }
+                                None => with_pace(&pace, |p| p.take(ev, now)),
+                            };
+                            publish(to_viewers);
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    publish(with_pace(&pace, |p| p.due(Instant::now())));
                 }
+                publish(with_pace(&pace, |p| p.flush(Instant::now())));
                 // The trainer ended: the server goes first, saying bye and
                 // removing the socket, and only then the local consumer's
                 // channel, whose end lets the process exit: no socket is left
                 // behind by a run that ended.
                 drop(server);
-                drop(tx);
+                drop(local);
             })?;
         Ok((
             TrainerHandle {
@@ -301,6 +343,11 @@ impl RunServer {
             count,
         ))
     }
+}
+
+/// Runs `f` on the probe pacing (a poisoned lock: nothing paced, nothing sent).
+fn with_pace<T: Default>(pace: &Mutex<ProbePace>, f: impl FnOnce(&mut ProbePace) -> T) -> T {
+    pace.lock().map(|mut p| f(&mut p)).unwrap_or_default()
 }
 
 /// How many viewers a run's server has now.

@@ -85,11 +85,23 @@ struct Shared<S> {
     log: Log,
 }
 
+/// What the fan-out does with a published event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Folded into the snapshot and sent to every viewer.
+    All,
+    /// Only folded into the snapshot (a new or resynchronised viewer sees
+    /// it there): an event the viewers need not get one by one.
+    SnapshotOnly,
+    /// Only sent to the viewers: it was folded into the snapshot before.
+    ViewersOnly,
+}
+
 /// A run served on its socket. Dropping it stops accepting, says `bye` to
 /// the viewers and removes the socket file.
 pub struct Server<E> {
     path: PathBuf,
-    events: Sender<E>,
+    events: Sender<(E, Delivery)>,
     shared_flags: Arc<dyn ServerFlags>,
 }
 
@@ -142,7 +154,7 @@ impl<E: Serialize + Send + 'static> Server<E> {
         let listener = socket::bind(path)?;
         // Unbounded: the producer never waits and no event is lost from the
         // snapshot; the fan-out only folds and enqueues, so it keeps up.
-        let (tx, rx) = mpsc::channel::<E>();
+        let (tx, rx) = mpsc::channel::<(E, Delivery)>();
         let shared = Arc::new(Shared {
             hub: Mutex::new(Hub {
                 state,
@@ -171,7 +183,12 @@ impl<E: Serialize + Send + 'static> Server<E> {
 
     /// Hands an event to the viewers. Never blocks.
     pub fn publish(&self, event: E) {
-        let _ = self.events.send(event);
+        self.publish_as(event, Delivery::All);
+    }
+
+    /// Hands an event to the snapshot, the viewers or both. Never blocks.
+    pub fn publish_as(&self, event: E, delivery: Delivery) {
+        let _ = self.events.send((event, delivery));
     }
 
     /// The socket's path.
@@ -201,14 +218,14 @@ impl<E> Drop for Server<E> {
     }
 }
 
-fn fan_out<E: Serialize, S: Snapshot<E>>(rx: Receiver<E>, shared: Arc<Shared<S>>) {
+fn fan_out<E: Serialize, S: Snapshot<E>>(rx: Receiver<(E, Delivery)>, shared: Arc<Shared<S>>) {
     loop {
         let event = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(e) => Some(e),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let Some(event) = event else {
+        let Some((event, delivery)) = event else {
             if shared.shutdown.load(Ordering::SeqCst) {
                 break;
             }
@@ -217,8 +234,10 @@ fn fan_out<E: Serialize, S: Snapshot<E>>(rx: Receiver<E>, shared: Arc<Shared<S>>
         let Ok(mut hub) = shared.hub.lock() else {
             break;
         };
-        hub.state.apply(&event);
-        if hub.viewers.is_empty() {
+        if delivery != Delivery::ViewersOnly {
+            hub.state.apply(&event);
+        }
+        if hub.viewers.is_empty() || delivery == Delivery::SnapshotOnly {
             continue;
         }
         let frame: Arc<[u8]> = match encode(&ServerMsg::<&E, ()>::Event { event: &event }) {

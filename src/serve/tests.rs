@@ -103,6 +103,26 @@ fn a_new_viewer_gets_the_snapshot_then_every_later_event() {
 }
 
 #[test]
+fn an_event_can_go_to_the_snapshot_only_or_to_the_viewers_only() {
+    let t = tempfile::tempdir().unwrap();
+    let (server, _cmds, _) = serve(t.path(), ServeOptions::default());
+    let c = attach(t.path());
+    wait_for(|| server.clients() == 1);
+    // Held back from the viewers (e.g. a paced probe): only the snapshot has it.
+    server.publish_as(5, Delivery::SnapshotOnly);
+    // Sent later without folding it again.
+    server.publish_as(6, Delivery::ViewersOnly);
+    server.publish(7);
+    assert_eq!(next(&c), Incoming::Event(6));
+    assert_eq!(next(&c), Incoming::Event(7));
+    let mut late = attach(t.path());
+    while late.snapshot.count < 2 {
+        late = attach(t.path());
+    }
+    assert_eq!(late.snapshot.last, vec![5, 7]);
+}
+
+#[test]
 fn commands_reach_the_producer_and_viewers_see_the_same_events() {
     let t = tempfile::tempdir().unwrap();
     let (server, cmds, _) = serve(t.path(), ServeOptions::default());

@@ -118,10 +118,15 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         ));
     }
     spans.push(sep());
-    spans.push(Span::styled(
-        format!("{:>5} tok/s", si(app.tokens_per_sec)),
-        t.text(),
-    ));
+    // Right-aligned while training, so that its width does not shift the
+    // rest of the bar from one second to the next.
+    let tok_s = si(app.tokens_per_sec);
+    let tok_s = if app.state.is_live() {
+        format!("{tok_s:>5} tok/s")
+    } else {
+        format!("{tok_s} tok/s")
+    };
+    spans.push(Span::styled(tok_s, t.text()));
     spans.push(sep());
     spans.push(Span::styled(escape(&app.device), t.text()));
     if let Some(msg) = &app.message {
