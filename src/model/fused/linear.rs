@@ -24,7 +24,7 @@ simd_fn! {
 
 simd_fn! {
     /// Adds `row` to every `row.len()`-wide row of `ch`.
-    fn add_to_rows(ch: &mut [f32], row: &[f32]) {
+    pub(crate) fn add_to_rows(ch: &mut [f32], row: &[f32]) {
         for r in ch.chunks_exact_mut(row.len()) {
             for (a, b) in r.iter_mut().zip(row) {
                 *a += b;
@@ -34,14 +34,14 @@ simd_fn! {
 }
 
 /// Adds `dy` into `dx` in parallel.
-fn add_into(dx: &mut [f32], dy: &[f32]) {
+pub(crate) fn add_into(dx: &mut [f32], dy: &[f32]) {
     dx.par_chunks_mut(ELEM_CHUNK)
         .zip(dy.par_chunks(ELEM_CHUNK))
         .for_each(|(d, s)| add_slice(d, s));
 }
 
 /// Sums `rows` of width `c` in fixed chunks, chunk partials added in order.
-fn column_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
+pub(crate) fn column_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
     let partial: Vec<Vec<f32>> = dy
         .par_chunks(c * ROW_CHUNK * 4)
         .map(|ch| {
@@ -71,12 +71,13 @@ simd_fn! {
 /// tensor when a product needs them (a copy for the forward, another in the
 /// backward): a copy kept from forward to backward would hold a second copy
 /// of every weight matrix for the whole step.
-struct Affine {
+pub(crate) struct Affine {
     /// Rows (`B*S`), input and output widths.
-    m: usize,
-    i: usize,
-    o: usize,
-    xv: Vec<f32>,
+    pub(crate) m: usize,
+    pub(crate) i: usize,
+    pub(crate) o: usize,
+    /// The input, `m` rows of `i`.
+    pub(crate) xv: Vec<f32>,
     threads: usize,
 }
 
@@ -99,8 +100,19 @@ impl Affine {
         }
     }
 
+    /// A layer of `o` outputs on the host input `xv` (rows of `i`).
+    pub(crate) fn from_host(xv: Vec<f32>, i: usize, o: usize) -> Self {
+        Affine {
+            m: xv.len() / i.max(1),
+            i,
+            o,
+            xv,
+            threads: rayon::current_num_threads(),
+        }
+    }
+
     /// `m` rows of the bias `bv` (written without zero-filling first).
-    fn bias_rows(&self, bv: &[f32]) -> Vec<f32> {
+    pub(crate) fn bias_rows(&self, bv: &[f32]) -> Vec<f32> {
         let mut y = Vec::with_capacity(self.m * self.o);
         for _ in 0..self.m {
             y.extend_from_slice(bv);
@@ -109,21 +121,26 @@ impl Affine {
     }
 
     /// `y += x W`, `wv` the weights.
-    fn accumulate_product(&self, wv: &[f32], y: &mut [f32]) {
+    pub(crate) fn accumulate_product(&self, wv: &[f32], y: &mut [f32]) {
         let (m, i, o) = (self.m, self.i, self.o);
         let (x, w) = (Mat::rows(&self.xv, i), Mat::rows(wv, o));
         sgemm(m, o, i, 1.0, x, w, y, o, true, self.threads);
     }
 
     /// `dx += dy Wᵀ`, `wv` the weights.
-    fn input_grad(&self, wv: &[f32], dy: &[f32], dx: &mut [f32]) {
+    pub(crate) fn input_grad(&self, wv: &[f32], dy: &[f32], dx: &mut [f32]) {
+        self.input_grad_to(wv, dy, dx, true);
+    }
+
+    /// `dx = dy Wᵀ` (`accumulate`: `dx += dy Wᵀ`), `wv` the weights.
+    pub(crate) fn input_grad_to(&self, wv: &[f32], dy: &[f32], dx: &mut [f32], accumulate: bool) {
         let (m, i, o) = (self.m, self.i, self.o);
         let (dy, wt) = (Mat::rows(dy, o), Mat::t(wv, o));
-        sgemm(m, i, o, 1.0, dy, wt, dx, i, true, self.threads);
+        sgemm(m, i, o, 1.0, dy, wt, dx, i, accumulate, self.threads);
     }
 
     /// `dW += xᵀ dy`.
-    fn weight_grad(&self, dy: &[f32], dw: &mut [f32]) {
+    pub(crate) fn weight_grad(&self, dy: &[f32], dw: &mut [f32]) {
         let (m, i, o) = (self.m, self.i, self.o);
         let (xt, dy) = (Mat::t(&self.xv, i), Mat::rows(dy, o));
         sgemm(i, o, m, 1.0, xt, dy, dw, o, true, self.threads);

@@ -12,6 +12,7 @@
 //! [`host`] reads.
 
 pub mod attention;
+pub mod block;
 pub mod cross_entropy;
 pub mod embedding;
 pub mod gelu;
@@ -20,7 +21,7 @@ pub mod linear;
 pub mod matmul;
 
 use super::kernels::{Fused, Gelu, Ops};
-use super::{T1, T2, T3, T4};
+use super::{Block, T1, T2, T3, T4};
 use dfdx::prelude::*;
 
 /// Makes every fused kernel take its portable path; see [`super::simd`].
@@ -164,6 +165,26 @@ impl Ops<Cpu> for Fused {
         b: &T1<Cpu>,
     ) -> T3<Cpu, T> {
         linear::linear_residual(res, x, w, b)
+    }
+
+    fn ln_linear<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Cpu, T>,
+        g: &T1<Cpu>,
+        b: &T1<Cpu>,
+        eps: f64,
+        w: &T2<Cpu>,
+        bias: &T1<Cpu>,
+    ) -> T3<Cpu, T> {
+        block::ln_linear(x, g, b, eps, w, bias)
+    }
+
+    fn block_tail<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Cpu, T>,
+        y: T3<Cpu, T>,
+        blk: &Block<Cpu>,
+        eps: f64,
+    ) -> T3<Cpu, T> {
+        block::block_tail(x, y, blk, eps)
     }
 
     fn add_positions<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(
