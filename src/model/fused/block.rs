@@ -11,7 +11,7 @@
 use super::gelu::{activate, chain_in_place};
 use super::layer_norm::{backward_host, forward_host};
 use super::linear::{add_into, add_to_rows, column_sums, Affine};
-use super::{host, ELEM_CHUNK, ROW_CHUNK};
+use super::{host, with_host, ELEM_CHUNK, ROW_CHUNK};
 use crate::model::kernels::Gelu;
 use crate::model::{Block, T1, T2, T3};
 use dfdx::prelude::*;
@@ -39,10 +39,11 @@ pub fn ln_linear<T: Tape<f32, Cpu>>(
         "linear: bias size must equal the output width"
     );
     let gv = host(g);
-    let (a, xhat, rstd) = forward_host(&host(&x), &gv, &host(b), eps as f32);
+    let bv = host(b);
+    let (a, xhat, rstd) = with_host(&x, |xv| forward_host(xv, &gv, &bv, eps as f32));
     let mut aff = Affine::from_host(a, c, o);
     let mut y = aff.bias_rows(&host(bias));
-    aff.accumulate_product(&host(w), &mut y);
+    with_host(w, |wv| aff.accumulate_product(wv, &mut y));
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     if T::OWNS_TAPE {
         let (xg, og) = (x.ghost(), out.ghost());
@@ -57,7 +58,7 @@ pub fn ln_linear<T: Tape<f32, Cpu>>(
             // LayerNorm's output is not needed any more: its buffer takes
             // its gradient.
             let mut da = std::mem::take(&mut aff.xv);
-            aff.input_grad_to(&host(&w), &dy, &mut da, false);
+            with_host(&w, |wv| aff.input_grad_to(wv, &dy, &mut da, false));
             drop(dy);
             let dx: &mut Vec<f32> = grads.get_or_alloc_mut(&xg)?;
             let partial = backward_host(dx, &da, &xhat, &rstd, &gv);
@@ -92,20 +93,20 @@ pub fn block_tail<T: Tape<f32, Cpu> + Merge<T>>(
     let bo = host(&blk.attn_proj_b);
     xs.par_chunks_mut(c * ROW_CHUNK)
         .for_each(|ch| add_to_rows(ch, &bo));
-    proj.accumulate_product(&host(&blk.attn_proj_w), &mut xs);
+    with_host(&blk.attn_proj_w, |wv| proj.accumulate_product(wv, &mut xs));
     // m = ln_2(x1); h = gelu(m W_fc + b_fc), keeping gelu' at the pre-activation.
     let g2 = host(&blk.ln_2_g);
     let (m, xhat, rstd) = forward_host(&xs, &g2, &host(&blk.ln_2_b), eps as f32);
     let mut fc = Affine::from_host(m, c, hidden);
     let mut pre = fc.bias_rows(&host(&blk.c_fc_b));
-    fc.accumulate_product(&host(&blk.c_fc_w), &mut pre);
+    with_host(&blk.c_fc_w, |wv| fc.accumulate_product(wv, &mut pre));
     let (h, dpre) = activate(pre, T::OWNS_TAPE, Gelu::Tanh);
     // x2 = x1 + b_p + h W_p, in place over x1 (LayerNorm kept x̂, not x1).
     let mut mlp = Affine::from_host(h, hidden, c);
     let bp = host(&blk.mlp_proj_b);
     xs.par_chunks_mut(c * ROW_CHUNK)
         .for_each(|ch| add_to_rows(ch, &bp));
-    mlp.accumulate_product(&host(&blk.mlp_proj_w), &mut xs);
+    with_host(&blk.mlp_proj_w, |wv| mlp.accumulate_product(wv, &mut xs));
     let out = x.device().tensor_from_vec(xs, shape);
     let Some(mut dpre) = dpre else {
         return out.put_tape(tape);
@@ -121,7 +122,9 @@ pub fn block_tail<T: Tape<f32, Cpu> + Merge<T>>(
         mlp.weight_grad(&dx1, grads.get_or_alloc_mut(&blk.mlp_proj_w)?);
         column_sums(&dx1, c, grads.get_or_alloc_mut(&blk.mlp_proj_b)?);
         let mut dh = std::mem::take(&mut mlp.xv);
-        mlp.input_grad_to(&host(&blk.mlp_proj_w), &dx1, &mut dh, false);
+        with_host(&blk.mlp_proj_w, |wv| {
+            mlp.input_grad_to(wv, &dx1, &mut dh, false)
+        });
         // GELU: the kept derivative times dh is the pre-activation's gradient.
         dpre.par_chunks_mut(ELEM_CHUNK)
             .zip(dh.par_chunks(ELEM_CHUNK))
@@ -131,14 +134,17 @@ pub fn block_tail<T: Tape<f32, Cpu> + Merge<T>>(
         fc.weight_grad(&dpre, grads.get_or_alloc_mut(&blk.c_fc_w)?);
         column_sums(&dpre, hidden, grads.get_or_alloc_mut(&blk.c_fc_b)?);
         let mut dm = std::mem::take(&mut fc.xv);
-        fc.input_grad_to(&host(&blk.c_fc_w), &dpre, &mut dm, false);
+        with_host(&blk.c_fc_w, |wv| {
+            fc.input_grad_to(wv, &dpre, &mut dm, false)
+        });
         drop(dpre);
         // ln_2: d(x1) += its input gradient.
         let partial = backward_host(&mut dx1, &dm, &xhat, &rstd, &g2);
         partial.add_to(grads, &blk.ln_2_g, &blk.ln_2_b)?;
         drop(dm);
         // attn.c_proj: dy += d(x1) W_oᵀ, dW_o, db_o; the residual: dx += d(x1).
-        proj.input_grad(&host(&blk.attn_proj_w), &dx1, grads.get_or_alloc_mut(&yg)?);
+        let dy: &mut Vec<f32> = grads.get_or_alloc_mut(&yg)?;
+        with_host(&blk.attn_proj_w, |wv| proj.input_grad(wv, &dx1, dy));
         proj.weight_grad(&dx1, grads.get_or_alloc_mut(&blk.attn_proj_w)?);
         column_sums(&dx1, c, grads.get_or_alloc_mut(&blk.attn_proj_b)?);
         add_into(grads.get_or_alloc_mut(&xg)?, &dx1);

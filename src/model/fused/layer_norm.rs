@@ -1,6 +1,6 @@
 //! LayerNorm over the last axis with gain and bias; rows in parallel.
 
-use super::{free_grad, ghost_io, host, ROW_CHUNK};
+use super::{free_grad, ghost_io, host, with_host, ROW_CHUNK};
 use crate::model::simd::{dot3_8, dot8, simd_fn, sq_dev8, sum8};
 use crate::model::{T1, T3};
 use dfdx::prelude::*;
@@ -162,15 +162,15 @@ pub fn layer_norm<T: Tape<f32, Cpu>>(
     let c = shape.2;
     assert_eq!(g.shape().0, c, "layer_norm gain size");
     assert_eq!(b.shape().0, c, "layer_norm bias size");
-    let xv = host(&x);
     let gv = host(g);
-    let (y, xhat, rstd) = forward_host(&xv, &gv, &host(b), eps as f32);
+    let bv = host(b);
+    let (y, xhat, rstd) = with_host(&x, |xv| forward_host(xv, &gv, &bv, eps as f32));
     let out = x.device().tensor_from_vec(y, shape);
     if T::OWNS_TAPE {
         // Ghosts of the input and output: the backward needs `xhat` and
         // `rstd` only, so neither buffer is kept.
         let (xg, og, g, b) = (x.ghost(), out.ghost(), g.clone(), b.clone());
-        drop((x, xv));
+        drop(x);
         tape.add_backward_op(move |grads| {
             let (dx, dy) = ghost_io!(grads, &xg, &og)?;
             let partial = backward_host(dx, dy, &xhat, &rstd, &gv);

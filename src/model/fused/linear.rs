@@ -6,7 +6,7 @@
 
 use super::gelu::{activate, chain_in_place};
 use super::matmul::{sgemm, Mat};
-use super::{free_grad, ghost_io, host, ELEM_CHUNK, ROW_CHUNK};
+use super::{free_grad, ghost_io, host, with_host, ELEM_CHUNK, ROW_CHUNK};
 use crate::model::kernels::Gelu;
 use crate::model::simd::simd_fn;
 use crate::model::{T1, T2, T3};
@@ -192,7 +192,7 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
         None => aff.bias_rows(&bv),
     };
     debug_assert_eq!(y.len(), m * o);
-    aff.accumulate_product(&host(w), &mut y);
+    with_host(w, |wv| aff.accumulate_product(wv, &mut y));
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     if T::OWNS_TAPE {
         // Ghosts of the input, the residual and the output: their buffers
@@ -202,7 +202,7 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
         let (w, b) = (w.clone(), b.clone());
         tape.add_backward_op(move |grads| {
             let (dx, dy) = ghost_io!(grads, &xg, &og)?;
-            aff.input_grad(&host(&w), dy, dx);
+            with_host(&w, |wv| aff.input_grad(wv, dy, dx));
             let (dw, dy) = ghost_io!(grads, &w, &og)?;
             aff.weight_grad(dy, dw);
             let (db, dy) = ghost_io!(grads, &b, &og)?;
@@ -238,7 +238,7 @@ pub fn linear_act<T: Tape<f32, Cpu>>(
     let aff = Affine::new(&x, w, b);
     let o = aff.o;
     let mut pre = aff.bias_rows(&host(b));
-    aff.accumulate_product(&host(w), &mut pre);
+    with_host(w, |wv| aff.accumulate_product(wv, &mut pre));
     // With gradients, `pre` comes back as GELU's derivative at it.
     let (y, dydx) = activate(pre, T::OWNS_TAPE, act);
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
@@ -255,8 +255,8 @@ pub fn linear_act<T: Tape<f32, Cpu>>(
             .zip(dy.par_chunks(ELEM_CHUNK))
             .for_each(|(kc, gc)| chain_in_place(kc, gc));
         free_grad!(grads, &og);
-        let wv = host(&w);
-        aff.input_grad(&wv, &dpre, grads.get_or_alloc_mut(&xg)?);
+        let dx: &mut Vec<f32> = grads.get_or_alloc_mut(&xg)?;
+        with_host(&w, |wv| aff.input_grad(wv, &dpre, dx));
         aff.weight_grad(&dpre, grads.get_or_alloc_mut(&w)?);
         column_sums(&dpre, o, grads.get_or_alloc_mut(&b)?);
         Ok(())

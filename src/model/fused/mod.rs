@@ -40,6 +40,31 @@ pub fn host<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
     v
 }
 
+thread_local! {
+    /// [`with_host`]'s buffer: as large as the largest tensor it copied on
+    /// this thread.
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `f` of the data of `t`, copied into this thread's scratch buffer: one
+/// memcpy, without the allocation and zero-fill of [`host`] once the buffer
+/// has grown. For copies read within one call (the weights of a product).
+/// A nested call (none is made today) would get a buffer of its own.
+pub(crate) fn with_host<S: Shape, T, R>(
+    t: &Tensor<S, f32, Cpu, T>,
+    f: impl FnOnce(&[f32]) -> R,
+) -> R {
+    let mut buf = SCRATCH.with(|s| s.take());
+    let n = t.shape().num_elements();
+    if buf.len() < n {
+        buf.resize(n, 0.0);
+    }
+    t.copy_into(&mut buf[..n]);
+    let r = f(&buf[..n]);
+    SCRATCH.with(|s| s.set(buf));
+    r
+}
+
 /// The gradient of `out` (to read) and of `x` (to accumulate into), borrowed
 /// together without copying `out`'s gradient (dfdx 0.13 keeps its own
 /// two-buffer borrow crate-private). `x` and `out` are the store's accessors
