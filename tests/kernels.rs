@@ -3,7 +3,7 @@
 
 use dfdx::prelude::*;
 use headsup::model::kernels::plain;
-use headsup::model::{Fused, Gpt, GptConfig, Ops, T1, T2, T3};
+use headsup::model::{Block, Fused, Gpt, GptConfig, Ops, Param, Plain, T1, T2, T3};
 
 mod model_support;
 use model_support::model_grads;
@@ -317,6 +317,114 @@ fn add_positions_matches_plain() {
     let gp = weighted3(yp, &w);
     close("pos dtok", &gf.get(&tok).as_vec(), &gp.get(&tok).as_vec());
     close("pos dwpe", &gf.get(&wpe).as_vec(), &gp.get(&wpe).as_vec());
+}
+
+/// A block of random parameters (matrices scaled by 1/sqrt(fan-in)).
+fn rand_block(d: &Cpu, c: usize, hidden: usize) -> Block<Cpu> {
+    let m = |i: usize, o: usize| randn2(d, (i, o)) * (1.0 / (i as f32).sqrt());
+    Block {
+        ln_1_g: randn1(d, c),
+        ln_1_b: randn1(d, c),
+        c_attn_w: m(c, 3 * c),
+        c_attn_b: randn1(d, 3 * c),
+        attn_proj_w: m(c, c),
+        attn_proj_b: randn1(d, c),
+        ln_2_g: randn1(d, c),
+        ln_2_b: randn1(d, c),
+        c_fc_w: m(c, hidden),
+        c_fc_b: randn1(d, hidden),
+        mlp_proj_w: m(hidden, c),
+        mlp_proj_b: randn1(d, c),
+    }
+}
+
+/// The gradients of the parameters of `blk` whose names start with one of `names`.
+fn block_grads(g: &Gradients<f32, Cpu>, blk: &Block<Cpu>, names: &[&str]) -> Vec<Vec<f32>> {
+    blk.params()
+        .into_iter()
+        .filter(|(n, _)| names.iter().any(|p| n.starts_with(p)))
+        .map(|(_, p)| match p {
+            Param::One(t) => g.get(t).as_vec(),
+            Param::Two(t) => g.get(t).as_vec(),
+        })
+        .collect()
+}
+
+type Tp = OwnedTape<f32, Cpu>;
+
+#[test]
+fn ln_linear_matches_plain_and_the_separate_fused_ops() {
+    let d = dev(21);
+    let (b, s, c) = (3, 11, 24);
+    let blk = rand_block(&d, c, 2 * c);
+    let x = randn3(&d, (b, s, c)) * 2.0 + 0.5;
+    let w = randn3(&d, (b, s, 3 * c));
+    // 0: fused as one op, 1: plain, 2: the fused ops one after the other.
+    let run = |k: u8| {
+        let (g, bb, wt, bias) = (&blk.ln_1_g, &blk.ln_1_b, &blk.c_attn_w, &blk.c_attn_b);
+        let y = match k {
+            0 => <Fused as Ops<Cpu>>::ln_linear(x.leaky_trace(), g, bb, 1e-5, wt, bias),
+            1 => <Plain as Ops<Cpu>>::ln_linear(x.leaky_trace(), g, bb, 1e-5, wt, bias),
+            _ => {
+                let a = <Fused as Ops<Cpu>>::layer_norm(x.leaky_trace(), g, bb, 1e-5);
+                <Fused as Ops<Cpu>>::linear(a, wt, bias)
+            }
+        };
+        let yv = y.as_vec();
+        let gr = weighted3(y, &w);
+        let mut out = vec![yv, gr.get(&x).as_vec()];
+        out.extend(block_grads(&gr, &blk, &["ln_1", "attn.c_attn"]));
+        out
+    };
+    let (f, p, sep) = (run(0), run(1), run(2));
+    assert_eq!(f.len(), 6);
+    for (i, ((a, b), c)) in f.iter().zip(&p).zip(&sep).enumerate() {
+        close(&format!("ln_linear output/gradient {i}"), a, b);
+        assert_eq!(
+            a, c,
+            "ln_linear output/gradient {i}: fused vs separate fused ops"
+        );
+    }
+}
+
+#[test]
+fn block_tail_matches_plain_and_the_separate_fused_ops() {
+    let d = dev(22);
+    let (b, s, c, hidden) = (2, 13, 16, 40);
+    let blk = rand_block(&d, c, hidden);
+    let x = randn3(&d, (b, s, c));
+    let y = randn3(&d, (b, s, c));
+    let w = randn3(&d, (b, s, c));
+    let run = |k: u8| {
+        let (xt, yt) = (x.leaky_trace(), y.leaky_trace());
+        let out = match k {
+            0 => <Fused as Ops<Cpu>>::block_tail(xt, yt, &blk, 1e-5),
+            1 => <Plain as Ops<Cpu>>::block_tail(xt, yt, &blk, 1e-5),
+            _ => {
+                type F = Fused;
+                let x1 =
+                    <F as Ops<Cpu>>::linear_residual(xt, yt, &blk.attn_proj_w, &blk.attn_proj_b);
+                let m =
+                    <F as Ops<Cpu>>::layer_norm(x1.retaped::<Tp>(), &blk.ln_2_g, &blk.ln_2_b, 1e-5);
+                let m = <F as Ops<Cpu>>::linear_gelu(m, &blk.c_fc_w, &blk.c_fc_b);
+                <F as Ops<Cpu>>::linear_residual(x1, m, &blk.mlp_proj_w, &blk.mlp_proj_b)
+            }
+        };
+        let ov = out.as_vec();
+        let gr = weighted3(out, &w);
+        let mut v = vec![ov, gr.get(&x).as_vec(), gr.get(&y).as_vec()];
+        v.extend(block_grads(&gr, &blk, &["attn.c_proj", "ln_2", "mlp"]));
+        v
+    };
+    let (f, p, sep) = (run(0), run(1), run(2));
+    assert_eq!(f.len(), 11);
+    for (i, ((a, b), c)) in f.iter().zip(&p).zip(&sep).enumerate() {
+        close(&format!("block_tail output/gradient {i}"), a, b);
+        assert_eq!(
+            a, c,
+            "block_tail output/gradient {i}: fused vs separate fused ops"
+        );
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! means on it through [`Kernels::Fused`]; the config's `model.fused` picks
 //! between the two as a [`KernelSet`].
 
-use super::{T1, T2, T3, T4};
+use super::{Block, T1, T2, T3, T4};
 use dfdx::prelude::*;
 
 /// Operations the model calls; the default bodies are the plain dfdx reference.
@@ -93,6 +93,34 @@ pub trait Ops<D: Device<f32>> {
         plain::linear_residual(res, x, w, b)
     }
 
+    /// `linear(layer_norm(x))`: a LayerNorm (gain `g`, bias `b`) and the
+    /// linear layer `W`, `bias` after it (a block's `ln_1` and `c_attn`).
+    fn ln_linear<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        x: T3<D, T>,
+        g: &T1<D>,
+        b: &T1<D>,
+        eps: f64,
+        w: &T2<D>,
+        bias: &T1<D>,
+    ) -> T3<D, T> {
+        Self::linear(Self::layer_norm(x, g, b, eps), w, bias)
+    }
+
+    /// The rest of a pre-LayerNorm block after its attention `y`, on the
+    /// residual stream `x`: the output projection added onto `x`, then the
+    /// MLP (`ln_2`, `c_fc` + GELU, `c_proj`) added onto that.
+    fn block_tail<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        x: T3<D, T>,
+        y: T3<D, T>,
+        blk: &Block<D>,
+        eps: f64,
+    ) -> T3<D, T> {
+        let x = Self::linear_residual(x, y, &blk.attn_proj_w, &blk.attn_proj_b);
+        let m = Self::layer_norm(x.retaped::<T>(), &blk.ln_2_g, &blk.ln_2_b, eps);
+        let m = Self::linear_gelu(m, &blk.c_fc_w, &blk.c_fc_b);
+        Self::linear_residual(x, m, &blk.mlp_proj_w, &blk.mlp_proj_b)
+    }
+
     /// Token embeddings `(B*S, C)` plus the first `seq` rows of `wpe`,
     /// broadcast over the batch: `(B, S, C)`.
     fn add_positions<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
@@ -174,9 +202,24 @@ pub trait Kernels: Device<f32> {
         }
     }
 
-    /// The values of parameter `t` as a host vector.
-    fn param_to_host<S: Shape>(t: &Tensor<S, f32, Self>) -> Vec<f32> {
-        t.as_vec()
+    /// The values of parameter `t` copied into the front of `buf`, which
+    /// grows to fit (a buffer reused across parameters is allocated and
+    /// zero-filled only when it grows); returns those `t.len()` elements.
+    fn param_into_host<'a, S: Shape>(
+        t: &Tensor<S, f32, Self>,
+        buf: &'a mut Vec<f32>,
+    ) -> &'a mut [f32] {
+        let v = t.as_vec();
+        grow_to(buf, v.len());
+        buf[..v.len()].copy_from_slice(&v);
+        &mut buf[..v.len()]
+    }
+}
+
+/// Grows `buf` to at least `n` elements (never shrinks it).
+fn grow_to(buf: &mut Vec<f32>, n: usize) {
+    if buf.len() < n {
+        buf.resize(n, 0.0);
     }
 }
 
@@ -200,8 +243,15 @@ impl Kernels for Cpu {
         }
     }
 
-    fn param_to_host<S: Shape>(t: &Tensor<S, f32, Self>) -> Vec<f32> {
-        super::fused::host(t)
+    fn param_into_host<'a, S: Shape>(
+        t: &Tensor<S, f32, Self>,
+        buf: &'a mut Vec<f32>,
+    ) -> &'a mut [f32] {
+        // One copy, straight from the tensor's storage.
+        let n = t.shape().num_elements();
+        grow_to(buf, n);
+        t.copy_into(&mut buf[..n]);
+        &mut buf[..n]
     }
 }
 

@@ -372,8 +372,8 @@ impl<D: Device<f32>> Gpt<D> {
         }
         let mut attention = Vec::new();
         for blk in &self.blocks {
-            let a = K::layer_norm(x.retaped::<T>(), &blk.ln_1_g, &blk.ln_1_b, eps);
-            let qkv = K::linear(a, &blk.c_attn_w, &blk.c_attn_b); // (B,S,3C)
+            let (g, b) = (&blk.ln_1_g, &blk.ln_1_b);
+            let qkv = K::ln_linear(x.retaped::<T>(), g, b, eps, &blk.c_attn_w, &blk.c_attn_b); // (B,S,3C)
             let y = match drop
                 .as_mut()
                 .and_then(|d| d.attn(&dev, (batch, h, seq, seq)))
@@ -387,13 +387,18 @@ impl<D: Device<f32>> Gpt<D> {
                     y
                 }
             };
-            x = match drop.as_mut().and_then(|d| d.resid(&dev, bsc)) {
+            let Some(d) = drop.as_mut() else {
+                // No dropout: the rest of the block as one op.
+                x = K::block_tail(x, y, blk, eps);
+                continue;
+            };
+            x = match d.resid(&dev, bsc) {
                 Some(mask) => x + K::linear(y, &blk.attn_proj_w, &blk.attn_proj_b) * mask,
                 None => K::linear_residual(x, y, &blk.attn_proj_w, &blk.attn_proj_b),
             };
             let m = K::layer_norm(x.retaped::<T>(), &blk.ln_2_g, &blk.ln_2_b, eps);
             let m = K::linear_gelu(m, &blk.c_fc_w, &blk.c_fc_b);
-            x = match drop.as_mut().and_then(|d| d.resid(&dev, bsc)) {
+            x = match d.resid(&dev, bsc) {
                 Some(mask) => x + K::linear(m, &blk.mlp_proj_w, &blk.mlp_proj_b) * mask,
                 None => K::linear_residual(x, m, &blk.mlp_proj_w, &blk.mlp_proj_b),
             };

@@ -1,6 +1,6 @@
 //! LayerNorm over the last axis with gain and bias; rows in parallel.
 
-use super::{free_grad, ghost_io, host, ROW_CHUNK};
+use super::{free_grad, ghost_io, host, with_host, ROW_CHUNK};
 use crate::model::simd::{dot3_8, dot8, simd_fn, sq_dev8, sum8};
 use crate::model::{T1, T3};
 use dfdx::prelude::*;
@@ -63,6 +63,94 @@ simd_fn! {
     }
 }
 
+/// LayerNorm of the `g.len()`-wide rows of `xv` on the host, rows in
+/// parallel: `(y, xhat, rstd)`, the output, the normalised input and 1/std
+/// per row (the last two are what the backward needs).
+pub(crate) fn forward_host(
+    xv: &[f32],
+    gv: &[f32],
+    bv: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let c = gv.len();
+    let rows = xv.len() / c.max(1);
+    let mut xhat = vec![0.0f32; xv.len()];
+    let mut rstd = vec![0.0f32; rows];
+    let mut y = vec![0.0f32; xv.len()];
+    y.par_chunks_mut(c * ROW_CHUNK)
+        .zip(xhat.par_chunks_mut(c * ROW_CHUNK))
+        .zip(
+            rstd.par_chunks_mut(ROW_CHUNK)
+                .zip(xv.par_chunks(c * ROW_CHUNK)),
+        )
+        .for_each(|((yc, hc), (rc, xc))| forward_rows(xc, yc, hc, rc, gv, bv, eps));
+    (y, xhat, rstd)
+}
+
+/// The gain and bias gradients' partial sums, one pair per fixed chunk of
+/// rows, from [`backward_host`].
+pub(crate) struct Partials(Vec<(Vec<f32>, Vec<f32>)>);
+
+impl Partials {
+    /// Adds the gain's partials, in chunk order, into its gradient `dg`.
+    pub(crate) fn add_gain(&self, dg: &mut [f32]) {
+        for (pg, _) in &self.0 {
+            for (d, p) in dg.iter_mut().zip(pg) {
+                *d += p;
+            }
+        }
+    }
+
+    /// Adds the bias's partials, in chunk order, into its gradient `db`.
+    pub(crate) fn add_bias(&self, db: &mut [f32]) {
+        for (_, pb) in &self.0 {
+            for (d, p) in db.iter_mut().zip(pb) {
+                *d += p;
+            }
+        }
+    }
+
+    /// Both, into the store's gradients of the gain `g` and bias `b`.
+    pub(crate) fn add_to(
+        &self,
+        grads: &mut Gradients<f32, Cpu>,
+        g: &T1<Cpu>,
+        b: &T1<Cpu>,
+    ) -> Result<(), CpuError> {
+        self.add_gain(grads.get_or_alloc_mut(g)?);
+        self.add_bias(grads.get_or_alloc_mut(b)?);
+        Ok(())
+    }
+}
+
+/// LayerNorm's backward on the host, rows in parallel: accumulates the
+/// input's gradient into `dx` from the output's `dy` and [`forward_host`]'s
+/// `xhat` and `rstd`; returns the gain/bias partials.
+pub(crate) fn backward_host(
+    dx: &mut [f32],
+    dy: &[f32],
+    xhat: &[f32],
+    rstd: &[f32],
+    gv: &[f32],
+) -> Partials {
+    let c = gv.len();
+    Partials(
+        dx.par_chunks_mut(c * ROW_CHUNK)
+            .zip(dy.par_chunks(c * ROW_CHUNK))
+            .zip(
+                xhat.par_chunks(c * ROW_CHUNK)
+                    .zip(rstd.par_chunks(ROW_CHUNK)),
+            )
+            .map(|((dxc, dyc), (hc, rc))| {
+                let mut dg = vec![0.0f32; c];
+                let mut db = vec![0.0f32; c];
+                backward_rows(dxc, dyc, hc, rc, gv, &mut dg, &mut db);
+                (dg, db)
+            })
+            .collect(),
+    )
+}
+
 pub fn layer_norm<T: Tape<f32, Cpu>>(
     x: T3<Cpu, T>,
     g: &T1<Cpu>,
@@ -74,59 +162,20 @@ pub fn layer_norm<T: Tape<f32, Cpu>>(
     let c = shape.2;
     assert_eq!(g.shape().0, c, "layer_norm gain size");
     assert_eq!(b.shape().0, c, "layer_norm bias size");
-    let xv = host(&x);
     let gv = host(g);
     let bv = host(b);
-    let rows = xv.len() / c.max(1);
-    let eps = eps as f32;
-    // Per row: the normalised x (kept for the backward) and 1/std.
-    let mut xhat = vec![0.0f32; xv.len()];
-    let mut rstd = vec![0.0f32; rows];
-    let mut y = vec![0.0f32; xv.len()];
-    y.par_chunks_mut(c * ROW_CHUNK)
-        .zip(xhat.par_chunks_mut(c * ROW_CHUNK))
-        .zip(
-            rstd.par_chunks_mut(ROW_CHUNK)
-                .zip(xv.par_chunks(c * ROW_CHUNK)),
-        )
-        .for_each(|((yc, hc), (rc, xc))| forward_rows(xc, yc, hc, rc, &gv, &bv, eps));
+    let (y, xhat, rstd) = with_host(&x, |xv| forward_host(xv, &gv, &bv, eps as f32));
     let out = x.device().tensor_from_vec(y, shape);
     if T::OWNS_TAPE {
         // Ghosts of the input and output: the backward needs `xhat` and
         // `rstd` only, so neither buffer is kept.
         let (xg, og, g, b) = (x.ghost(), out.ghost(), g.clone(), b.clone());
-        drop((x, xv));
+        drop(x);
         tape.add_backward_op(move |grads| {
-            // Partial gain/bias gradients per fixed chunk of rows, summed in order.
             let (dx, dy) = ghost_io!(grads, &xg, &og)?;
-            let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
-                .par_chunks_mut(c * ROW_CHUNK)
-                .zip(dy.par_chunks(c * ROW_CHUNK))
-                .zip(
-                    xhat.par_chunks(c * ROW_CHUNK)
-                        .zip(rstd.par_chunks(ROW_CHUNK)),
-                )
-                .map(|((dxc, dyc), (hc, rc))| {
-                    let mut dg = vec![0.0f32; c];
-                    let mut db = vec![0.0f32; c];
-                    backward_rows(dxc, dyc, hc, rc, &gv, &mut dg, &mut db);
-                    (dg, db)
-                })
-                .collect();
+            let partial = backward_host(dx, dy, &xhat, &rstd, &gv);
             free_grad!(grads, &og);
-            let dg: &mut Vec<f32> = grads.get_or_alloc_mut(&g)?;
-            for (pg, _) in &partial {
-                for (d, p) in dg.iter_mut().zip(pg) {
-                    *d += p;
-                }
-            }
-            let db: &mut Vec<f32> = grads.get_or_alloc_mut(&b)?;
-            for (_, pb) in &partial {
-                for (d, p) in db.iter_mut().zip(pb) {
-                    *d += p;
-                }
-            }
-            Ok(())
+            partial.add_to(grads, &g, &b)
         });
     }
     out.put_tape(tape)

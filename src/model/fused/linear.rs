@@ -6,7 +6,7 @@
 
 use super::gelu::{activate, chain_in_place};
 use super::matmul::{sgemm, Mat};
-use super::{free_grad, ghost_io, host, ELEM_CHUNK, ROW_CHUNK};
+use super::{free_grad, ghost_io, host, with_host, ELEM_CHUNK, ROW_CHUNK};
 use crate::model::kernels::Gelu;
 use crate::model::simd::simd_fn;
 use crate::model::{T1, T2, T3};
@@ -24,7 +24,7 @@ simd_fn! {
 
 simd_fn! {
     /// Adds `row` to every `row.len()`-wide row of `ch`.
-    fn add_to_rows(ch: &mut [f32], row: &[f32]) {
+    pub(crate) fn add_to_rows(ch: &mut [f32], row: &[f32]) {
         for r in ch.chunks_exact_mut(row.len()) {
             for (a, b) in r.iter_mut().zip(row) {
                 *a += b;
@@ -34,14 +34,14 @@ simd_fn! {
 }
 
 /// Adds `dy` into `dx` in parallel.
-fn add_into(dx: &mut [f32], dy: &[f32]) {
+pub(crate) fn add_into(dx: &mut [f32], dy: &[f32]) {
     dx.par_chunks_mut(ELEM_CHUNK)
         .zip(dy.par_chunks(ELEM_CHUNK))
         .for_each(|(d, s)| add_slice(d, s));
 }
 
 /// Sums `rows` of width `c` in fixed chunks, chunk partials added in order.
-fn column_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
+pub(crate) fn column_sums(dy: &[f32], c: usize, acc: &mut [f32]) {
     let partial: Vec<Vec<f32>> = dy
         .par_chunks(c * ROW_CHUNK * 4)
         .map(|ch| {
@@ -71,12 +71,13 @@ simd_fn! {
 /// tensor when a product needs them (a copy for the forward, another in the
 /// backward): a copy kept from forward to backward would hold a second copy
 /// of every weight matrix for the whole step.
-struct Affine {
+pub(crate) struct Affine {
     /// Rows (`B*S`), input and output widths.
-    m: usize,
-    i: usize,
-    o: usize,
-    xv: Vec<f32>,
+    pub(crate) m: usize,
+    pub(crate) i: usize,
+    pub(crate) o: usize,
+    /// The input, `m` rows of `i`.
+    pub(crate) xv: Vec<f32>,
     threads: usize,
 }
 
@@ -99,8 +100,19 @@ impl Affine {
         }
     }
 
+    /// A layer of `o` outputs on the host input `xv` (rows of `i`).
+    pub(crate) fn from_host(xv: Vec<f32>, i: usize, o: usize) -> Self {
+        Affine {
+            m: xv.len() / i.max(1),
+            i,
+            o,
+            xv,
+            threads: rayon::current_num_threads(),
+        }
+    }
+
     /// `m` rows of the bias `bv` (written without zero-filling first).
-    fn bias_rows(&self, bv: &[f32]) -> Vec<f32> {
+    pub(crate) fn bias_rows(&self, bv: &[f32]) -> Vec<f32> {
         let mut y = Vec::with_capacity(self.m * self.o);
         for _ in 0..self.m {
             y.extend_from_slice(bv);
@@ -109,21 +121,26 @@ impl Affine {
     }
 
     /// `y += x W`, `wv` the weights.
-    fn accumulate_product(&self, wv: &[f32], y: &mut [f32]) {
+    pub(crate) fn accumulate_product(&self, wv: &[f32], y: &mut [f32]) {
         let (m, i, o) = (self.m, self.i, self.o);
         let (x, w) = (Mat::rows(&self.xv, i), Mat::rows(wv, o));
         sgemm(m, o, i, 1.0, x, w, y, o, true, self.threads);
     }
 
     /// `dx += dy Wᵀ`, `wv` the weights.
-    fn input_grad(&self, wv: &[f32], dy: &[f32], dx: &mut [f32]) {
+    pub(crate) fn input_grad(&self, wv: &[f32], dy: &[f32], dx: &mut [f32]) {
+        self.input_grad_to(wv, dy, dx, true);
+    }
+
+    /// `dx = dy Wᵀ` (`accumulate`: `dx += dy Wᵀ`), `wv` the weights.
+    pub(crate) fn input_grad_to(&self, wv: &[f32], dy: &[f32], dx: &mut [f32], accumulate: bool) {
         let (m, i, o) = (self.m, self.i, self.o);
         let (dy, wt) = (Mat::rows(dy, o), Mat::t(wv, o));
-        sgemm(m, i, o, 1.0, dy, wt, dx, i, true, self.threads);
+        sgemm(m, i, o, 1.0, dy, wt, dx, i, accumulate, self.threads);
     }
 
     /// `dW += xᵀ dy`.
-    fn weight_grad(&self, dy: &[f32], dw: &mut [f32]) {
+    pub(crate) fn weight_grad(&self, dy: &[f32], dw: &mut [f32]) {
         let (m, i, o) = (self.m, self.i, self.o);
         let (xt, dy) = (Mat::t(&self.xv, i), Mat::rows(dy, o));
         sgemm(i, o, m, 1.0, xt, dy, dw, o, true, self.threads);
@@ -175,7 +192,7 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
         None => aff.bias_rows(&bv),
     };
     debug_assert_eq!(y.len(), m * o);
-    aff.accumulate_product(&host(w), &mut y);
+    with_host(w, |wv| aff.accumulate_product(wv, &mut y));
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     if T::OWNS_TAPE {
         // Ghosts of the input, the residual and the output: their buffers
@@ -185,7 +202,7 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
         let (w, b) = (w.clone(), b.clone());
         tape.add_backward_op(move |grads| {
             let (dx, dy) = ghost_io!(grads, &xg, &og)?;
-            aff.input_grad(&host(&w), dy, dx);
+            with_host(&w, |wv| aff.input_grad(wv, dy, dx));
             let (dw, dy) = ghost_io!(grads, &w, &og)?;
             aff.weight_grad(dy, dw);
             let (db, dy) = ghost_io!(grads, &b, &og)?;
@@ -221,7 +238,7 @@ pub fn linear_act<T: Tape<f32, Cpu>>(
     let aff = Affine::new(&x, w, b);
     let o = aff.o;
     let mut pre = aff.bias_rows(&host(b));
-    aff.accumulate_product(&host(w), &mut pre);
+    with_host(w, |wv| aff.accumulate_product(wv, &mut pre));
     // With gradients, `pre` comes back as GELU's derivative at it.
     let (y, dydx) = activate(pre, T::OWNS_TAPE, act);
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
@@ -238,8 +255,8 @@ pub fn linear_act<T: Tape<f32, Cpu>>(
             .zip(dy.par_chunks(ELEM_CHUNK))
             .for_each(|(kc, gc)| chain_in_place(kc, gc));
         free_grad!(grads, &og);
-        let wv = host(&w);
-        aff.input_grad(&wv, &dpre, grads.get_or_alloc_mut(&xg)?);
+        let dx: &mut Vec<f32> = grads.get_or_alloc_mut(&xg)?;
+        with_host(&w, |wv| aff.input_grad(wv, &dpre, dx));
         aff.weight_grad(&dpre, grads.get_or_alloc_mut(&w)?);
         column_sums(&dpre, o, grads.get_or_alloc_mut(&b)?);
         Ok(())

@@ -12,6 +12,7 @@
 //! [`host`] reads.
 
 pub mod attention;
+pub mod block;
 pub mod cross_entropy;
 pub mod embedding;
 pub mod gelu;
@@ -20,7 +21,7 @@ pub mod linear;
 pub mod matmul;
 
 use super::kernels::{Fused, Gelu, Ops};
-use super::{T1, T2, T3, T4};
+use super::{Block, T1, T2, T3, T4};
 use dfdx::prelude::*;
 
 /// Makes every fused kernel take its portable path; see [`super::simd`].
@@ -37,6 +38,31 @@ pub fn host<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
     let mut v = vec![0.0; t.shape().num_elements()];
     t.copy_into(&mut v);
     v
+}
+
+thread_local! {
+    /// [`with_host`]'s buffer: as large as the largest tensor it copied on
+    /// this thread.
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `f` of the data of `t`, copied into this thread's scratch buffer: one
+/// memcpy, without the allocation and zero-fill of [`host`] once the buffer
+/// has grown. For copies read within one call (the weights of a product).
+/// A nested call (none is made today) would get a buffer of its own.
+pub(crate) fn with_host<S: Shape, T, R>(
+    t: &Tensor<S, f32, Cpu, T>,
+    f: impl FnOnce(&[f32]) -> R,
+) -> R {
+    let mut buf = SCRATCH.with(|s| s.take());
+    let n = t.shape().num_elements();
+    if buf.len() < n {
+        buf.resize(n, 0.0);
+    }
+    t.copy_into(&mut buf[..n]);
+    let r = f(&buf[..n]);
+    SCRATCH.with(|s| s.set(buf));
+    r
 }
 
 /// The gradient of `out` (to read) and of `x` (to accumulate into), borrowed
@@ -164,6 +190,26 @@ impl Ops<Cpu> for Fused {
         b: &T1<Cpu>,
     ) -> T3<Cpu, T> {
         linear::linear_residual(res, x, w, b)
+    }
+
+    fn ln_linear<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Cpu, T>,
+        g: &T1<Cpu>,
+        b: &T1<Cpu>,
+        eps: f64,
+        w: &T2<Cpu>,
+        bias: &T1<Cpu>,
+    ) -> T3<Cpu, T> {
+        block::ln_linear(x, g, b, eps, w, bias)
+    }
+
+    fn block_tail<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(
+        x: T3<Cpu, T>,
+        y: T3<Cpu, T>,
+        blk: &Block<Cpu>,
+        eps: f64,
+    ) -> T3<Cpu, T> {
+        block::block_tail(x, y, blk, eps)
     }
 
     fn add_positions<T: Tape<f32, Cpu> + Merge<T> + Merge<NoneTape>>(

@@ -100,13 +100,15 @@ impl<D: Kernels> Trainer<D> {
         let (opt, frozen) = (&self.opt, &self.frozen);
         let mut i = 0;
         let mut finite = true;
+        // One host buffer for every parameter's copy, in both passes.
+        let mut buf = Vec::new();
         self.model.visit(|_, p| {
             if finite && !frozen[i] {
                 let (w, decay) = match p {
-                    ParamRef::One(t) => (D::param_to_host(t), false),
-                    ParamRef::Two(t) => (D::param_to_host(t), true),
+                    ParamRef::One(t) => (D::param_into_host(t, &mut buf), false),
+                    ParamRef::Two(t) => (D::param_into_host(t, &mut buf), true),
                 };
-                finite = opt.update_stays_finite(t_new, i, &w, &gvecs[i], decay, &c);
+                finite = opt.update_stays_finite(t_new, i, w, &gvecs[i], decay, &c);
             }
             i += 1;
         });
@@ -117,12 +119,12 @@ impl<D: Kernels> Trainer<D> {
         let mut i = 0;
         self.model.visit_mut(|_, mut p| {
             if !frozen[i] {
-                let (mut w, decay) = match &p {
-                    ParamMut::One(t) => (D::param_to_host(&**t), false),
-                    ParamMut::Two(t) => (D::param_to_host(&**t), true),
+                let (w, decay) = match &p {
+                    ParamMut::One(t) => (D::param_into_host(&**t, &mut buf), false),
+                    ParamMut::Two(t) => (D::param_into_host(&**t, &mut buf), true),
                 };
-                opt.update_param(t_new, i, &mut w, &gvecs[i], decay, &c);
-                p.copy_from(&w);
+                opt.update_param(t_new, i, w, &gvecs[i], decay, &c);
+                p.copy_from(w);
             }
             i += 1;
         });
