@@ -4,8 +4,8 @@
 //! the Unix socket in the run directory is the only listener.
 
 pub mod client;
-pub mod preparing;
 pub mod pace;
+pub mod preparing;
 pub mod process;
 pub mod protocol;
 pub mod run;
