@@ -288,7 +288,8 @@ impl Begun {
             })?;
             }
         }
-        if config_changed {
+        // A new run, or a resumed one whose config changed (`--set`).
+        if config_changed || resume_from.is_none() {
             crate::fsutil::atomic_write(
                 &run_dir.join("config.toml"),
                 config.to_toml_string().as_bytes(),
@@ -301,16 +302,6 @@ impl Begun {
             })?;
         }
         if resume_from.is_none() {
-            crate::fsutil::atomic_write(
-                &run_dir.join("config.toml"),
-                config.to_toml_string().as_bytes(),
-            )
-            .with_context(|| {
-                format!(
-                    "run directory {}: cannot write config.toml",
-                    run_dir.display()
-                )
-            })?;
             tokenizer.save(&run_dir.join("tokenizer.json"))?;
         }
         // Where the records are, for viewers (best effort: without it a viewer
