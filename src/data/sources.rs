@@ -159,7 +159,7 @@ impl<R: std::io::Read> std::io::Read for Counting<R> {
 }
 
 /// Opens `path` for reading with the hints every source gives.
-fn open_file(path: &Path) -> Result<File, DataError> {
+pub(super) fn open_file(path: &Path) -> Result<File, DataError> {
     let f = File::open(path).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::NotFound => "check data.path (or --data PATH)",

@@ -63,14 +63,7 @@ impl TextChunks {
 
     /// As [`TextChunks::open`], aiming at `target` bytes per chunk.
     pub fn with_chunk_size(path: &Path, target: usize) -> Result<TextChunks, DataError> {
-        let file = std::fs::File::open(path).map_err(|e| {
-            let hint = match e.kind() {
-                std::io::ErrorKind::NotFound => "check data.path (or --data PATH)",
-                std::io::ErrorKind::PermissionDenied => "check the file's permissions",
-                _ => "check data.path",
-            };
-            DataError::file(path, format!("cannot read: {e}; {hint}"))
-        })?;
+        let file = super::sources::open_file(path)?;
         Ok(TextChunks {
             path: path.to_path_buf(),
             file,

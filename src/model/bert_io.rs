@@ -38,7 +38,7 @@ pub struct BertConfig {
     pub max_position_embeddings: usize,
     #[serde(default = "two")]
     pub type_vocab_size: usize,
-    #[serde(default = "init_range")]
+    #[serde(default = "super::checkpoint::init_range")]
     pub initializer_range: f64,
     #[serde(default = "eps")]
     pub layer_norm_eps: f64,
@@ -46,7 +46,7 @@ pub struct BertConfig {
     pub position_embedding_type: String,
     #[serde(default)]
     pub is_decoder: bool,
-    #[serde(default = "yes")]
+    #[serde(default = "super::checkpoint::yes")]
     pub tie_word_embeddings: bool,
     #[serde(default)]
     pub torch_dtype: Option<String>,
@@ -58,17 +58,11 @@ fn gelu() -> String {
 fn two() -> usize {
     2
 }
-fn init_range() -> f64 {
-    0.02
-}
 fn eps() -> f64 {
     1e-12
 }
 fn absolute() -> String {
     "absolute".into()
-}
-fn yes() -> bool {
-    true
 }
 
 impl BertConfig {

@@ -70,10 +70,12 @@ fn eps() -> f64 {
 fn gelu_new() -> String {
     "gelu_new".into()
 }
-fn init_range() -> f64 {
+/// Defaults of HF config keys shared by the GPT-2 and BERT layouts
+/// (`initializer_range`, `tie_word_embeddings`).
+pub(super) fn init_range() -> f64 {
     0.02
 }
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 

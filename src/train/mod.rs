@@ -162,7 +162,6 @@ pub fn begin(mut config: Config, opts: &PrepareOptions) -> anyhow::Result<Begun>
         resume_from = Some(ck);
         run_dir = run.clone();
     } else {
-        config.validate()?;
         run_dir = match &opts.out {
             Some(o) => o.clone(),
             None => new_run_dir(&config),

@@ -56,7 +56,6 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
     let sep = || Span::styled(" │ ", t.muted());
     let (state, state_style) = state_label(app, t);
     let gauge_w: usize = if area.width >= 140 { 24 } else { 10 };
-    let filled = ((app.progress() * gauge_w as f64).round() as usize).min(gauge_w);
     let mut spans = vec![
         Span::styled(format!(" {} ", escape(&app.run_name)), t.title(true)),
         sep(),
@@ -94,16 +93,22 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         if let Some(eta) = eta {
             spans.push(Span::styled(format!(" ETA {}", duration(eta)), t.text()));
         }
-        spans.push(sep());
-        spans.push(Span::styled(escape(&app.device), t.text()));
-        if let Some(msg) = &app.message {
-            spans.push(sep());
-            spans.push(Span::styled(escape(msg), t.muted()));
-        }
-        spans.push(Span::styled("  ? help", t.muted()));
-        frame.render_widget(Paragraph::new(Line::from(spans)).style(t.base()), area);
-        return;
+    } else {
+        step_spans(app, t, gauge_w, &mut spans);
     }
+    spans.push(sep());
+    spans.push(Span::styled(escape(&app.device), t.text()));
+    if let Some(msg) = &app.message {
+        spans.push(sep());
+        spans.push(Span::styled(escape(msg), t.muted()));
+    }
+    spans.push(Span::styled("  ? help", t.muted()));
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(t.base()), area);
+}
+
+/// The training part of the bar: step, gauge, percentage, ETA and tok/s.
+fn step_spans(app: &App, t: &Theme, gauge_w: usize, spans: &mut Vec<Span<'static>>) {
+    let filled = ((app.progress() * gauge_w as f64).round() as usize).min(gauge_w);
     spans.extend([
         Span::styled(format!("step {}/{} ", app.step, app.max_iters), t.text()),
         Span::styled("━".repeat(filled), Style::default().fg(t.gauge())),
@@ -117,7 +122,7 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
             t.text(),
         ));
     }
-    spans.push(sep());
+    spans.push(Span::styled(" │ ", t.muted()));
     // Right-aligned while training, so that its width does not shift the
     // rest of the bar from one second to the next.
     let tok_s = si(app.tokens_per_sec);
@@ -127,14 +132,6 @@ pub fn draw(app: &App, t: &Theme, frame: &mut Frame, area: Rect) {
         format!("{tok_s} tok/s")
     };
     spans.push(Span::styled(tok_s, t.text()));
-    spans.push(sep());
-    spans.push(Span::styled(escape(&app.device), t.text()));
-    if let Some(msg) = &app.message {
-        spans.push(sep());
-        spans.push(Span::styled(escape(msg), t.muted()));
-    }
-    spans.push(Span::styled("  ? help", t.muted()));
-    frame.render_widget(Paragraph::new(Line::from(spans)).style(t.base()), area);
 }
 
 #[cfg(test)]
