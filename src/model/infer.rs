@@ -178,37 +178,34 @@ simd_fn! {
     /// Eight-lane dot product: lane `j` sums the products at `j mod 8` in
     /// order, the lanes are added in order, then the tail.
     fn dot(a: &[f32], b: &[f32]) -> f32 {
-        let mut acc = [0.0f32; 8];
-        let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-        let (at, bt) = (ac.remainder(), bc.remainder());
-        for (x, y) in ac.zip(bc) {
-            for j in 0..8 {
-                acc[j] += x[j] * y[j];
-            }
-        }
-        let mut s: f32 = acc.iter().sum();
-        for (x, y) in at.iter().zip(bt) {
-            s += x * y;
-        }
-        s
+        dot_body(a, b)
     }
 }
 
 simd_fn! {
     /// `out += Σ_r x[r] w_r` in row order, where `w_r` is `w[r * stride..]`
-    /// cut to `out.len()`: four rows per pass over `out`, each element
-    /// still summed row after row.
+    /// cut to `out.len()`: eight rows per pass over `out` (fewer loads and
+    /// stores of `out`, which stays in L1), each element still summed row
+    /// after row, so the grouping never changes a result.
     fn axpy_rows(out: &mut [f32], x: &[f32], w: &[f32], stride: usize) {
         let n = out.len();
         let row = |r: usize| &w[r * stride..r * stride + n];
         let mut r = 0;
-        while r + 4 <= x.len() {
-            let (x0, x1, x2, x3) = (x[r], x[r + 1], x[r + 2], x[r + 3]);
-            let (w0, w1, w2, w3) = (row(r), row(r + 1), row(r + 2), row(r + 3));
+        while r + 8 <= x.len() {
+            let xs: [f32; 8] = x[r..r + 8].try_into().unwrap();
+            let ws: [&[f32]; 8] = std::array::from_fn(|i| row(r + i));
             for (j, o) in out.iter_mut().enumerate() {
-                *o = *o + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j];
+                *o = *o
+                    + xs[0] * ws[0][j]
+                    + xs[1] * ws[1][j]
+                    + xs[2] * ws[2][j]
+                    + xs[3] * ws[3][j]
+                    + xs[4] * ws[4][j]
+                    + xs[5] * ws[5][j]
+                    + xs[6] * ws[6][j]
+                    + xs[7] * ws[7][j];
             }
-            r += 4;
+            r += 8;
         }
         while r < x.len() {
             let (xr, wr) = (x[r], row(r));
@@ -220,19 +217,112 @@ simd_fn! {
     }
 }
 
-/// Output columns per parallel task of [`vec_mat`], rows per task of the LM
-/// head: the split never changes an element's sum, so neither does the
+/// `out[i] = dot(x, rows[i])` for `c`-wide rows, each row summed exactly as
+/// [`dot`] sums it (eight lanes, then the lanes in order, then the tail). With
+/// AVX2, eight rows at a time: eight independent sums in flight while the rows
+/// stream from memory.
+fn dot_rows(out: &mut [f32], x: &[f32], rows: &[f32], c: usize) {
+    assert!(x.len() >= c && rows.len() >= out.len() * c);
+    #[cfg(target_arch = "x86_64")]
+    if crate::model::simd::simd_level() >= crate::model::simd::SimdLevel::Avx2 {
+        // SAFETY: the CPU has AVX2 (checked by `simd_level`); the lengths
+        // were checked above.
+        unsafe { dot_rows_avx2(out, x, rows, c) };
+        return;
+    }
+    for (o, r) in out.iter_mut().zip(rows.chunks_exact(c)) {
+        *o = dot_body(&x[..c], r);
+    }
+}
+
+/// [`dot_rows`] with 256-bit lanes: lane `j` of row `k`'s accumulator adds
+/// `x[p + j] * row_k[p + j]` (a multiply, then an add: no fused multiply-add,
+/// so the sums round as [`dot_body`]'s do).
+///
+/// # Safety
+/// The CPU must have AVX2; `x.len() >= c` and `rows.len() >= out.len() * c`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_rows_avx2(out: &mut [f32], x: &[f32], rows: &[f32], c: usize) {
+    use std::arch::x86_64::*;
+    const R: usize = 8;
+    let full = c - c % 8;
+    let finish = |acc: __m256, row: &[f32]| {
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds eight floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        let mut s: f32 = lanes.iter().sum();
+        for (a, b) in x[full..c].iter().zip(&row[full..c]) {
+            s += a * b;
+        }
+        s
+    };
+    let mut i = 0;
+    while i + R <= out.len() {
+        let base = rows[i * c..].as_ptr();
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut p = 0;
+        while p < full {
+            // SAFETY: `p + 8 <= full <= c <= x.len()`, and row `i + k`
+            // (k < R) ends at `(i + k + 1) * c <= rows.len()`.
+            unsafe {
+                let xv = _mm256_loadu_ps(x.as_ptr().add(p));
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let w = _mm256_loadu_ps(base.add(k * c + p));
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(xv, w));
+                }
+            }
+            p += 8;
+        }
+        for (k, a) in acc.into_iter().enumerate() {
+            out[i + k] = finish(a, &rows[(i + k) * c..(i + k + 1) * c]);
+        }
+        i += R;
+    }
+    while i < out.len() {
+        out[i] = dot_body(&x[..c], &rows[i * c..(i + 1) * c]);
+        i += 1;
+    }
+}
+
+/// [`dot`]'s sum, inlined into the SIMD bodies.
+#[inline(always)]
+fn dot_body(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (at, bt) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in at.iter().zip(bt) {
+        s += x * y;
+    }
+    s
+}
+
+/// Output columns of [`vec_mat`] per parallel task: the columns split evenly
+/// over the threads (a multiple of 16), so each task streams long runs of
+/// every row. The split never changes an element's sum, so neither does the
 /// thread count.
-const COLS: usize = 256;
+fn cols_per_task(o: usize) -> usize {
+    let t = rayon::current_num_threads().max(1);
+    o.div_ceil(t).next_multiple_of(16).max(16)
+}
+
+/// Rows of the LM head per parallel task.
 const VOCAB_ROWS: usize = 512;
 
 /// `x (1 x I) @ w (I x O) + b`: blocks of columns in parallel, each
 /// streaming its part of every row of `w` once.
 fn vec_mat(x: &[f32], w: &[f32], b: &[f32], o: usize) -> Vec<f32> {
     let mut out = b.to_vec();
-    out.par_chunks_mut(COLS)
+    let cols = cols_per_task(o);
+    out.par_chunks_mut(cols)
         .enumerate()
-        .for_each(|(k, oc)| axpy_rows(oc, x, &w[k * COLS..], o));
+        .for_each(|(k, oc)| axpy_rows(oc, x, &w[k * cols..], o));
     out
 }
 
@@ -243,11 +333,7 @@ fn lm_head(x: &[f32], wte: &[f32], c: usize, vocab: usize) -> Vec<f32> {
     logits
         .par_chunks_mut(VOCAB_ROWS)
         .zip(wte[..vocab * c].par_chunks(VOCAB_ROWS * c))
-        .for_each(|(lc, wc)| {
-            for (l, row) in lc.iter_mut().zip(wc.chunks_exact(c)) {
-                *l = dot(x, row);
-            }
-        });
+        .for_each(|(lc, wc)| dot_rows(lc, x, wc, c));
     logits
 }
 
@@ -266,4 +352,57 @@ fn layer_norm(x: &[f32], g: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
 pub fn gelu_tanh(x: f32) -> f32 {
     const K: f32 = 0.797_884_6;
     0.5 * x * (1.0 + (K * (x + 0.044715 * x * x * x)).tanh())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as u32 * 2654435761u32 ^ seed) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// The LM head's row-by-row path and its AVX2 body give every row the
+    /// same bits as `dot`, for widths with and without a tail and row counts
+    /// with and without a remainder.
+    #[test]
+    fn dot_rows_matches_dot_bit_for_bit() {
+        for (c, n) in [(768, 19), (37, 13), (8, 8), (5, 3)] {
+            let x = values(c, 1);
+            let rows = values(c * n, 2);
+            let want: Vec<f32> = rows.chunks_exact(c).map(|r| dot_body(&x, r)).collect();
+            let mut got = vec![0.0; n];
+            dot_rows(&mut got, &x, &rows, c);
+            assert_eq!(got, want, "c={c} n={n}");
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                let mut got = vec![0.0; n];
+                // SAFETY: the CPU has AVX2; the lengths fit.
+                unsafe { dot_rows_avx2(&mut got, &x, &rows, c) };
+                assert_eq!(got, want, "avx2, c={c} n={n}");
+            } else if std::env::var_os("CI").is_some() {
+                panic!("CI: this CPU lacks AVX2, so dot_rows_avx2 went unchecked");
+            }
+        }
+    }
+
+    /// `vec_mat` sums each output row after row: the same bits as a plain
+    /// loop, whatever the column split.
+    #[test]
+    fn vec_mat_sums_rows_in_order() {
+        for (i, o) in [(768, 2304), (19, 40), (3, 7)] {
+            let x = values(i, 3);
+            let w = values(i * o, 4);
+            let b = values(o, 5);
+            let mut want = b.clone();
+            for r in 0..i {
+                for j in 0..o {
+                    want[j] += x[r] * w[r * o + j];
+                }
+            }
+            assert_eq!(vec_mat(&x, &w, &b, o), want, "{i}x{o}");
+        }
+    }
 }
