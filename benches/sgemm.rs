@@ -4,8 +4,9 @@
 //! Prints GFLOP/s per shape: the median and the best of the timed batches,
 //! each implementation timed back to back in every round.
 //!
-//! `cargo bench --bench sgemm [-- ROUNDS] [gpt2]` (default 5 rounds; `gpt2`:
-//! GPT-2-small's shapes instead). `HEADSUP_SIMD=avx2` (or `portable`) caps
+//! `cargo bench --bench sgemm [-- ROUNDS] [gpt2] [bf16]` (default 5 rounds;
+//! `gpt2`: GPT-2-small's shapes instead; `bf16`: headsup's products in
+//! `train.precision = "bf16"`, the gemm crate's still fp32). `HEADSUP_SIMD=avx2` (or `portable`) caps
 //! the kernels, for A/B runs on an AVX-512 CPU.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -155,6 +156,18 @@ fn main() {
         level.name()
     );
     let gpt2 = std::env::args().any(|a| a == "gpt2");
+    if std::env::args().any(|a| a == "bf16") {
+        use headsup::model::fused::matmul::{bf16_native, set_thread_precision, Precision};
+        set_thread_precision(Precision::Bf16);
+        println!(
+            "ours: bf16 products, fp32 accumulation ({})",
+            if bf16_native() {
+                "AVX512-BF16"
+            } else {
+                "emulated: this CPU lacks AVX512-BF16"
+            }
+        );
+    }
     let mut cases = Vec::new();
     if gpt2 {
         // GPT-2-small at batch 4, block 256: 1024 rows, width 768, as the

@@ -202,8 +202,10 @@ pub fn run(mut cfg: Config, a: &BenchOptions) -> anyhow::Result<()> {
     } else {
         cfg.train.threads
     };
+    let precision = cfg.train.precision.matmul();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
+        .start_handler(move |_| crate::model::fused::matmul::set_thread_precision(precision))
         .build()
         .with_context(|| format!("cannot start {threads} threads"))?;
     let dir = std::env::temp_dir().join(format!("headsup-bench-{}", std::process::id()));
@@ -288,6 +290,11 @@ fn measure(a: &BenchOptions, p: &Prepared, threads: usize) -> anyhow::Result<ser
         "preset": a.preset.map(Preset::name),
         "cpu": cpu_info(),
         "threads": threads,
+        "precision": match cfg.train.precision {
+            crate::config::Precision::Fp32 => "fp32",
+            crate::config::Precision::Bf16 if crate::model::fused::matmul::bf16_native() => "bf16 (AVX512-BF16)",
+            crate::config::Precision::Bf16 => "bf16 (emulated: this CPU lacks AVX512-BF16)",
+        },
         "steps": steps,
         "tokens_per_sec": main_tps,
         "train_tokens_per_sec": {

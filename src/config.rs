@@ -146,6 +146,30 @@ pub enum Objective {
     Mlm,
 }
 
+/// `train.precision`: the number format of the fused kernels' matrix
+/// products (weights, gradients and optimizer state stay fp32 either way).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// fp32 throughout (the default).
+    #[default]
+    Fp32,
+    /// Mixed precision as PyTorch's CPU autocast: the operands of every
+    /// matrix product rounded to bf16, products accumulated in fp32, all
+    /// else fp32. AVX512-BF16 where the CPU has it, emulated elsewhere.
+    Bf16,
+}
+
+impl Precision {
+    /// The matrix product's setting for this precision.
+    pub fn matmul(self) -> crate::model::fused::matmul::Precision {
+        match self {
+            Precision::Fp32 => crate::model::fused::matmul::Precision::F32,
+            Precision::Bf16 => crate::model::fused::matmul::Precision::Bf16,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
@@ -212,6 +236,9 @@ pub struct TrainConfig {
     /// Attention probes read at most this many tokens (0: the block size):
     /// their matrices grow with the square of it, per layer and head.
     pub probe_len: usize,
+    /// `fp32` (the default) or `bf16` (mixed precision: bf16 products,
+    /// fp32 accumulation and master weights; CPU, fused kernels).
+    pub precision: Precision,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -334,6 +361,7 @@ impl Default for TrainConfig {
             mlm_mask_fraction: 0.8,
             mlm_random_fraction: 0.1,
             probe_len: 256,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -584,6 +612,14 @@ impl Config {
                     .into(),
             ),
             _ => {}
+        }
+        if t.precision == Precision::Bf16 {
+            if !m.fused {
+                return bad("train.precision = \"bf16\" needs the fused CPU kernels (model.fused = true); set that, or precision = \"fp32\"".into());
+            }
+            if self.device != "cpu" {
+                return bad(format!("train.precision = \"bf16\" runs on the CPU only (device = \"{}\"); use device = \"cpu\", or precision = \"fp32\"", self.device));
+            }
         }
         if t.objective == Objective::Mlm {
             let (p, mf, rf) = (

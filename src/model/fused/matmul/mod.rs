@@ -18,7 +18,48 @@
 //! for any thread count / work split.
 
 use crate::model::simd::{sgemm_level, SimdLevel};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+
+/// The precision of [`sgemm`]'s products on the calling thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// fp32 operands, fp32 accumulation.
+    #[default]
+    F32,
+    /// Operands rounded to bf16 (nearest, ties to even), products
+    /// accumulated in fp32, C in fp32: PyTorch's CPU autocast. AVX512-BF16's
+    /// `vdpbf16ps` where the CPU has it; elsewhere the rounded operands go
+    /// through the fp32 kernel (the same products, slower).
+    Bf16,
+}
+
+thread_local! {
+    static PRECISION: Cell<Precision> = const { Cell::new(Precision::F32) };
+}
+
+/// Sets the precision of every [`sgemm`] this thread calls (a trainer sets
+/// it on each thread of its pool, with `ThreadPoolBuilder::start_handler`).
+pub fn set_thread_precision(p: Precision) {
+    PRECISION.with(|c| c.set(p));
+}
+
+/// The calling thread's [`Precision`].
+pub fn thread_precision() -> Precision {
+    PRECISION.with(|c| c.get())
+}
+
+/// Whether bf16 products run on the CPU's own bf16 instructions
+/// (AVX512-BF16) rather than emulated.
+pub fn bf16_native() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        sgemm_level() >= SimdLevel::Avx2 && bf16::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 const MR: usize = 6;
 const NR: usize = 16;
@@ -71,8 +112,13 @@ pub fn sgemm(
     accumulate: bool,
     threads: usize,
 ) {
+    let bf16 = thread_precision() == Precision::Bf16;
+    if bf16 && !bf16_native() {
+        return sgemm_bf16_emulated(m, n, k, alpha, a, b, c, c_rs, accumulate, threads);
+    }
     sgemm_impl(
         sgemm_level(),
+        bf16,
         m,
         n,
         k,
@@ -86,11 +132,58 @@ pub fn sgemm(
     );
 }
 
-/// [`sgemm`] at `level`: the AVX-512 or AVX2 kernel, or the `gemm` crate.
-/// `level` must not exceed what the CPU has ([`sgemm_level`] never does).
+/// [`Precision::Bf16`] without AVX512-BF16: A and B rounded to bf16 into
+/// dense copies, then the fp32 product of those (every product of two bf16
+/// is exact in fp32, so only the order of the additions differs from the
+/// native kernel).
+#[allow(clippy::too_many_arguments)]
+fn sgemm_bf16_emulated(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    threads: usize,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return sgemm_impl(sgemm_level(), false, m, n, k, alpha, a, b, c, c_rs, accumulate, threads);
+    }
+    assert!(max_index(m, a.rs, k, a.cs) < a.data.len(), "sgemm: A slice too short");
+    assert!(max_index(k, b.rs, n, b.cs) < b.data.len(), "sgemm: B slice too short");
+    let ra: Vec<f32> = (0..m * k)
+        .map(|x| bf16::round_bf16(a.data[(x / k) * a.rs + (x % k) * a.cs]))
+        .collect();
+    let rb: Vec<f32> = (0..k * n)
+        .map(|x| bf16::round_bf16(b.data[(x / n) * b.rs + (x % n) * b.cs]))
+        .collect();
+    sgemm_impl(
+        sgemm_level(),
+        false,
+        m,
+        n,
+        k,
+        alpha,
+        Mat::rows(&ra, k),
+        Mat::rows(&rb, n),
+        c,
+        c_rs,
+        accumulate,
+        threads,
+    );
+}
+
+/// [`sgemm`] at `level`: the AVX-512 or AVX2 kernel, or the `gemm` crate;
+/// with `bf16`, the AVX512-BF16 kernel (which the CPU must have, and
+/// `level` must not be `Portable`). `level` must not exceed what the CPU has
+/// ([`sgemm_level`] never does).
 #[allow(clippy::too_many_arguments)]
 fn sgemm_impl(
     level: SimdLevel,
+    bf16: bool,
     m: usize,
     n: usize,
     k: usize,
@@ -161,13 +254,15 @@ fn sgemm_impl(
     if threads <= 1 {
         // SAFETY: `p` covers the whole checked problem, and `level` is one
         // the CPU has (this function's contract).
-        unsafe { sgemm_st(p, level) };
+        unsafe { sgemm_st(p, level, bf16) };
         return;
     }
 
     // Split over rows (multiples of the tile's rows) or columns (multiples
     // of its columns) of C. Results do not depend on the split.
-    let (mr, nr) = if level == SimdLevel::Avx512 {
+    let (mr, nr) = if bf16 {
+        (bf16::MR, bf16::NR)
+    } else if level == SimdLevel::Avx512 {
         (avx512::MR, avx512::NR)
     } else {
         (MR, NR)
@@ -201,11 +296,11 @@ fn sgemm_impl(
             if idx == last {
                 // SAFETY: `part` is a checked sub-problem whose part of C no
                 // other task writes; the CPU has `level`.
-                unsafe { sgemm_st(part, level) };
+                unsafe { sgemm_st(part, level, bf16) };
             } else {
                 // SAFETY: as above; `rayon::scope` joins this task before
                 // `sgemm_impl` returns, so the borrowed slices outlive it.
-                sc.spawn(move |_| unsafe { sgemm_st(part, level) });
+                sc.spawn(move |_| unsafe { sgemm_st(part, level, bf16) });
             }
         }
     });
@@ -329,15 +424,27 @@ impl Raw {
 
 thread_local! {
     static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static BUFS16: RefCell<(Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// One thread's share on the `level` kernel, with this thread's packing buffers.
+/// One thread's share on the `level` kernel (the bf16 one with `bf16`), with
+/// this thread's packing buffers.
 ///
 /// # Safety
 /// `p` as made by [`sgemm_impl`] (every index its strides reach is in
 /// bounds, and no other thread touches its part of C), on a CPU that has
-/// `level` (AVX2 + FMA, or AVX-512 as well).
-unsafe fn sgemm_st(p: Raw, level: SimdLevel) {
+/// `level` (AVX2 + FMA, or AVX-512 as well), and AVX512-BF16 with `bf16`.
+unsafe fn sgemm_st(p: Raw, level: SimdLevel, bf16: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if bf16 {
+        BUFS16.with(|bufs| {
+            let mut bufs = bufs.borrow_mut();
+            let (pa, pb) = &mut *bufs;
+            // SAFETY: the caller's contract is `bf16::gemm`'s.
+            unsafe { bf16::gemm(p, pa, pb) };
+        });
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     BUFS.with(|bufs| {
         let mut bufs = bufs.borrow_mut();
@@ -352,13 +459,15 @@ unsafe fn sgemm_st(p: Raw, level: SimdLevel) {
     });
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (p, level);
+        let _ = (p, level, bf16);
         unreachable!("sgemm_st runs only on x86-64 with AVX2 or more");
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod bf16;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
@@ -382,6 +491,7 @@ mod tests {
     ) {
         sgemm_impl(
             SimdLevel::Portable,
+            false,
             m,
             n,
             k,
@@ -408,7 +518,7 @@ mod tests {
         acc: bool,
         threads: usize,
     ) {
-        sgemm_impl(SimdLevel::Avx2, m, n, k, alpha, a, b, c, c_rs, acc, threads);
+        sgemm_impl(SimdLevel::Avx2, false, m, n, k, alpha, a, b, c, c_rs, acc, threads);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -426,6 +536,7 @@ mod tests {
     ) {
         sgemm_impl(
             SimdLevel::Avx512,
+            false,
             m,
             n,
             k,
@@ -483,6 +594,25 @@ mod tests {
         acc: bool,
         alpha: f32,
     ) {
+        check_as(f, rng, m, n, k, a_l, b_l, acc, alpha, false)
+    }
+
+    /// [`check`], against a reference on operands rounded to bf16 when
+    /// `bf16` is set.
+    #[allow(clippy::too_many_arguments)]
+    fn check_as(
+        f: Gemm,
+        rng: &mut Lcg,
+        m: usize,
+        n: usize,
+        k: usize,
+        a_l: (usize, usize),
+        b_l: (usize, usize),
+        acc: bool,
+        alpha: f32,
+        bf16: bool,
+    ) {
+        let r = |x: f32| if bf16 { super::bf16::round_bf16(x) as f64 } else { x as f64 };
         let ((a_rs, a_cs), (b_rs, b_cs)) = (a_l, b_l);
         let a = rng.vec((m.max(1) - 1) * a_rs + (k.max(1) - 1) * a_cs + 1);
         let b = rng.vec((k.max(1) - 1) * b_rs + (n.max(1) - 1) * b_cs + 1);
@@ -506,7 +636,7 @@ mod tests {
                 }
                 let (mut s, mut sa) = (0.0f64, 0.0f64);
                 for p in 0..k {
-                    let x = a[i * a_rs + p * a_cs] as f64 * b[p * b_rs + j * b_cs] as f64;
+                    let x = r(a[i * a_rs + p * a_cs]) * r(b[p * b_rs + j * b_cs]);
                     s += x;
                     sa += x.abs();
                 }
@@ -520,6 +650,10 @@ mod tests {
     }
 
     fn run_all(f: Gemm, dims: &[usize]) {
+        run_all_as(f, dims, false)
+    }
+
+    fn run_all_as(f: Gemm, dims: &[usize], bf16: bool) {
         let mut rng = Lcg(12345);
         for &m in dims {
             for &n in dims {
@@ -528,7 +662,7 @@ mod tests {
                         let a_l = if ta { (1, m.max(1)) } else { (k.max(1), 1) };
                         let b_l = if tb { (1, k.max(1)) } else { (n.max(1), 1) };
                         for (acc, alpha) in [(false, 1.0), (true, 0.5)] {
-                            check(f, &mut rng, m, n, k, a_l, b_l, acc, alpha);
+                            check_as(f, &mut rng, m, n, k, a_l, b_l, acc, alpha, bf16);
                         }
                     }
                 }
@@ -582,6 +716,88 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// [`super::sgemm`] on a thread set to bf16: the native AVX512-BF16
+    /// kernel where the CPU has it, else the emulation.
+    #[allow(clippy::too_many_arguments)]
+    fn bf16_sgemm(
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        a: Mat,
+        b: Mat,
+        c: &mut [f32],
+        c_rs: usize,
+        acc: bool,
+        threads: usize,
+    ) {
+        super::set_thread_precision(super::Precision::Bf16);
+        sgemm(m, n, k, alpha, a, b, c, c_rs, acc, threads);
+        super::set_thread_precision(super::Precision::F32);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn bf16_emulated(
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f32,
+        a: Mat,
+        b: Mat,
+        c: &mut [f32],
+        c_rs: usize,
+        acc: bool,
+        threads: usize,
+    ) {
+        super::sgemm_bf16_emulated(m, n, k, alpha, a, b, c, c_rs, acc, threads);
+    }
+
+    /// Rounding to bf16: nearest, ties to even, NaN kept, overflow to
+    /// infinity.
+    #[test]
+    fn bf16_rounding_is_nearest_even() {
+        use super::bf16::{bf16_bits, round_bf16};
+        assert_eq!(round_bf16(1.0), 1.0);
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to even (1).
+        assert_eq!(round_bf16(1.0 + 1.0 / 256.0), 1.0);
+        // 1 + 3*2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: to 1 + 2^-6.
+        assert_eq!(round_bf16(1.0 + 3.0 / 256.0), 1.0 + 1.0 / 64.0);
+        assert_eq!(round_bf16(1.0 + 1.0 / 200.0), 1.0 + 1.0 / 128.0);
+        assert_eq!(round_bf16(-2.5), -2.5);
+        assert!(round_bf16(f32::NAN).is_nan());
+        assert_eq!(round_bf16(f32::INFINITY), f32::INFINITY);
+        assert_eq!(round_bf16(f32::MAX), f32::INFINITY);
+        assert_eq!(bf16_bits(1.0), 0x3f80);
+    }
+
+    /// The bf16 products (native kernel and emulation) against an f64
+    /// reference on the rounded operands, every layout and edge, and
+    /// bit-identical at 1 and 2 threads (in `check`).
+    #[test]
+    fn bf16_paths_match_reference_on_rounded_operands() {
+        if super::bf16_native() {
+            run_all_as(bf16_sgemm, &[0, 1, 2, 13, 14, 15, 31, 32, 33, 70], true);
+            let mut rng = Lcg(8);
+            for &(m, n, k) in &[(13, 2100, 300), (150, 70, 513), (64, 32, 65)] {
+                for &(a_l, b_l) in &[
+                    ((k + 3, 1), (1, k + 1)),
+                    ((2, 2 * m + 1), (3 * n, 2)),
+                    ((1, m), (n, 1)),
+                ] {
+                    for acc in [false, true] {
+                        check_as(bf16_sgemm, &mut rng, m, n, k, a_l, b_l, acc, 0.75, true);
+                    }
+                }
+            }
+        } else {
+            eprintln!("NOTE: this CPU lacks AVX512-BF16: the native bf16 kernel is not checked here");
+            if std::env::var_os("CI").is_some() && super::bf16::available() {
+                panic!("CI: the CPU has AVX512-BF16 but the native kernel was not chosen");
+            }
+        }
+        run_all_as(bf16_emulated, &[0, 1, 5, 17, 40], true);
     }
 
     /// The AVX-512 and AVX2 kernels compute every element as the same FMA

@@ -1,0 +1,311 @@
+//! The bf16 matrix product behind [`super::sgemm`] in `train.precision =
+//! "bf16"`: A and B rounded to bf16 (round to nearest even) while they are
+//! packed, products accumulated in fp32 by AVX512-BF16's `vdpbf16ps`, C in
+//! fp32 (PyTorch's CPU autocast does the same). The blocking is the AVX-512
+//! kernel's ([`super::avx512`]): a 14x32 register tile (28 zmm accumulators),
+//! but each step consumes two k (a pair of bf16 in every 32-bit lane), so
+//! each instruction does twice the multiply-adds of an fp32 FMA.
+//!
+//! Packed layouts, in 32-bit words holding the bf16 of `k = 2q` in the low
+//! half and of `k = 2q + 1` in the high half (zero past `kc`):
+//! - A: panel r, word (i, q) at `r*MR*kq + q*MR + i`;
+//! - B: panel s, word (q, j) at `s*NR*kq + q*NR + j`;
+//!
+//! where `kq = kc.div_ceil(2)`. Each C element is, per KC block in order, a
+//! chain of pair-steps from 0, then `alpha acc` or `C + alpha acc`: it does
+//! not depend on the tile position, so any thread count gives the same bits.
+
+use super::{Raw, KC};
+use std::arch::x86_64::*;
+
+/// Rows of the register tile.
+pub(super) const MR: usize = 14;
+/// Columns of the register tile (two zmm registers).
+pub(super) const NR: usize = 32;
+/// Rows of A per packed block (a multiple of MR).
+const MC: usize = 140;
+/// Columns of B per packed block (a multiple of NR).
+const NC: usize = 2048;
+
+/// `x` rounded to bf16 (nearest, ties to even), as its 16 bits. NaN stays a
+/// (quiet) NaN; infinities and overflow to infinity are kept.
+#[inline(always)]
+pub(crate) fn bf16_bits(x: f32) -> u32 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        (b >> 16) | 0x40
+    } else {
+        (b + 0x7fff + ((b >> 16) & 1)) >> 16
+    }
+}
+
+/// `x` rounded to bf16 and widened back to f32 (what the kernel multiplies).
+#[inline(always)]
+pub(crate) fn round_bf16(x: f32) -> f32 {
+    f32::from_bits(bf16_bits(x) << 16)
+}
+
+/// Whether this CPU has AVX512-BF16 beside AVX-512 F/BW/DQ/VL (the kernel's
+/// needs).
+pub(crate) fn available() -> bool {
+    std::is_x86_feature_detected!("avx512bf16")
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("avx512vl")
+}
+
+/// `C (+)= alpha bf16(A) bf16(B)` for one thread's problem `p`, packing into
+/// `pa` / `pb` (grown as needed).
+///
+/// # Safety
+/// `p` is a problem checked by [`super::sgemm_impl`] (every index its strides
+/// reach lies inside A, B and C), no other thread touches its part of C while
+/// this runs, and the CPU has what [`available`] checks.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")]
+pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<u32>, pb: &mut Vec<u32>) {
+    let Raw {
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        a_rs,
+        a_cs,
+        b,
+        b_rs,
+        b_cs,
+        c,
+        c_rs,
+        accumulate,
+    } = p;
+    let kq_max = KC.min(k).div_ceil(2);
+    let mc_max = MC.min(m.div_ceil(MR) * MR);
+    let nc_max = NC.min(n.div_ceil(NR) * NR);
+    if pa.len() < mc_max * kq_max {
+        pa.resize(mc_max * kq_max, 0);
+    }
+    if pb.len() < nc_max * kq_max {
+        pb.resize(nc_max * kq_max, 0);
+    }
+    let pa = pa.as_mut_ptr();
+    let pb = pb.as_mut_ptr();
+    // SAFETY: the blocking loops only form offsets of elements (i, p) of A,
+    // (p, j) of B and (i, j) of C inside the m x k, k x n, m x n problem,
+    // which the caller guarantees to be in bounds; `pa` and `pb` were sized
+    // just above for the largest block, which is all the packing and the
+    // kernel's packed reads touch; the CPU has the features this function is
+    // compiled for (the caller).
+    unsafe {
+        let mut jc = 0;
+        while jc < n {
+            let nc = NC.min(n - jc);
+            let mut pc = 0;
+            while pc < k {
+                let kc = KC.min(k - pc);
+                let kq = kc.div_ceil(2);
+                let first = pc == 0 && !accumulate;
+                pack_b(kc, nc, b.add(pc * b_rs + jc * b_cs), b_rs, b_cs, pb);
+                let mut ic = 0;
+                while ic < m {
+                    let mc = MC.min(m - ic);
+                    pack_a(mc, kc, a.add(ic * a_rs + pc * a_cs), a_rs, a_cs, pa);
+                    let mut jr = 0;
+                    while jr < nc {
+                        let mut ir = 0;
+                        while ir < mc {
+                            let t = Tile {
+                                kq,
+                                b: pb.add(jr * kq),
+                                c: c.add((ic + ir) * c_rs + jc + jr),
+                                c_rs,
+                                alpha,
+                                first,
+                                mr: MR.min(mc - ir),
+                                nr: NR.min(nc - jr),
+                            };
+                            kernel(t, pa.add(ir * kq));
+                            ir += MR;
+                        }
+                        jr += NR;
+                    }
+                    ic += mc;
+                }
+                pc += kc;
+            }
+            jc += nc;
+        }
+    }
+}
+
+/// The word of bf16(`lo`) and bf16(`hi`).
+#[inline(always)]
+fn pair(lo: f32, hi: f32) -> u32 {
+    bf16_bits(lo) | (bf16_bits(hi) << 16)
+}
+
+/// Pack an mc x kc block of A into MR-row panels of bf16 pairs (rows beyond
+/// mc and the odd k past kc are zero).
+///
+/// # Safety
+/// Elements (i, p), i < mc, p < kc, at `a + i*a_rs + p*a_cs` are readable;
+/// `dst` has room for `mc.div_ceil(MR) * MR * kc.div_ceil(2)` words.
+#[inline(always)]
+unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, a_rs: usize, a_cs: usize, dst: *mut u32) {
+    let kq = kc.div_ceil(2);
+    // SAFETY: reads stay at (i, p) with i < mc, p < kc; writes stay in the
+    // `ceil(mc/MR)*MR x kq` panels of `dst` (the caller's contract).
+    unsafe {
+        let mut ir = 0;
+        while ir < mc {
+            let mr = MR.min(mc - ir);
+            let d = dst.add(ir * kq);
+            let src = a.add(ir * a_rs);
+            if mr < MR {
+                std::ptr::write_bytes(d, 0, kq * MR);
+            }
+            if a_rs == 1 {
+                // Columns of the panel contiguous: walk p outside, i inside.
+                for q in 0..kq {
+                    let p = 2 * q;
+                    let lo = src.add(p * a_cs);
+                    let hi = src.add((p + 1) * a_cs);
+                    let dq = d.add(q * MR);
+                    for i in 0..mr {
+                        let h = if p + 1 < kc { *hi.add(i) } else { 0.0 };
+                        *dq.add(i) = pair(*lo.add(i), h);
+                    }
+                }
+            } else {
+                for i in 0..mr {
+                    let s = src.add(i * a_rs);
+                    for q in 0..kq {
+                        let p = 2 * q;
+                        let h = if p + 1 < kc { *s.add((p + 1) * a_cs) } else { 0.0 };
+                        *d.add(q * MR + i) = pair(*s.add(p * a_cs), h);
+                    }
+                }
+            }
+            ir += MR;
+        }
+    }
+}
+
+/// Pack a kc x nc block of B into NR-column panels of bf16 pairs (columns
+/// beyond nc and the odd k past kc are zero).
+///
+/// # Safety
+/// Elements (p, j), p < kc, j < nc, at `b + p*b_rs + j*b_cs` are readable;
+/// `dst` has room for `nc.div_ceil(NR) * NR * kc.div_ceil(2)` words.
+#[inline(always)]
+unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, dst: *mut u32) {
+    let kq = kc.div_ceil(2);
+    // SAFETY: reads stay at (p, j) with p < kc, j < nc; writes stay in the
+    // `ceil(nc/NR)*NR x kq` panels of `dst`.
+    unsafe {
+        let mut jr = 0;
+        while jr < nc {
+            let nr = NR.min(nc - jr);
+            let d = dst.add(jr * kq);
+            let src = b.add(jr * b_cs);
+            if nr < NR {
+                std::ptr::write_bytes(d, 0, kq * NR);
+            }
+            if b_rs == 1 {
+                // Each column contiguous along p: its pairs are adjacent.
+                for j in 0..nr {
+                    let s = src.add(j * b_cs);
+                    for q in 0..kq {
+                        let p = 2 * q;
+                        let h = if p + 1 < kc { *s.add(p + 1) } else { 0.0 };
+                        *d.add(q * NR + j) = pair(*s.add(p), h);
+                    }
+                }
+            } else {
+                for q in 0..kq {
+                    let p = 2 * q;
+                    let lo = src.add(p * b_rs);
+                    let hi = src.add((p + 1) * b_rs);
+                    let dq = d.add(q * NR);
+                    for j in 0..nr {
+                        let h = if p + 1 < kc { *hi.add(j * b_cs) } else { 0.0 };
+                        *dq.add(j) = pair(*lo.add(j * b_cs), h);
+                    }
+                }
+            }
+            jr += NR;
+        }
+    }
+}
+
+/// Where one register tile reads B and writes C.
+#[derive(Clone, Copy)]
+struct Tile {
+    /// Pairs of k in this block.
+    kq: usize,
+    /// The packed B panel: word (q, j) at `b + q*NR + j`.
+    b: *const u32,
+    /// C element (i, j) at `c + i*c_rs + j`.
+    c: *mut f32,
+    c_rs: usize,
+    alpha: f32,
+    /// Overwrite C (`alpha acc`) instead of accumulating (`C + alpha acc`).
+    first: bool,
+    mr: usize,
+    nr: usize,
+}
+
+/// The 14x32 microkernel on a packed A panel: word (i, q) at `a + q*14 + i`.
+///
+/// # Safety
+/// The packed panels (kq x 14 and kq x 32 words) and C's elements (i, j),
+/// i < mr, j < nr, are in bounds; the CPU has AVX-512F and AVX512-BF16.
+#[inline(always)]
+unsafe fn kernel(t: Tile, a: *const u32) {
+    // SAFETY: the loads read the packed A and B panels inside the bounds the
+    // caller guarantees; the masked loads and stores touch only C's mr x nr
+    // tile. The transmutes reinterpret 512-bit vectors of the same size.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut ao = a;
+        let mut bp = t.b;
+        for _ in 0..t.kq {
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp as *const _));
+            let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(16) as *const _));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ao.add(i) as i32));
+                row[0] = _mm512_dpbf16_ps(row[0], x, b0);
+                row[1] = _mm512_dpbf16_ps(row[1], x, b1);
+            }
+            ao = ao.add(MR);
+            bp = bp.add(NR);
+        }
+        let av = _mm512_set1_ps(t.alpha);
+        let masks: [__mmask16; 2] = [
+            if t.nr >= 16 {
+                0xffff
+            } else {
+                ((1u32 << t.nr) - 1) as u16
+            },
+            if t.nr >= 32 {
+                0xffff
+            } else if t.nr > 16 {
+                ((1u32 << (t.nr - 16)) - 1) as u16
+            } else {
+                0
+            },
+        ];
+        for (i, row) in acc.iter().enumerate().take(t.mr) {
+            let cp = t.c.add(i * t.c_rs);
+            for (v, (&x, &mask)) in row.iter().zip(&masks).enumerate() {
+                let cv = cp.wrapping_add(16 * v);
+                let y = if t.first {
+                    _mm512_mul_ps(av, x)
+                } else {
+                    _mm512_fmadd_ps(av, x, _mm512_maskz_loadu_ps(mask, cv))
+                };
+                _mm512_mask_storeu_ps(cv, mask, y);
+            }
+        }
+    }
+}
