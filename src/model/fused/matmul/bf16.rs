@@ -32,10 +32,11 @@ const NC: usize = 2048;
 #[inline(always)]
 pub(crate) fn bf16_bits(x: f32) -> u32 {
     let b = x.to_bits();
+    let rounded = (b + 0x7fff + ((b >> 16) & 1)) >> 16;
     if x.is_nan() {
         (b >> 16) | 0x40
     } else {
-        (b + 0x7fff + ((b >> 16) & 1)) >> 16
+        rounded
     }
 }
 
@@ -166,23 +167,43 @@ unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, a_rs: usize, a_cs: usize, 
             }
             if a_rs == 1 {
                 // Columns of the panel contiguous: walk p outside, i inside.
+                let zeros = [0.0f32; MR];
                 for q in 0..kq {
                     let p = 2 * q;
-                    let lo = src.add(p * a_cs);
-                    let hi = src.add((p + 1) * a_cs);
-                    let dq = d.add(q * MR);
-                    for i in 0..mr {
-                        let h = if p + 1 < kc { *hi.add(i) } else { 0.0 };
-                        *dq.add(i) = pair(*lo.add(i), h);
+                    let lo = std::slice::from_raw_parts(src.add(p * a_cs), mr);
+                    let hi = if p + 1 < kc {
+                        std::slice::from_raw_parts(src.add((p + 1) * a_cs), mr)
+                    } else {
+                        &zeros[..mr]
+                    };
+                    let dq = std::slice::from_raw_parts_mut(d.add(q * MR), mr);
+                    for ((w, &l), &h) in dq.iter_mut().zip(lo).zip(hi) {
+                        *w = pair(l, h);
                     }
                 }
             } else {
+                let mut words = [0u32; KC / 2];
                 for i in 0..mr {
                     let s = src.add(i * a_rs);
-                    for q in 0..kq {
-                        let p = 2 * q;
-                        let h = if p + 1 < kc { *s.add((p + 1) * a_cs) } else { 0.0 };
-                        *d.add(q * MR + i) = pair(*s.add(p * a_cs), h);
+                    if a_cs == 1 {
+                        // The row's pairs are adjacent: convert the row,
+                        // then spread it over the panel.
+                        let row = std::slice::from_raw_parts(s, kc);
+                        for (w, two) in words.iter_mut().zip(row.chunks_exact(2)) {
+                            *w = pair(two[0], two[1]);
+                        }
+                        if kc % 2 == 1 {
+                            words[kq - 1] = pair(row[kc - 1], 0.0);
+                        }
+                    } else {
+                        for (q, w) in words.iter_mut().enumerate().take(kq) {
+                            let p = 2 * q;
+                            let h = if p + 1 < kc { *s.add((p + 1) * a_cs) } else { 0.0 };
+                            *w = pair(*s.add(p * a_cs), h);
+                        }
+                    }
+                    for (q, &w) in words.iter().enumerate().take(kq) {
+                        *d.add(q * MR + i) = w;
                     }
                 }
             }
@@ -213,12 +234,32 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, 
             }
             if b_rs == 1 {
                 // Each column contiguous along p: its pairs are adjacent.
+                let mut words = [0u32; KC / 2];
                 for j in 0..nr {
-                    let s = src.add(j * b_cs);
-                    for q in 0..kq {
-                        let p = 2 * q;
-                        let h = if p + 1 < kc { *s.add(p + 1) } else { 0.0 };
-                        *d.add(q * NR + j) = pair(*s.add(p), h);
+                    let col = std::slice::from_raw_parts(src.add(j * b_cs), kc);
+                    for (w, two) in words.iter_mut().zip(col.chunks_exact(2)) {
+                        *w = pair(two[0], two[1]);
+                    }
+                    if kc % 2 == 1 {
+                        words[kq - 1] = pair(col[kc - 1], 0.0);
+                    }
+                    for (q, &w) in words.iter().enumerate().take(kq) {
+                        *d.add(q * NR + j) = w;
+                    }
+                }
+            } else if b_cs == 1 {
+                let zeros = [0.0f32; NR];
+                for q in 0..kq {
+                    let p = 2 * q;
+                    let lo = std::slice::from_raw_parts(src.add(p * b_rs), nr);
+                    let hi = if p + 1 < kc {
+                        std::slice::from_raw_parts(src.add((p + 1) * b_rs), nr)
+                    } else {
+                        &zeros[..nr]
+                    };
+                    let dq = std::slice::from_raw_parts_mut(d.add(q * NR), nr);
+                    for ((w, &l), &h) in dq.iter_mut().zip(lo).zip(hi) {
+                        *w = pair(l, h);
                     }
                 }
             } else {
