@@ -7,6 +7,8 @@
 #
 # usage: scripts/compare_torch.sh [ROUNDS] [HEADSUP_STEPS] [TORCH_ITERS]
 #   PRESET=baby|gpt2-small (default baby)  THREADS="1 2"  HEADSUP_SIMD=avx2|avx512|portable
+#   PRECISION=fp32|bf16 (default fp32; bf16: headsup's train.precision = "bf16"
+#   against PyTorch's CPU autocast to bfloat16)
 #   baby:       nanoGPT's baby config (4L/4H/128, block 64, batch 12), tinyshakespeare by character
 #   gpt2-small: GPT-2-small shapes (12L/12H/768, block 256, batch 4), same data
 set -euo pipefail
@@ -15,6 +17,7 @@ STEPS=${2:-30}
 ITERS=${3:-60}
 PRESET=${PRESET:-baby}
 THREADS=${THREADS:-1 2}
+PRECISION=${PRECISION:-fp32}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${DATA:-$ROOT/../shared/data/tinyshakespeare.txt}
 if [ -z "${REF:-}" ]; then
@@ -36,16 +39,16 @@ case "$PRESET" in
 esac
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 FLAGS=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512dq|avx512vl|avx512_vnni|avx512_bf16|amx_tile|amx_bf16)$' | tr '\n' ' ' | sed 's/ $//')
-TAG="\"preset\":\"$PRESET\",\"cpu\":\"$CPU\",\"simd_flags\":\"$FLAGS\",\"headsup_simd\":\"${HEADSUP_SIMD:-default}\""
+TAG="\"preset\":\"$PRESET\",\"precision\":\"$PRECISION\",\"cpu\":\"$CPU\",\"simd_flags\":\"$FLAGS\",\"headsup_simd\":\"${HEADSUP_SIMD:-default}\""
 RSS=$(mktemp)
 trap 'rm -f "$RSS"' EXIT
 for r in $(seq "$ROUNDS"); do
   for t in $THREADS; do
     line=$(/usr/bin/time -f '%M' -o "$RSS" "$BIN" bench "${HS_ARGS[@]}" --data "$DATA" \
-      --threads "$t" --steps "$STEPS" --plain-steps 0 --no-generate | tail -1)
+      --threads "$t" --steps "$STEPS" --plain-steps 0 --no-generate --set train.precision="$PRECISION" | tail -1)
     echo "{\"impl\":\"headsup\",\"threads\":$t,$TAG,\"rss_kb\":$(tail -1 "$RSS"),\"result\":$line}"
     line=$(/usr/bin/time -f '%M' -o "$RSS" "$PY" "$REF" "$DATA" "${PT_ARGS[@]}" --iters "$ITERS" \
-      --threads "$t" --eval-iters 1 | tail -1)
+      --threads "$t" --eval-iters 1 --precision "$PRECISION" | tail -1)
     echo "{\"impl\":\"pytorch\",\"threads\":$t,$TAG,\"rss_kb\":$(tail -1 "$RSS"),\"result\":$line}"
   done
 done

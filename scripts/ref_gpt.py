@@ -19,9 +19,12 @@ with `headsup bench`; scripts/summarise.py reads the lines.
 usage: scripts/ref_gpt.py DATA.txt [--iters 2000] [--threads 2]
        [--layers 4 --heads 4 --embd 128 --block 64 --batch 12]
        [--lr 1e-3 --min-lr 1e-4 --warmup 100] [--eval-iters 20] [--seed 1337]
+       [--precision fp32|bf16]   (bf16: the forward under torch.autocast("cpu",
+       dtype=torch.bfloat16), as headsup's train.precision = "bf16")
 Needs: torch (python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch).
 """
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -53,6 +56,8 @@ def parse_args():
     ap.add_argument("--train-fraction", type=float, default=0.9)
     ap.add_argument("--eval-iters", type=int, default=20, help="batches per split in the final eval")
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: CPU autocast (bf16 matrix products, fp32 master weights)")
     a = ap.parse_args()
     if a.embd % a.heads != 0:
         ap.error(f"--embd ({a.embd}) must be divisible by --heads ({a.heads})")
@@ -154,11 +159,17 @@ def main():
     ]
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.99), eps=1e-8)
 
+    def cast():
+        if a.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     start = time.perf_counter()
     for step in range(a.iters):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a)
-        loss = model.loss(*batch(train))
+        with cast():
+            loss = model.loss(*batch(train))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, a.grad_clip)
@@ -166,7 +177,7 @@ def main():
     train_s = time.perf_counter() - start
 
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), cast():
         final = {
             name: sum(model.loss(*batch(ids)).item() for _ in range(a.eval_iters)) / a.eval_iters
             for name, ids in (("train", train), ("val", val))
@@ -178,6 +189,7 @@ def main():
                 "impl": "pytorch",
                 "torch": torch.__version__,
                 "threads": a.threads,
+                "precision": a.precision,
                 "iters": a.iters,
                 "params": n_params,
                 "tokens_per_s": a.iters * a.batch * a.block / train_s,
