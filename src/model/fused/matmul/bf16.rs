@@ -15,17 +15,23 @@
 //! chain of pair-steps from 0, then `alpha acc` or `C + alpha acc`: it does
 //! not depend on the tile position, so any thread count gives the same bits.
 
-use super::{Raw, KC};
+use super::Raw;
 use std::arch::x86_64::*;
 
 /// Rows of the register tile.
 pub(super) const MR: usize = 14;
 /// Columns of the register tile (two zmm registers).
 pub(super) const NR: usize = 32;
+/// k per packed block (even): more than the fp32 kernel's 256, as a bf16
+/// pair takes one word (fewer write-backs of C per product); 256, 384 and
+/// 512 with NC 512-2048 were tried on GPT-2-small's shapes (`cargo bench
+/// --bench sgemm -- gpt2 bf16`), 384 / 1024 was best on every one.
+const KC: usize = 384;
 /// Rows of A per packed block (a multiple of MR).
 const MC: usize = 140;
-/// Columns of B per packed block (a multiple of NR).
-const NC: usize = 2048;
+/// Columns of B per packed block (a multiple of NR): a packed block of B,
+/// `NC * KC / 2` words, is 768 KB (Zen 4's L2 is 1 MB).
+const NC: usize = 1024;
 
 /// `x` rounded to bf16 (nearest, ties to even), as its 16 bits. NaN stays a
 /// (quiet) NaN; infinities and overflow to infinity are kept.
