@@ -392,6 +392,36 @@ fn command_line_flags() {
         Error,
     );
     c.add(
+        "--set train.precision unknown",
+        (
+            s(&["train", "--set", "train.precision=fp16"]),
+            s(&["precision", "fp16", "bf16"]),
+        ),
+        Error,
+    );
+    c.add(
+        "--set train.precision=bf16 on the plain path",
+        (
+            s(&[
+                "train",
+                "--set",
+                "train.precision=bf16",
+                "--set",
+                "model.fused=false",
+            ]),
+            s(&["train.precision = \"bf16\"", "model.fused"]),
+        ),
+        Error,
+    );
+    c.add(
+        "--set train.precision=bf16 on CUDA",
+        (
+            s(&["train", "--set", "train.precision=bf16", "--device", "cuda"]),
+            s(&["train.precision = \"bf16\"", "CPU"]),
+        ),
+        Error,
+    );
+    c.add(
         "--set empty key",
         (s(&["train", "--set", "=3"]), s(&["--set"])),
         Error,

@@ -204,7 +204,11 @@ unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, a_rs: usize, a_cs: usize, 
                     } else {
                         for (q, w) in words.iter_mut().enumerate().take(kq) {
                             let p = 2 * q;
-                            let h = if p + 1 < kc { *s.add((p + 1) * a_cs) } else { 0.0 };
+                            let h = if p + 1 < kc {
+                                *s.add((p + 1) * a_cs)
+                            } else {
+                                0.0
+                            };
                             *w = pair(*s.add(p * a_cs), h);
                         }
                     }

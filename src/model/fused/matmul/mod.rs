@@ -150,10 +150,29 @@ fn sgemm_bf16_emulated(
     threads: usize,
 ) {
     if m == 0 || n == 0 || k == 0 {
-        return sgemm_impl(sgemm_level(), false, m, n, k, alpha, a, b, c, c_rs, accumulate, threads);
+        return sgemm_impl(
+            sgemm_level(),
+            false,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            c,
+            c_rs,
+            accumulate,
+            threads,
+        );
     }
-    assert!(max_index(m, a.rs, k, a.cs) < a.data.len(), "sgemm: A slice too short");
-    assert!(max_index(k, b.rs, n, b.cs) < b.data.len(), "sgemm: B slice too short");
+    assert!(
+        max_index(m, a.rs, k, a.cs) < a.data.len(),
+        "sgemm: A slice too short"
+    );
+    assert!(
+        max_index(k, b.rs, n, b.cs) < b.data.len(),
+        "sgemm: B slice too short"
+    );
     let ra: Vec<f32> = (0..m * k)
         .map(|x| bf16::round_bf16(a.data[(x / k) * a.rs + (x % k) * a.cs]))
         .collect();
@@ -467,9 +486,9 @@ unsafe fn sgemm_st(p: Raw, level: SimdLevel, bf16: bool) {
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod bf16;
-#[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod bf16;
 
 #[cfg(test)]
 mod tests {
@@ -518,7 +537,20 @@ mod tests {
         acc: bool,
         threads: usize,
     ) {
-        sgemm_impl(SimdLevel::Avx2, false, m, n, k, alpha, a, b, c, c_rs, acc, threads);
+        sgemm_impl(
+            SimdLevel::Avx2,
+            false,
+            m,
+            n,
+            k,
+            alpha,
+            a,
+            b,
+            c,
+            c_rs,
+            acc,
+            threads,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -612,7 +644,13 @@ mod tests {
         alpha: f32,
         bf16: bool,
     ) {
-        let r = |x: f32| if bf16 { super::bf16::round_bf16(x) as f64 } else { x as f64 };
+        let r = |x: f32| {
+            if bf16 {
+                super::bf16::round_bf16(x) as f64
+            } else {
+                x as f64
+            }
+        };
         let ((a_rs, a_cs), (b_rs, b_cs)) = (a_l, b_l);
         let a = rng.vec((m.max(1) - 1) * a_rs + (k.max(1) - 1) * a_cs + 1);
         let b = rng.vec((k.max(1) - 1) * b_rs + (n.max(1) - 1) * b_cs + 1);
@@ -792,7 +830,9 @@ mod tests {
                 }
             }
         } else {
-            eprintln!("NOTE: this CPU lacks AVX512-BF16: the native bf16 kernel is not checked here");
+            eprintln!(
+                "NOTE: this CPU lacks AVX512-BF16: the native bf16 kernel is not checked here"
+            );
             if std::env::var_os("CI").is_some() && super::bf16::available() {
                 panic!("CI: the CPU has AVX512-BF16 but the native kernel was not chosen");
             }
