@@ -320,16 +320,27 @@ unsafe fn kernel(t: Tile, a: *const u32) {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         let mut ao = a;
         let mut bp = t.b;
-        for _ in 0..t.kq {
-            let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp as *const _));
-            let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(16) as *const _));
-            for (i, row) in acc.iter_mut().enumerate() {
-                let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ao.add(i) as i32));
-                row[0] = _mm512_dpbf16_ps(row[0], x, b0);
-                row[1] = _mm512_dpbf16_ps(row[1], x, b1);
-            }
-            ao = ao.add(MR);
-            bp = bp.add(NR);
+        macro_rules! step {
+            () => {{
+                let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp as *const _));
+                let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(16) as *const _));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let x: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ao.add(i) as i32));
+                    row[0] = _mm512_dpbf16_ps(row[0], x, b0);
+                    row[1] = _mm512_dpbf16_ps(row[1], x, b1);
+                }
+                ao = ao.add(MR);
+                bp = bp.add(NR);
+            }};
+        }
+        let mut q = 0;
+        while q + 2 <= t.kq {
+            step!();
+            step!();
+            q += 2;
+        }
+        if q < t.kq {
+            step!();
         }
         let av = _mm512_set1_ps(t.alpha);
         let masks: [__mmask16; 2] = [
