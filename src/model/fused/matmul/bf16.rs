@@ -339,8 +339,9 @@ unsafe fn kernel(t: Tile, a: *const u32) {
             step!();
             q += 2;
         }
-        if q < t.kq {
+        while q < t.kq {
             step!();
+            q += 1;
         }
         let av = _mm512_set1_ps(t.alpha);
         let masks: [__mmask16; 2] = [
