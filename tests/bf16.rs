@@ -101,6 +101,16 @@ fn headsup_train_in_bf16_learns_like_fp32() {
         ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{p}: {stderr}");
+        let device = if p == "bf16" {
+            "device cpu bf16 |"
+        } else {
+            "device cpu |"
+        };
+        let all = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            all.contains(device),
+            "{p}: the run line lacks `{device}`: {all}"
+        );
         let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
         assert!(
             config.contains(&format!("precision = \"{p}\"")),

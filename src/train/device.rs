@@ -36,7 +36,12 @@ pub(crate) fn run_thread(
         let device = p.config.device.clone();
         if device == "cpu" {
             let dev = Cpu::seed_from_u64(p.config.seed);
-            run_on(&dev, &p, "cpu".into(), events, commands, stop);
+            // The precision shows with the device (run line, status bar).
+            let name = match p.config.train.precision {
+                crate::config::Precision::Fp32 => "cpu",
+                crate::config::Precision::Bf16 => "cpu bf16",
+            };
+            run_on(&dev, &p, name.into(), events, commands, stop);
         } else {
             run_cuda(&p, &device, events, commands, stop)
         }
