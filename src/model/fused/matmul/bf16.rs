@@ -38,7 +38,8 @@ const NC: usize = 1024;
 #[inline(always)]
 pub(crate) fn bf16_bits(x: f32) -> u32 {
     let b = x.to_bits();
-    let rounded = (b + 0x7fff + ((b >> 16) & 1)) >> 16;
+    // (Wrapping: a NaN's bits may overflow here; it takes the other branch.)
+    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16;
     if x.is_nan() {
         (b >> 16) | 0x40
     } else {
@@ -151,6 +152,78 @@ fn pair(lo: f32, hi: f32) -> u32 {
     bf16_bits(lo) | (bf16_bits(hi) << 16)
 }
 
+/// [`bf16_bits`] of sixteen floats, one per 32-bit lane (the bf16 in the
+/// low half, the high half zero).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[inline(always)]
+unsafe fn round16(v: __m512) -> __m512i {
+    // SAFETY: register operations only; the CPU has AVX-512F (the caller).
+    unsafe {
+        let b = _mm512_castps_si512(v);
+        let one = _mm512_set1_epi32(1);
+        let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), one);
+        let bias = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb);
+        let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(b, bias));
+        let quiet = _mm512_or_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(0x40));
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        _mm512_mask_blend_epi32(nan, rounded, quiet)
+    }
+}
+
+/// `dst[j] = pair(lo[j], hi[j])` for `j < n <= 16` (`hi` zero when `None`).
+///
+/// # Safety
+/// `lo` and `hi` have `n` readable floats, `dst` room for `n` words; the CPU
+/// has AVX-512F.
+#[inline(always)]
+unsafe fn row_pairs(lo: *const f32, hi: Option<*const f32>, n: usize, dst: *mut u32) {
+    let m: __mmask16 = if n >= 16 {
+        0xffff
+    } else {
+        ((1u32 << n) - 1) as u16
+    };
+    // SAFETY: the masked loads and store touch only the `n` live lanes.
+    unsafe {
+        let l = round16(_mm512_maskz_loadu_ps(m, lo));
+        let h = match hi {
+            Some(h) => _mm512_slli_epi32::<16>(round16(_mm512_maskz_loadu_ps(m, h))),
+            None => _mm512_setzero_si512(),
+        };
+        _mm512_mask_storeu_epi32(dst as *mut i32, m, _mm512_or_si512(l, h));
+    }
+}
+
+/// `words[q] = pair(s[2q], s[2q + 1])` for the `kc` contiguous floats at `s`
+/// (the last `hi` zero when `kc` is odd).
+///
+/// # Safety
+/// `s` has `kc` readable floats, `words` room for `kc.div_ceil(2)`; the CPU
+/// has AVX-512F.
+#[inline(always)]
+unsafe fn adjacent_pairs(s: *const f32, kc: usize, words: &mut [u32]) {
+    let mut p = 0;
+    // SAFETY: each load reads s[p..p + 16] with p + 16 <= kc, each store
+    // words[p/2..p/2 + 8] with p/2 + 8 <= kc/2.
+    unsafe {
+        while p + 16 <= kc {
+            let r = round16(_mm512_loadu_ps(s.add(p)));
+            // Each lane's low 16 bits, in order: lanes 2q and 2q + 1 make word q.
+            let w = _mm512_cvtepi32_epi16(r);
+            _mm256_storeu_si256(words.as_mut_ptr().add(p / 2) as *mut __m256i, w);
+            p += 16;
+        }
+        while p + 2 <= kc {
+            words[p / 2] = pair(*s.add(p), *s.add(p + 1));
+            p += 2;
+        }
+        if p < kc {
+            words[p / 2] = pair(*s.add(p), 0.0);
+        }
+    }
+}
+
 /// Pack an mc x kc block of A into MR-row panels of bf16 pairs (rows beyond
 /// mc and the odd k past kc are zero).
 ///
@@ -173,19 +246,10 @@ unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, a_rs: usize, a_cs: usize, 
             }
             if a_rs == 1 {
                 // Columns of the panel contiguous: walk p outside, i inside.
-                let zeros = [0.0f32; MR];
                 for q in 0..kq {
                     let p = 2 * q;
-                    let lo = std::slice::from_raw_parts(src.add(p * a_cs), mr);
-                    let hi = if p + 1 < kc {
-                        std::slice::from_raw_parts(src.add((p + 1) * a_cs), mr)
-                    } else {
-                        &zeros[..mr]
-                    };
-                    let dq = std::slice::from_raw_parts_mut(d.add(q * MR), mr);
-                    for ((w, &l), &h) in dq.iter_mut().zip(lo).zip(hi) {
-                        *w = pair(l, h);
-                    }
+                    let hi = (p + 1 < kc).then(|| src.add((p + 1) * a_cs));
+                    row_pairs(src.add(p * a_cs), hi, mr, d.add(q * MR));
                 }
             } else {
                 let mut words = [0u32; KC / 2];
@@ -194,13 +258,7 @@ unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, a_rs: usize, a_cs: usize, 
                     if a_cs == 1 {
                         // The row's pairs are adjacent: convert the row,
                         // then spread it over the panel.
-                        let row = std::slice::from_raw_parts(s, kc);
-                        for (w, two) in words.iter_mut().zip(row.chunks_exact(2)) {
-                            *w = pair(two[0], two[1]);
-                        }
-                        if kc % 2 == 1 {
-                            words[kq - 1] = pair(row[kc - 1], 0.0);
-                        }
+                        adjacent_pairs(s, kc, &mut words);
                     } else {
                         for (q, w) in words.iter_mut().enumerate().take(kq) {
                             let p = 2 * q;
@@ -246,30 +304,21 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, 
                 // Each column contiguous along p: its pairs are adjacent.
                 let mut words = [0u32; KC / 2];
                 for j in 0..nr {
-                    let col = std::slice::from_raw_parts(src.add(j * b_cs), kc);
-                    for (w, two) in words.iter_mut().zip(col.chunks_exact(2)) {
-                        *w = pair(two[0], two[1]);
-                    }
-                    if kc % 2 == 1 {
-                        words[kq - 1] = pair(col[kc - 1], 0.0);
-                    }
+                    adjacent_pairs(src.add(j * b_cs), kc, &mut words);
                     for (q, &w) in words.iter().enumerate().take(kq) {
                         *d.add(q * NR + j) = w;
                     }
                 }
             } else if b_cs == 1 {
-                let zeros = [0.0f32; NR];
                 for q in 0..kq {
                     let p = 2 * q;
-                    let lo = std::slice::from_raw_parts(src.add(p * b_rs), nr);
-                    let hi = if p + 1 < kc {
-                        std::slice::from_raw_parts(src.add((p + 1) * b_rs), nr)
-                    } else {
-                        &zeros[..nr]
-                    };
-                    let dq = std::slice::from_raw_parts_mut(d.add(q * NR), nr);
-                    for ((w, &l), &h) in dq.iter_mut().zip(lo).zip(hi) {
-                        *w = pair(l, h);
+                    let (lo, hi) = (src.add(p * b_rs), src.add((p + 1) * b_rs));
+                    let has_hi = p + 1 < kc;
+                    let mut j = 0;
+                    while j < nr {
+                        let n = 16.min(nr - j);
+                        row_pairs(lo.add(j), has_hi.then(|| hi.add(j)), n, d.add(q * NR + j));
+                        j += 16;
                     }
                 }
             } else {
@@ -368,6 +417,90 @@ unsafe fn kernel(t: Tile, a: *const u32) {
                     _mm512_fmadd_ps(av, x, _mm512_maskz_loadu_ps(mask, cv))
                 };
                 _mm512_mask_storeu_ps(cv, mask, y);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Floats that test the rounding: ties both ways, carries into the
+    /// exponent, denormals, infinities, NaNs (quiet, signalling, negative),
+    /// the largest finite values, and pseudo-random bit patterns.
+    fn awkward() -> Vec<f32> {
+        let mut v: Vec<f32> = [
+            0x3f80_8000u32, // 1 + 2^-8: a tie, to even (down)
+            0x3f81_8000,    // a tie, to even (up)
+            0x3f80_7fff,
+            0x3fff_ffff, // carries into the exponent
+            0x7f7f_ffff, // f32::MAX: overflows to infinity
+            0xff7f_ffff,
+            0x0000_0001, // the smallest denormal
+            0x8040_0000, // a negative denormal
+            0x007f_ffff,
+            0x7f80_0000, // infinity
+            0xff80_0000,
+            0x7fc0_0000, // quiet NaN
+            0x7f80_0001, // signalling NaN
+            0xffff_ffff, // negative NaN, all bits set
+            0x0000_0000,
+            0x8000_0000,
+        ]
+        .iter()
+        .map(|&b| f32::from_bits(b))
+        .collect();
+        let mut x = 0x1234_5678u32;
+        for _ in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            v.push(f32::from_bits(x));
+        }
+        v
+    }
+
+    /// The vector packers give the scalar `pair` word for word.
+    #[test]
+    fn vector_pairs_match_scalar_rounding() {
+        if !available() {
+            eprintln!(
+                "NOTE: this CPU lacks AVX-512/AVX512-BF16: the vector packers are not checked here"
+            );
+            return;
+        }
+        let v = awkward();
+        for kc in [1, 2, 15, 16, 17, 33, v.len()] {
+            let want: Vec<u32> = (0..kc.div_ceil(2))
+                .map(|q| pair(v[2 * q], if 2 * q + 1 < kc { v[2 * q + 1] } else { 0.0 }))
+                .collect();
+            let mut got = vec![0u32; kc.div_ceil(2)];
+            // SAFETY: `v` has at least `kc` floats, `got` room for the words;
+            // the CPU has AVX-512F (checked above).
+            unsafe { adjacent_pairs(v.as_ptr(), kc, &mut got) };
+            assert_eq!(got, want, "adjacent pairs, kc {kc}");
+        }
+        let half = v.len() / 2;
+        let (lo, hi) = v.split_at(half);
+        for n in [1, 7, 14, 16] {
+            for with_hi in [true, false] {
+                let want: Vec<u32> = (0..n)
+                    .map(|j| pair(lo[j], if with_hi { hi[j] } else { 0.0 }))
+                    .collect();
+                let mut got = vec![7u32; n + 1];
+                // SAFETY: `lo` and `hi` have at least 16 floats, `got` room
+                // for `n` words; the CPU has AVX-512F.
+                unsafe {
+                    row_pairs(
+                        lo.as_ptr(),
+                        with_hi.then(|| hi.as_ptr()),
+                        n,
+                        got.as_mut_ptr(),
+                    )
+                };
+                assert_eq!(&got[..n], &want[..], "row pairs, n {n}, hi {with_hi}");
+                assert_eq!(got[n], 7, "row pairs wrote past n = {n}");
             }
         }
     }
