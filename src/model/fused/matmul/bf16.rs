@@ -494,7 +494,7 @@ mod tests {
                 unsafe {
                     row_pairs(
                         lo.as_ptr(),
-                        with_hi.then(|| hi.as_ptr()),
+                        with_hi.then_some(hi.as_ptr()),
                         n,
                         got.as_mut_ptr(),
                     )
