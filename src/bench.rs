@@ -202,7 +202,7 @@ pub fn run(mut cfg: Config, a: &BenchOptions) -> anyhow::Result<()> {
     } else {
         cfg.train.threads
     };
-    let precision = cfg.train.precision.matmul();
+    let precision = crate::model::fused::matmul::Precision::from(cfg.train.precision);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .start_handler(move |_| crate::model::fused::matmul::set_thread_precision(precision))

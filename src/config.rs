@@ -160,16 +160,6 @@ pub enum Precision {
     Bf16,
 }
 
-impl Precision {
-    /// The matrix product's setting for this precision.
-    pub fn matmul(self) -> crate::model::fused::matmul::Precision {
-        match self {
-            Precision::Fp32 => crate::model::fused::matmul::Precision::F32,
-            Precision::Bf16 => crate::model::fused::matmul::Precision::Bf16,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {

@@ -23,7 +23,7 @@ pub(crate) fn run_thread(
     stop: Arc<AtomicBool>,
 ) {
     let threads = p.config.train.threads;
-    let precision = p.config.train.precision.matmul();
+    let precision = crate::model::fused::matmul::Precision::from(p.config.train.precision);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .start_handler(move |_| set_thread_precision(precision))
