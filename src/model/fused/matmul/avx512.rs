@@ -381,26 +381,51 @@ unsafe fn kernel(t: Tile, a: *const f32) {
             [c12_0, c12_1],
             [c13_0, c13_1],
         ];
-        let av = _mm512_set1_ps(t.alpha);
+        store_tile(&acc, t.c, t.c_rs, t.alpha, t.first, t.mr, t.nr);
+    }
+}
+
+/// Writes a 14x32 register tile to C: element (i, j), i < mr, j < nr, at
+/// `c + i*c_rs + j` becomes `alpha acc` (`first`) or `C + alpha acc`, with
+/// masked loads and stores at a ragged right edge. Shared by this kernel and
+/// the bf16 one ([`super::bf16`]).
+///
+/// # Safety
+/// C's elements (i, j), i < mr <= 14, j < nr <= 32, are in bounds; the CPU has
+/// AVX-512F and FMA.
+#[inline(always)]
+pub(super) unsafe fn store_tile(
+    acc: &[[__m512; NV]; MR],
+    c: *mut f32,
+    c_rs: usize,
+    alpha: f32,
+    first: bool,
+    mr: usize,
+    nr: usize,
+) {
+    // SAFETY: the masked loads and stores touch only C's mr x nr tile (the
+    // caller's contract).
+    unsafe {
+        let av = _mm512_set1_ps(alpha);
         let masks: [__mmask16; NV] = [
-            if t.nr >= 16 {
+            if nr >= 16 {
                 0xffff
             } else {
-                ((1u32 << t.nr) - 1) as u16
+                ((1u32 << nr) - 1) as u16
             },
-            if t.nr >= 32 {
+            if nr >= 32 {
                 0xffff
-            } else if t.nr > 16 {
-                ((1u32 << (t.nr - 16)) - 1) as u16
+            } else if nr > 16 {
+                ((1u32 << (nr - 16)) - 1) as u16
             } else {
                 0
             },
         ];
-        for (i, row) in acc.iter().enumerate().take(t.mr) {
-            let cp = t.c.add(i * t.c_rs);
+        for (i, row) in acc.iter().enumerate().take(mr) {
+            let cp = c.add(i * c_rs);
             for (v, (&x, &mask)) in row.iter().zip(&masks).enumerate() {
                 let cv = cp.wrapping_add(16 * v);
-                let y = if t.first {
+                let y = if first {
                     _mm512_mul_ps(av, x)
                 } else {
                     _mm512_fmadd_ps(av, x, _mm512_maskz_loadu_ps(mask, cv))

@@ -15,13 +15,15 @@
 //! chain of pair-steps from 0, then `alpha acc` or `C + alpha acc`: it does
 //! not depend on the tile position, so any thread count gives the same bits.
 
+use super::avx512::store_tile;
 use super::Raw;
 use std::arch::x86_64::*;
 
-/// Rows of the register tile.
-pub(super) const MR: usize = 14;
+/// Rows of the register tile: the AVX-512 kernel's (they share
+/// [`store_tile`]).
+pub(super) const MR: usize = super::avx512::MR;
 /// Columns of the register tile (two zmm registers).
-pub(super) const NR: usize = 32;
+pub(super) const NR: usize = super::avx512::NR;
 /// k per packed block (even): more than the fp32 kernel's 256, as a bf16
 /// pair takes one word (fewer write-backs of C per product); 256, 384 and
 /// 512 with NC 512-2048 were tried on GPT-2-small's shapes (`cargo bench
@@ -113,11 +115,11 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<u32>, pb: &mut Vec<u32>) {
                 let kc = KC.min(k - pc);
                 let kq = kc.div_ceil(2);
                 let first = pc == 0 && !accumulate;
-                pack_b(kc, nc, b.add(pc * b_rs + jc * b_cs), b_rs, b_cs, pb);
+                pack_pairs::<NR>(nc, kc, b.add(pc * b_rs + jc * b_cs), b_cs, b_rs, pb);
                 let mut ic = 0;
                 while ic < m {
                     let mc = MC.min(m - ic);
-                    pack_a(mc, kc, a.add(ic * a_rs + pc * a_cs), a_rs, a_cs, pa);
+                    pack_pairs::<MR>(mc, kc, a.add(ic * a_rs + pc * a_cs), a_rs, a_cs, pa);
                     let mut jr = 0;
                     while jr < nc {
                         let mut ir = 0;
@@ -224,38 +226,53 @@ unsafe fn adjacent_pairs(s: *const f32, kc: usize, words: &mut [u32]) {
     }
 }
 
-/// Pack an mc x kc block of A into MR-row panels of bf16 pairs (rows beyond
-/// mc and the odd k past kc are zero).
+/// Pack `rows` x `kc` of X (element (r, p) at `x + r*rs + p*cs`) into
+/// `R`-row panels of bf16 pairs: panel `t`, word (q, r) at `t*R*kq + q*R + r`
+/// holds `pair(X(r, 2q), X(r, 2q + 1))`; rows beyond `rows` and the odd k
+/// past `kc` are zero. A is packed as X = A (`R = MR`), B as X = Bᵀ
+/// (`R = NR`, the strides swapped).
 ///
 /// # Safety
-/// Elements (i, p), i < mc, p < kc, at `a + i*a_rs + p*a_cs` are readable;
-/// `dst` has room for `mc.div_ceil(MR) * MR * kc.div_ceil(2)` words.
+/// Elements (r, p), r < rows, p < kc, are readable; `dst` has room for
+/// `rows.div_ceil(R) * R * kc.div_ceil(2)` words; the CPU has AVX-512F.
 #[inline(always)]
-unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, a_rs: usize, a_cs: usize, dst: *mut u32) {
+unsafe fn pack_pairs<const R: usize>(
+    rows: usize,
+    kc: usize,
+    x: *const f32,
+    rs: usize,
+    cs: usize,
+    dst: *mut u32,
+) {
     let kq = kc.div_ceil(2);
-    // SAFETY: reads stay at (i, p) with i < mc, p < kc; writes stay in the
-    // `ceil(mc/MR)*MR x kq` panels of `dst` (the caller's contract).
+    // SAFETY: reads stay at (r, p) with r < rows, p < kc; writes stay in the
+    // `ceil(rows/R)*R x kq` panels of `dst` (the caller's contract).
     unsafe {
-        let mut ir = 0;
-        while ir < mc {
-            let mr = MR.min(mc - ir);
-            let d = dst.add(ir * kq);
-            let src = a.add(ir * a_rs);
-            if mr < MR {
-                std::ptr::write_bytes(d, 0, kq * MR);
+        let mut t0 = 0;
+        while t0 < rows {
+            let n = R.min(rows - t0);
+            let d = dst.add(t0 * kq);
+            let src = x.add(t0 * rs);
+            if n < R {
+                std::ptr::write_bytes(d, 0, kq * R);
             }
-            if a_rs == 1 {
-                // Columns of the panel contiguous: walk p outside, i inside.
+            if rs == 1 {
+                // A panel's rows contiguous for each p: 16 of them at a time.
                 for q in 0..kq {
                     let p = 2 * q;
-                    let hi = (p + 1 < kc).then(|| src.add((p + 1) * a_cs));
-                    row_pairs(src.add(p * a_cs), hi, mr, d.add(q * MR));
+                    let (lo, hi) = (src.add(p * cs), src.add((p + 1) * cs));
+                    let mut r = 0;
+                    while r < n {
+                        let hi = (p + 1 < kc).then(|| hi.add(r));
+                        row_pairs(lo.add(r), hi, 16.min(n - r), d.add(q * R + r));
+                        r += 16;
+                    }
                 }
             } else {
                 let mut words = [0u32; KC / 2];
-                for i in 0..mr {
-                    let s = src.add(i * a_rs);
-                    if a_cs == 1 {
+                for r in 0..n {
+                    let s = src.add(r * rs);
+                    if cs == 1 {
                         // The row's pairs are adjacent: convert the row,
                         // then spread it over the panel.
                         adjacent_pairs(s, kc, &mut words);
@@ -263,77 +280,19 @@ unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, a_rs: usize, a_cs: usize, 
                         for (q, w) in words.iter_mut().enumerate().take(kq) {
                             let p = 2 * q;
                             let h = if p + 1 < kc {
-                                *s.add((p + 1) * a_cs)
+                                *s.add((p + 1) * cs)
                             } else {
                                 0.0
                             };
-                            *w = pair(*s.add(p * a_cs), h);
+                            *w = pair(*s.add(p * cs), h);
                         }
                     }
                     for (q, &w) in words.iter().enumerate().take(kq) {
-                        *d.add(q * MR + i) = w;
+                        *d.add(q * R + r) = w;
                     }
                 }
             }
-            ir += MR;
-        }
-    }
-}
-
-/// Pack a kc x nc block of B into NR-column panels of bf16 pairs (columns
-/// beyond nc and the odd k past kc are zero).
-///
-/// # Safety
-/// Elements (p, j), p < kc, j < nc, at `b + p*b_rs + j*b_cs` are readable;
-/// `dst` has room for `nc.div_ceil(NR) * NR * kc.div_ceil(2)` words.
-#[inline(always)]
-unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, dst: *mut u32) {
-    let kq = kc.div_ceil(2);
-    // SAFETY: reads stay at (p, j) with p < kc, j < nc; writes stay in the
-    // `ceil(nc/NR)*NR x kq` panels of `dst`.
-    unsafe {
-        let mut jr = 0;
-        while jr < nc {
-            let nr = NR.min(nc - jr);
-            let d = dst.add(jr * kq);
-            let src = b.add(jr * b_cs);
-            if nr < NR {
-                std::ptr::write_bytes(d, 0, kq * NR);
-            }
-            if b_rs == 1 {
-                // Each column contiguous along p: its pairs are adjacent.
-                let mut words = [0u32; KC / 2];
-                for j in 0..nr {
-                    adjacent_pairs(src.add(j * b_cs), kc, &mut words);
-                    for (q, &w) in words.iter().enumerate().take(kq) {
-                        *d.add(q * NR + j) = w;
-                    }
-                }
-            } else if b_cs == 1 {
-                for q in 0..kq {
-                    let p = 2 * q;
-                    let (lo, hi) = (src.add(p * b_rs), src.add((p + 1) * b_rs));
-                    let has_hi = p + 1 < kc;
-                    let mut j = 0;
-                    while j < nr {
-                        let n = 16.min(nr - j);
-                        row_pairs(lo.add(j), has_hi.then(|| hi.add(j)), n, d.add(q * NR + j));
-                        j += 16;
-                    }
-                }
-            } else {
-                for q in 0..kq {
-                    let p = 2 * q;
-                    let lo = src.add(p * b_rs);
-                    let hi = src.add((p + 1) * b_rs);
-                    let dq = d.add(q * NR);
-                    for j in 0..nr {
-                        let h = if p + 1 < kc { *hi.add(j * b_cs) } else { 0.0 };
-                        *dq.add(j) = pair(*lo.add(j * b_cs), h);
-                    }
-                }
-            }
-            jr += NR;
+            t0 += R;
         }
     }
 }
@@ -392,33 +351,7 @@ unsafe fn kernel(t: Tile, a: *const u32) {
             step!();
             q += 1;
         }
-        let av = _mm512_set1_ps(t.alpha);
-        let masks: [__mmask16; 2] = [
-            if t.nr >= 16 {
-                0xffff
-            } else {
-                ((1u32 << t.nr) - 1) as u16
-            },
-            if t.nr >= 32 {
-                0xffff
-            } else if t.nr > 16 {
-                ((1u32 << (t.nr - 16)) - 1) as u16
-            } else {
-                0
-            },
-        ];
-        for (i, row) in acc.iter().enumerate().take(t.mr) {
-            let cp = t.c.add(i * t.c_rs);
-            for (v, (&x, &mask)) in row.iter().zip(&masks).enumerate() {
-                let cv = cp.wrapping_add(16 * v);
-                let y = if t.first {
-                    _mm512_mul_ps(av, x)
-                } else {
-                    _mm512_fmadd_ps(av, x, _mm512_maskz_loadu_ps(mask, cv))
-                };
-                _mm512_mask_storeu_ps(cv, mask, y);
-            }
-        }
+        store_tile(&acc, t.c, t.c_rs, t.alpha, t.first, t.mr, t.nr);
     }
 }
 
