@@ -8,29 +8,14 @@ use headsup::model::fused::matmul::{bf16_native, set_thread_precision, Precision
 use headsup::model::{Gpt, GptConfig};
 
 mod model_support;
-use model_support::model_grads;
+use model_support::{in_pool, model_grads, rel_err};
+
+/// A pool thread's start: multiply at `p`.
+fn at(p: Precision) -> impl Fn(usize) + Send + Sync + 'static {
+    move |_| set_thread_precision(p)
+}
 
 mod common;
-
-/// Runs `f` in a pool of `n` threads whose every thread multiplies at `p`.
-fn in_pool<R: Send>(n: usize, p: Precision, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .start_handler(move |_| set_thread_precision(p))
-        .build()
-        .expect("thread pool")
-        .install(f)
-}
-
-/// max|a - b| / max|b|.
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    let num = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
-    num / b.iter().map(|y| y.abs()).fold(1e-6, f32::max)
-}
 
 #[test]
 fn bf16_loss_and_gradients_are_near_fp32_and_do_not_depend_on_threads() {
@@ -52,9 +37,9 @@ fn bf16_loss_and_gradients_are_near_fp32_and_do_not_depend_on_threads() {
         layer_norm_epsilon: 1e-5,
     };
     let model = Gpt::new(&Cpu::default(), cfg, 11);
-    let (lf, gf) = in_pool(1, Precision::F32, || model_grads(&model, 4, 32, true));
-    let (l1, g1) = in_pool(1, Precision::Bf16, || model_grads(&model, 4, 32, true));
-    let (l3, g3) = in_pool(3, Precision::Bf16, || model_grads(&model, 4, 32, true));
+    let (lf, gf) = in_pool(1, at(Precision::F32), || model_grads(&model, 4, 32, true));
+    let (l1, g1) = in_pool(1, at(Precision::Bf16), || model_grads(&model, 4, 32, true));
+    let (l3, g3) = in_pool(3, at(Precision::Bf16), || model_grads(&model, 4, 32, true));
     assert_eq!(l1, l3, "bf16 loss depends on the thread count");
     assert_eq!(g1, g3, "bf16 gradients depend on the thread count");
     // bf16 keeps 8 bits of mantissa: each operand is off by at most 2^-9.
@@ -73,7 +58,7 @@ fn bf16_loss_and_gradients_are_near_fp32_and_do_not_depend_on_threads() {
     eprintln!("bf16: loss {l1} (fp32 {lf}); worst gradient relative error {worst:.2e}");
     // Back on this thread's default: fp32 again, bit for bit.
     let (l, g) = model_grads(&model, 4, 32, true);
-    let (l_again, g_again) = in_pool(1, Precision::F32, || model_grads(&model, 4, 32, true));
+    let (l_again, g_again) = in_pool(1, at(Precision::F32), || model_grads(&model, 4, 32, true));
     assert_eq!((l, &g), (l_again, &g_again));
 }
 

@@ -6,25 +6,7 @@ use headsup::model::kernels::plain;
 use headsup::model::{Block, Fused, Gpt, GptConfig, Ops, Param, Plain, T1, T2, T3};
 
 mod model_support;
-use model_support::model_grads;
-
-/// max|a - b| / max(max|b|, 1e-6).
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "length mismatch");
-    let num = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
-    let den = b.iter().map(|y| y.abs()).fold(0.0f32, f32::max).max(1e-6);
-    num / den
-}
-
-fn close(what: &str, a: &[f32], b: &[f32]) {
-    assert!(a.iter().all(|x| x.is_finite()), "{what}: non-finite");
-    let e = rel_err(a, b);
-    assert!(e < 1e-5, "{what}: relative error {e}");
-}
+use model_support::{close, model_grads};
 
 fn dev(seed: u64) -> Cpu {
     Cpu::seed_from_u64(seed)

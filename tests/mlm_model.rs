@@ -8,6 +8,9 @@ use dfdx::prelude::*;
 use headsup::model::kernels::{plain, Gelu};
 use headsup::model::{Fused, Gpt, GptConfig, Ops, ParamMut, ParamRef, T3};
 
+mod model_support;
+use model_support::close;
+
 fn tiny() -> GptConfig {
     GptConfig {
         vocab_size: 13,
@@ -17,24 +20,6 @@ fn tiny() -> GptConfig {
         n_head: 2,
         layer_norm_epsilon: 1e-12,
     }
-}
-
-/// max|a - b| / max(max|b|, 1e-6).
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "length mismatch");
-    let num = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
-    let den = b.iter().map(|y| y.abs()).fold(0.0f32, f32::max).max(1e-6);
-    num / den
-}
-
-fn close(what: &str, a: &[f32], b: &[f32]) {
-    assert!(a.iter().all(|x| x.is_finite()), "{what}: non-finite");
-    let e = rel_err(a, b);
-    assert!(e < 1e-5, "{what}: relative error {e}");
 }
 
 /// A BERT model whose every parameter is non-trivial (LayerNorm gains and

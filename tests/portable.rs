@@ -13,28 +13,10 @@ use headsup::model::simd::{cpu_simd_level, reset_max_simd, set_max_simd, SimdLev
 use headsup::model::{Gpt, GptConfig};
 
 mod model_support;
-use model_support::model_grads;
-
-fn in_pool<R: Send>(n: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build()
-        .expect("thread pool")
-        .install(f)
-}
+use model_support::{in_pool, model_grads, rel_err};
 
 /// A loss and the gradient of every parameter.
 type LossGrads = (f32, Vec<Vec<f32>>);
-
-/// max|a - b| / max|b|.
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    let num = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
-    num / b.iter().map(|y| y.abs()).fold(1e-6, f32::max)
-}
 
 /// Whether this CPU runs the AVX2 + FMA paths at all.
 fn cpu_has_avx2_fma() -> bool {
@@ -86,8 +68,8 @@ fn simd_and_portable_paths_agree_and_threads_do_not_change_results() {
             continue;
         }
         set_max_simd(level);
-        let r1 = in_pool(1, || model_grads(&model, 4, 32, true));
-        let r3 = in_pool(3, || model_grads(&model, 4, 32, true));
+        let r1 = in_pool(1, |_| {}, || model_grads(&model, 4, 32, true));
+        let r3 = in_pool(3, |_| {}, || model_grads(&model, 4, 32, true));
         let name = level.name();
         assert_eq!(r1.0, r3.0, "{name}: loss depends on the thread count");
         assert_eq!(r1.1, r3.1, "{name}: gradients depend on the thread count");

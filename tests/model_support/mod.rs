@@ -1,5 +1,7 @@
 //! Shared by the kernel tests: the loss and every parameter gradient of a
-//! model on a fixed batch.
+//! model on a fixed batch, the relative error they are compared by, and
+//! thread pools to run them in.
+#![allow(dead_code)]
 
 use dfdx::prelude::*;
 use headsup::model::{Gpt, ParamRef};
@@ -21,4 +23,37 @@ pub fn model_grads(model: &Gpt<Cpu>, b: usize, s: usize, fused: bool) -> (f32, V
         })
     });
     (l, out)
+}
+
+/// max|a - b| / max(max|b|, 1e-6).
+pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let num = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    let den = b.iter().map(|y| y.abs()).fold(0.0f32, f32::max).max(1e-6);
+    num / den
+}
+
+/// Asserts `a` is finite and within 1e-5 of `b` ([`rel_err`]).
+pub fn close(what: &str, a: &[f32], b: &[f32]) {
+    assert!(a.iter().all(|x| x.is_finite()), "{what}: non-finite");
+    let e = rel_err(a, b);
+    assert!(e < 1e-5, "{what}: relative error {e}");
+}
+
+/// Runs `f` in a new pool of `n` threads (whose threads run `start` first).
+pub fn in_pool<R: Send>(
+    n: usize,
+    start: impl Fn(usize) + Send + Sync + 'static,
+    f: impl FnOnce() -> R + Send,
+) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .start_handler(start)
+        .build()
+        .expect("thread pool")
+        .install(f)
 }

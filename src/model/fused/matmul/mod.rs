@@ -625,27 +625,11 @@ mod tests {
     }
 
     /// Runs `f` at 1 and 2 threads on one case and checks it against an f64
-    /// triple loop (relative to Σ|a||b|), bit-equality across thread counts,
-    /// and that C's padding between rows is untouched.
+    /// triple loop (relative to Σ|a||b|; on operands rounded to bf16 when
+    /// `bf16` is set), bit-equality across thread counts, and that C's
+    /// padding between rows is untouched.
     #[allow(clippy::too_many_arguments)]
     fn check(
-        f: Gemm,
-        rng: &mut Lcg,
-        m: usize,
-        n: usize,
-        k: usize,
-        a_l: (usize, usize),
-        b_l: (usize, usize),
-        acc: bool,
-        alpha: f32,
-    ) {
-        check_as(f, rng, m, n, k, a_l, b_l, acc, alpha, false)
-    }
-
-    /// [`check`], against a reference on operands rounded to bf16 when
-    /// `bf16` is set.
-    #[allow(clippy::too_many_arguments)]
-    fn check_as(
         f: Gemm,
         rng: &mut Lcg,
         m: usize,
@@ -700,11 +684,7 @@ mod tests {
         assert_eq!(c1[m * c_rs], c0[m * c_rs], "{what}: wrote past C");
     }
 
-    fn run_all(f: Gemm, dims: &[usize]) {
-        run_all_as(f, dims, false)
-    }
-
-    fn run_all_as(f: Gemm, dims: &[usize], bf16: bool) {
+    fn run_all(f: Gemm, dims: &[usize], bf16: bool) {
         let mut rng = Lcg(12345);
         for &m in dims {
             for &n in dims {
@@ -713,7 +693,7 @@ mod tests {
                         let a_l = if ta { (1, m.max(1)) } else { (k.max(1), 1) };
                         let b_l = if tb { (1, k.max(1)) } else { (n.max(1), 1) };
                         for (acc, alpha) in [(false, 1.0), (true, 0.5)] {
-                            check_as(f, &mut rng, m, n, k, a_l, b_l, acc, alpha, bf16);
+                            check(f, &mut rng, m, n, k, a_l, b_l, acc, alpha, bf16);
                         }
                     }
                 }
@@ -723,7 +703,7 @@ mod tests {
 
     #[test]
     fn sgemm_matches_f64_reference_on_edge_shapes() {
-        run_all(sgemm, &[0, 1, 2, 5, 7, 16, 17, 33, 70]);
+        run_all(sgemm, &[0, 1, 2, 5, 7, 16, 17, 33, 70], false);
     }
 
     #[test]
@@ -737,7 +717,7 @@ mod tests {
                 ((1, m), (n, 1)),
             ] {
                 for acc in [false, true] {
-                    check(sgemm, &mut rng, m, n, k, a_l, b_l, acc, 0.75);
+                    check(sgemm, &mut rng, m, n, k, a_l, b_l, acc, 0.75, false);
                 }
             }
         }
@@ -746,14 +726,14 @@ mod tests {
     #[test]
     fn avx2_path_matches_f64_reference() {
         if cpu_has(SimdLevel::Avx2) {
-            run_all(avx2, &[0, 1, 5, 17, 40]);
+            run_all(avx2, &[0, 1, 5, 17, 40], false);
         }
     }
 
     #[test]
     fn avx512_path_matches_f64_reference() {
         if cpu_has(SimdLevel::Avx512) {
-            run_all(avx512, &[0, 1, 2, 13, 14, 15, 31, 32, 33, 70]);
+            run_all(avx512, &[0, 1, 2, 13, 14, 15, 31, 32, 33, 70], false);
             let mut rng = Lcg(7);
             for &(m, n, k) in &[(13, 2100, 300), (150, 70, 513), (64, 32, 64)] {
                 for &(a_l, b_l) in &[
@@ -762,7 +742,7 @@ mod tests {
                     ((1, m), (n, 1)),
                 ] {
                     for acc in [false, true] {
-                        check(avx512, &mut rng, m, n, k, a_l, b_l, acc, 0.75);
+                        check(avx512, &mut rng, m, n, k, a_l, b_l, acc, 0.75, false);
                     }
                 }
             }
@@ -829,7 +809,7 @@ mod tests {
     #[test]
     fn bf16_paths_match_reference_on_rounded_operands() {
         if super::bf16_native() {
-            run_all_as(bf16_sgemm, &[0, 1, 2, 13, 14, 15, 31, 32, 33, 70], true);
+            run_all(bf16_sgemm, &[0, 1, 2, 13, 14, 15, 31, 32, 33, 70], true);
             let mut rng = Lcg(8);
             for &(m, n, k) in &[(13, 2100, 300), (150, 70, 513), (64, 32, 65)] {
                 for &(a_l, b_l) in &[
@@ -838,7 +818,7 @@ mod tests {
                     ((1, m), (n, 1)),
                 ] {
                     for acc in [false, true] {
-                        check_as(bf16_sgemm, &mut rng, m, n, k, a_l, b_l, acc, 0.75, true);
+                        check(bf16_sgemm, &mut rng, m, n, k, a_l, b_l, acc, 0.75, true);
                     }
                 }
             }
@@ -851,7 +831,7 @@ mod tests {
                 panic!("CI: the CPU has AVX512-BF16 but the native kernel was not chosen");
             }
         }
-        run_all_as(bf16_emulated, &[0, 1, 5, 17, 40], true);
+        run_all(bf16_emulated, &[0, 1, 5, 17, 40], true);
     }
 
     /// The AVX-512 and AVX2 kernels compute every element as the same FMA
@@ -887,6 +867,6 @@ mod tests {
 
     #[test]
     fn portable_path_matches_f64_reference() {
-        run_all(portable, &[0, 1, 5, 17, 40]);
+        run_all(portable, &[0, 1, 5, 17, 40], false);
     }
 }
