@@ -135,6 +135,26 @@ struct Case {
     threads: usize,
 }
 
+impl Case {
+    /// `shape` with neither operand transposed (NN), A transposed (TN) and
+    /// B transposed (NT).
+    fn each_layout(shape: (usize, usize, usize), threads: usize) -> impl Iterator<Item = Case> {
+        [
+            (false, false, "NN"),
+            (true, false, "TN"),
+            (false, true, "NT"),
+        ]
+        .into_iter()
+        .map(move |(ta, tb, name)| Case {
+            shape,
+            ta,
+            tb,
+            name,
+            threads,
+        })
+    }
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .skip(1)
@@ -194,19 +214,7 @@ fn main() {
             }
         }
         for shape in [(256, 64, 256), (256, 256, 64)] {
-            for (ta, tb, name) in [
-                (false, false, "NN"),
-                (true, false, "TN"),
-                (false, true, "NT"),
-            ] {
-                cases.push(Case {
-                    shape,
-                    ta,
-                    tb,
-                    name,
-                    threads: 1,
-                });
-            }
+            cases.extend(Case::each_layout(shape, 1));
         }
     } else {
         let shapes: &[(usize, usize, usize)] = &[
@@ -220,19 +228,7 @@ fn main() {
             (64, 64, 32),
         ];
         for &shape in shapes {
-            for (ta, tb, name) in [
-                (false, false, "NN"),
-                (true, false, "TN"),
-                (false, true, "NT"),
-            ] {
-                cases.push(Case {
-                    shape,
-                    ta,
-                    tb,
-                    name,
-                    threads: 1,
-                });
-            }
+            cases.extend(Case::each_layout(shape, 1));
         }
         for shape in [(768, 128, 512), (768, 512, 128)] {
             cases.push(Case {
