@@ -56,13 +56,16 @@ pub(crate) fn round_bf16(x: f32) -> f32 {
 }
 
 /// Whether this CPU has AVX512-BF16 beside AVX-512 F/BW/DQ/VL (the kernel's
-/// needs).
+/// needs); asked once, as every product on a bf16 thread asks it.
 pub(crate) fn available() -> bool {
-    std::is_x86_feature_detected!("avx512bf16")
-        && std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx512dq")
-        && std::is_x86_feature_detected!("avx512vl")
+    static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAVE.get_or_init(|| {
+        std::is_x86_feature_detected!("avx512bf16")
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+    })
 }
 
 /// `C (+)= alpha bf16(A) bf16(B)` for one thread's problem `p`, packing into
