@@ -195,6 +195,9 @@ pub struct TrainConfig {
     /// Global-norm clipping; 0 disables.
     pub grad_clip: f64,
     pub eval_interval: usize,
+    /// Also evaluate before the first step of a fresh run (nanoGPT does;
+    /// `false` evaluates only every `eval_interval` steps and at the end).
+    pub eval_on_start: bool,
     pub eval_iters: usize,
     pub log_interval: usize,
     /// Save a checkpoint every N steps (0: only at the end and on stop).
@@ -337,6 +340,7 @@ impl Default for TrainConfig {
             weight_decay: 0.1,
             grad_clip: 1.0,
             eval_interval: 100,
+            eval_on_start: true,
             eval_iters: 20,
             log_interval: 10,
             checkpoint_interval: 500,

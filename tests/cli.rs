@@ -88,6 +88,31 @@ fn headless_output_is_plain_lines() {
     }
 }
 
+/// A fresh run evaluates before its first step (nanoGPT's habit) unless
+/// `train.eval_on_start = false`; the evaluations on the interval and at
+/// the end happen either way.
+#[test]
+fn eval_on_start_decides_the_step_zero_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, want) in [("true", vec![0, 10, 15]), ("false", vec![10, 15])] {
+        let run = dir.path().join(format!("run-{flag}"));
+        let set = format!("train.eval_on_start={flag}");
+        let out = tiny_train(&run, &["--set", "train.max_iters=15", "--set", &set]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let steps: Vec<usize> = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("eval step "))
+            .map(|l| l.split(':').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(steps, want, "eval_on_start={flag}: {stdout}");
+    }
+}
+
 /// Resuming from the checkpoint at step k reproduces the uninterrupted run's
 /// losses at steps k+1..k+10 exactly (same seed, same threads).
 #[test]

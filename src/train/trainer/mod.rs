@@ -363,7 +363,7 @@ impl<D: Kernels> Trainer<D> {
         for note in std::mem::take(&mut self.notes) {
             self.send(Event::Log(note));
         }
-        if self.step == 0 && t.eval_interval > 0 {
+        if self.step == 0 && t.eval_interval > 0 && t.eval_on_start {
             self.log_eval();
         }
         if t.attention_interval > 0 {
