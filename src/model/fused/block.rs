@@ -42,8 +42,8 @@ pub fn ln_linear<T: Tape<f32, Cpu>>(
     let bv = host(b);
     let (a, xhat, rstd) = with_host(&x, |xv| forward_host(xv, &gv, &bv, eps as f32));
     let mut aff = Affine::from_host(a, c, o);
-    let mut y = aff.bias_rows(&host(bias));
-    with_host(w, |wv| aff.accumulate_product(wv, &mut y));
+    let bv = host(bias);
+    let y = with_host(w, |wv| aff.biased_product(wv, &bv));
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     if T::OWNS_TAPE {
         let (xg, og) = (x.ghost(), out.ghost());
@@ -98,8 +98,8 @@ pub fn block_tail<T: Tape<f32, Cpu> + Merge<T>>(
     let g2 = host(&blk.ln_2_g);
     let (m, xhat, rstd) = forward_host(&xs, &g2, &host(&blk.ln_2_b), eps as f32);
     let mut fc = Affine::from_host(m, c, hidden);
-    let mut pre = fc.bias_rows(&host(&blk.c_fc_b));
-    with_host(&blk.c_fc_w, |wv| fc.accumulate_product(wv, &mut pre));
+    let bfc = host(&blk.c_fc_b);
+    let pre = with_host(&blk.c_fc_w, |wv| fc.biased_product(wv, &bfc));
     let (h, dpre) = activate(pre, T::OWNS_TAPE, Gelu::Tanh);
     // x2 = x1 + b_p + h W_p, in place over x1 (LayerNorm kept x̂, not x1).
     let mut mlp = Affine::from_host(h, hidden, c);

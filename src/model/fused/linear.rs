@@ -5,7 +5,7 @@
 //! broadcast, and the position embeddings broadcast over the batch.
 
 use super::gelu::{activate, chain_in_place};
-use super::matmul::{sgemm, Mat};
+use super::matmul::{sgemm, sgemm_new, Init, Mat};
 use super::{free_grad, ghost_io, host, with_host, ELEM_CHUNK, ROW_CHUNK};
 use crate::model::kernels::Gelu;
 use crate::model::simd::simd_fn;
@@ -111,13 +111,13 @@ impl Affine {
         }
     }
 
-    /// `m` rows of the bias `bv` (written without zero-filling first).
-    pub(crate) fn bias_rows(&self, bv: &[f32]) -> Vec<f32> {
-        let mut y = Vec::with_capacity(self.m * self.o);
-        for _ in 0..self.m {
-            y.extend_from_slice(bv);
-        }
-        y
+    /// `x W + b` into a new buffer, `wv` the weights, `bv` the bias: the
+    /// bias enters in the product's store (bit for bit `b` accumulated onto),
+    /// so the output is written once.
+    pub(crate) fn biased_product(&self, wv: &[f32], bv: &[f32]) -> Vec<f32> {
+        let (m, i, o) = (self.m, self.i, self.o);
+        let (x, w) = (Mat::rows(&self.xv, i), Mat::rows(wv, o));
+        sgemm_new(m, o, i, 1.0, x, w, Init::Bias(bv), self.threads)
     }
 
     /// `y += x W`, `wv` the weights.
@@ -180,19 +180,19 @@ fn linear_impl<T: Tape<f32, Cpu> + Merge<T>>(
     let aff = Affine::new(&x, w, b);
     let (m, o) = (aff.m, aff.o);
     let bv = host(b);
-    // The product accumulates onto `res + b` (or `b`).
-    let mut y = match &res {
+    // The product accumulates onto `res + b`, or starts from `b`.
+    let y = match &res {
         Some(r) => {
             assert_eq!(*r.shape(), (bsz, s, o), "linear: residual shape");
             let mut y = host(r);
             y.par_chunks_mut(o * ROW_CHUNK)
                 .for_each(|ch| add_to_rows(ch, &bv));
+            with_host(w, |wv| aff.accumulate_product(wv, &mut y));
             y
         }
-        None => aff.bias_rows(&bv),
+        None => with_host(w, |wv| aff.biased_product(wv, &bv)),
     };
     debug_assert_eq!(y.len(), m * o);
-    with_host(w, |wv| aff.accumulate_product(wv, &mut y));
     let out = x.device().tensor_from_vec(y, (bsz, s, o));
     if T::OWNS_TAPE {
         // Ghosts of the input, the residual and the output: their buffers
@@ -237,8 +237,8 @@ pub fn linear_act<T: Tape<f32, Cpu>>(
     let (bsz, s, _) = *x.shape();
     let aff = Affine::new(&x, w, b);
     let o = aff.o;
-    let mut pre = aff.bias_rows(&host(b));
-    with_host(w, |wv| aff.accumulate_product(wv, &mut pre));
+    let bv = host(b);
+    let pre = with_host(w, |wv| aff.biased_product(wv, &bv));
     // With gradients, `pre` comes back as GELU's derivative at it.
     let (y, dydx) = activate(pre, T::OWNS_TAPE, act);
     let out = x.device().tensor_from_vec(y, (bsz, s, o));

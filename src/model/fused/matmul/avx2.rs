@@ -37,6 +37,7 @@ pub(super) unsafe fn gemm(p: super::Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
             c,
             c_rs,
             accumulate,
+            bias,
         } = p;
         let kcb = super::KC;
         let kc_max = kcb.min(k);
@@ -115,18 +116,24 @@ pub(super) unsafe fn gemm(p: super::Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
                                 (pa.add(ir * kc) as *const f32, 1, MR)
                             };
                             let cptr = c.add((ic + ir) * c_rs + jc + jr);
+                            // The bias row under this tile, on the first k block.
+                            let brow = if first && !bias.is_null() {
+                                bias.add(jc + jr)
+                            } else {
+                                std::ptr::null()
+                            };
                             // Specialise the A addressing: either column-contiguous
                             // (packed / transposed A) or row-contiguous.
                             if ars == 1 {
                                 kernel_6x16(
-                                    kc, apan, 1, acs, bpan, ldb, cptr, c_rs, alpha, first, mr, nr,
-                                    pf,
+                                    kc, apan, 1, acs, bpan, ldb, cptr, c_rs, alpha, first, brow,
+                                    mr, nr, pf,
                                 );
                             } else {
                                 debug_assert!(acs == 1);
                                 kernel_6x16(
-                                    kc, apan, ars, 1, bpan, ldb, cptr, c_rs, alpha, first, mr, nr,
-                                    pf,
+                                    kc, apan, ars, 1, bpan, ldb, cptr, c_rs, alpha, first, brow,
+                                    mr, nr, pf,
                                 );
                             }
                             ir += MR;
@@ -386,13 +393,15 @@ unsafe fn kernel_6x16(
     c_rs: usize,
     alpha: f32,
     first: bool,
+    bias: *const f32,
     mr: usize,
     nr: usize,
     pf: bool,
 ) {
     // SAFETY: the loads read A (6 rows, kc columns) and B (kc rows of 16)
     // inside the bounds the caller guarantees; the stores and masked
-    // loads/stores touch only C's mr x nr tile; prefetches never fault.
+    // loads/stores touch only C's mr x nr tile, and the bias loads (non-null
+    // `bias` only) its nr values; prefetches never fault.
     unsafe {
         if pf {
             for i in 0..mr {
@@ -469,6 +478,15 @@ unsafe fn kernel_6x16(
         ];
         let av = _mm256_set1_ps(alpha);
         if nr == NR {
+            if first && !bias.is_null() {
+                let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
+                for (i, row) in acc.iter().enumerate().take(mr) {
+                    let cp = c.add(i * c_rs);
+                    _mm256_storeu_ps(cp, _mm256_fmadd_ps(av, row[0], b0));
+                    _mm256_storeu_ps(cp.add(8), _mm256_fmadd_ps(av, row[1], b1));
+                }
+                return;
+            }
             for (i, row) in acc.iter().enumerate().take(mr) {
                 let cp = c.add(i * c_rs);
                 if first {
@@ -487,6 +505,16 @@ unsafe fn kernel_6x16(
             let nrv = _mm256_set1_epi32(nr as i32);
             let m0 = _mm256_cmpgt_epi32(nrv, lane);
             let m1 = _mm256_cmpgt_epi32(nrv, _mm256_add_epi32(lane, _mm256_set1_epi32(8)));
+            if first && !bias.is_null() {
+                let b0 = _mm256_maskload_ps(bias, m0);
+                let b1 = _mm256_maskload_ps(bias.add(8), m1);
+                for (i, row) in acc.iter().enumerate().take(mr) {
+                    let cp = c.add(i * c_rs);
+                    _mm256_maskstore_ps(cp, m0, _mm256_fmadd_ps(av, row[0], b0));
+                    _mm256_maskstore_ps(cp.add(8), m1, _mm256_fmadd_ps(av, row[1], b1));
+                }
+                return;
+            }
             for (i, row) in acc.iter().enumerate().take(mr) {
                 let cp = c.add(i * c_rs);
                 if first {

@@ -44,6 +44,7 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
         c,
         c_rs,
         accumulate,
+        bias,
     } = p;
     let kc_max = KC.min(k);
     let mc_max = MC.min(m.div_ceil(MR) * MR);
@@ -111,6 +112,11 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
                                 c_rs,
                                 alpha,
                                 first,
+                                bias: if first && !bias.is_null() {
+                                    bias.add(jc + jr)
+                                } else {
+                                    std::ptr::null()
+                                },
                                 mr,
                                 nr,
                             };
@@ -257,6 +263,8 @@ struct Tile {
     alpha: f32,
     /// Overwrite C (`alpha acc`) instead of accumulating (`C + alpha acc`).
     first: bool,
+    /// With `first`: null, or the row C starts from (`bias + alpha acc`).
+    bias: *const f32,
     mr: usize,
     nr: usize,
 }
@@ -381,30 +389,34 @@ unsafe fn kernel(t: Tile, a: *const f32) {
             [c12_0, c12_1],
             [c13_0, c13_1],
         ];
-        store_tile(&acc, t.c, t.c_rs, t.alpha, t.first, t.mr, t.nr);
+        store_tile(&acc, t.c, t.c_rs, t.alpha, t.first, t.bias, t.mr, t.nr);
     }
 }
 
 /// Writes a 14x32 register tile to C: element (i, j), i < mr, j < nr, at
-/// `c + i*c_rs + j` becomes `alpha acc` (`first`) or `C + alpha acc`, with
+/// `c + i*c_rs + j` becomes `alpha acc` (`first`), `bias[j] + alpha acc`
+/// (`first` and a non-null `bias`) or `C + alpha acc`, with
 /// masked loads and stores at a ragged right edge. Shared by this kernel and
 /// the bf16 one ([`super::bf16`]).
 ///
 /// # Safety
-/// C's elements (i, j), i < mr <= 14, j < nr <= 32, are in bounds; the CPU has
-/// AVX-512F and FMA.
+/// C's elements (i, j), i < mr <= 14, j < nr <= 32, are in bounds, and so
+/// are `bias[j]`, j < nr, where `bias` is not null; the CPU has AVX-512F and
+/// FMA.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn store_tile(
     acc: &[[__m512; NV]; MR],
     c: *mut f32,
     c_rs: usize,
     alpha: f32,
     first: bool,
+    bias: *const f32,
     mr: usize,
     nr: usize,
 ) {
-    // SAFETY: the masked loads and stores touch only C's mr x nr tile (the
-    // caller's contract).
+    // SAFETY: the masked loads and stores touch only C's mr x nr tile and
+    // the bias row's nr values (the caller's contract).
     unsafe {
         let av = _mm512_set1_ps(alpha);
         let masks: [__mmask16; NV] = [
@@ -421,6 +433,20 @@ pub(super) unsafe fn store_tile(
                 0
             },
         ];
+        if first && !bias.is_null() {
+            let bv = [
+                _mm512_maskz_loadu_ps(masks[0], bias),
+                _mm512_maskz_loadu_ps(masks[1], bias.wrapping_add(16)),
+            ];
+            for (i, row) in acc.iter().enumerate().take(mr) {
+                let cp = c.add(i * c_rs);
+                for (v, ((&x, &mask), &b)) in row.iter().zip(&masks).zip(&bv).enumerate() {
+                    let cv = cp.wrapping_add(16 * v);
+                    _mm512_mask_storeu_ps(cv, mask, _mm512_fmadd_ps(av, x, b));
+                }
+            }
+            return;
+        }
         for (i, row) in acc.iter().enumerate().take(mr) {
             let cp = c.add(i * c_rs);
             for (v, (&x, &mask)) in row.iter().zip(&masks).enumerate() {

@@ -91,6 +91,7 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<u32>, pb: &mut Vec<u32>) {
         c,
         c_rs,
         accumulate,
+        bias,
     } = p;
     let kq_max = KC.min(k).div_ceil(2);
     let mc_max = MC.min(m.div_ceil(MR) * MR);
@@ -134,6 +135,11 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<u32>, pb: &mut Vec<u32>) {
                                 c_rs,
                                 alpha,
                                 first,
+                                bias: if first && !bias.is_null() {
+                                    bias.add(jc + jr)
+                                } else {
+                                    std::ptr::null()
+                                },
                                 mr: MR.min(mc - ir),
                                 nr: NR.min(nc - jr),
                             };
@@ -313,6 +319,8 @@ struct Tile {
     alpha: f32,
     /// Overwrite C (`alpha acc`) instead of accumulating (`C + alpha acc`).
     first: bool,
+    /// With `first`: null, or the row C starts from (`bias + alpha acc`).
+    bias: *const f32,
     mr: usize,
     nr: usize,
 }
@@ -354,7 +362,7 @@ unsafe fn kernel(t: Tile, a: *const u32) {
             step!();
             q += 1;
         }
-        store_tile(&acc, t.c, t.c_rs, t.alpha, t.first, t.mr, t.nr);
+        store_tile(&acc, t.c, t.c_rs, t.alpha, t.first, t.bias, t.mr, t.nr);
     }
 }
 

@@ -19,6 +19,7 @@
 
 use crate::model::simd::{sgemm_level, SimdLevel};
 use std::cell::{Cell, RefCell};
+use std::mem::MaybeUninit;
 
 /// The precision of [`sgemm`]'s products on the calling thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,6 +107,30 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// What C holds before `alpha A·B` is added to it.
+#[derive(Clone, Copy, Debug)]
+pub enum Init<'a> {
+    /// Nothing: `C = alpha A·B`.
+    Zero,
+    /// C's own values: `C += alpha A·B`.
+    Keep,
+    /// The first `n` values of the slice on every row: `C = bias + alpha A·B`,
+    /// bit for bit what filling C's rows with `bias` and then accumulating
+    /// onto them gives, without that pass over C (a linear layer's bias).
+    Bias(&'a [f32]),
+}
+
+impl From<bool> for Init<'_> {
+    /// `accumulate`: [`Init::Keep`], else [`Init::Zero`].
+    fn from(accumulate: bool) -> Self {
+        if accumulate {
+            Init::Keep
+        } else {
+            Init::Zero
+        }
+    }
+}
+
 /// C = (if accumulate { C } else { 0 }) + alpha * A·B, where A is m×k, B is k×n, C is m×n.
 /// Element (i,j) of X lives at x[i*x_rs + j*x_cs] (strides in elements).
 /// C has column stride 1 (c[i*c_rs + j]).
@@ -125,9 +150,88 @@ pub fn sgemm(
     accumulate: bool,
     threads: usize,
 ) {
+    sgemm_init(m, n, k, alpha, a, b, c, c_rs, accumulate.into(), threads);
+}
+
+/// [`sgemm`] with C starting from `init` (see [`Init`]).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_init(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    c: &mut [f32],
+    c_rs: usize,
+    init: Init,
+    threads: usize,
+) {
+    sgemm_any(m, n, k, alpha, a, b, as_uninit(c), c_rs, init, threads);
+}
+
+/// `C = bias + alpha A·B` ([`Init::Bias`]) or `alpha A·B` ([`Init::Zero`])
+/// into a new `m x n` buffer, written once (no zero-fill before the product).
+///
+/// # Panics
+/// With [`Init::Keep`]: a new buffer has nothing to keep.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_new(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    init: Init,
+    threads: usize,
+) -> Vec<f32> {
+    assert!(!matches!(init, Init::Keep), "sgemm_new: nothing to keep");
+    let len = m.checked_mul(n).expect("sgemm_new: m x n overflows");
+    let mut c = Vec::with_capacity(len);
+    sgemm_any(
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        &mut c.spare_capacity_mut()[..len],
+        n,
+        init,
+        threads,
+    );
+    // SAFETY: with `Init::Zero` or `Init::Bias`, `sgemm_any` writes every
+    // element of the dense m x n C (rows `n` apart: all `len` of them).
+    unsafe { c.set_len(len) };
+    c
+}
+
+/// `c` seen as possibly uninitialised: sound, as what is written through
+/// it is always an initialised f32.
+fn as_uninit(c: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; the products only ever write initialised values.
+    unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// [`sgemm_init`] on the thread's precision, C possibly uninitialised
+/// (read only with [`Init::Keep`], when it must be initialised).
+#[allow(clippy::too_many_arguments)]
+fn sgemm_any(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: Mat,
+    b: Mat,
+    c: &mut [MaybeUninit<f32>],
+    c_rs: usize,
+    init: Init,
+    threads: usize,
+) {
     let bf16 = thread_precision() == Precision::Bf16;
     if bf16 && !bf16_native() {
-        return sgemm_bf16_emulated(m, n, k, alpha, a, b, c, c_rs, accumulate, threads);
+        return sgemm_bf16_emulated(m, n, k, alpha, a, b, c, c_rs, init, threads);
     }
     sgemm_impl(
         sgemm_level(),
@@ -140,7 +244,7 @@ pub fn sgemm(
         b,
         c,
         c_rs,
-        accumulate,
+        init,
         threads,
     );
 }
@@ -157,9 +261,9 @@ fn sgemm_bf16_emulated(
     alpha: f32,
     a: Mat,
     b: Mat,
-    c: &mut [f32],
+    c: &mut [MaybeUninit<f32>],
     c_rs: usize,
-    accumulate: bool,
+    init: Init,
     threads: usize,
 ) {
     if m == 0 || n == 0 || k == 0 {
@@ -174,7 +278,7 @@ fn sgemm_bf16_emulated(
             b,
             c,
             c_rs,
-            accumulate,
+            init,
             threads,
         );
     }
@@ -203,7 +307,7 @@ fn sgemm_bf16_emulated(
         Mat::rows(&rb, n),
         c,
         c_rs,
-        accumulate,
+        init,
         threads,
     );
 }
@@ -222,9 +326,9 @@ fn sgemm_impl(
     alpha: f32,
     a: Mat,
     b: Mat,
-    c: &mut [f32],
+    c: &mut [MaybeUninit<f32>],
     c_rs: usize,
-    accumulate: bool,
+    init: Init,
     threads: usize,
 ) {
     if m == 0 || n == 0 {
@@ -235,11 +339,27 @@ fn sgemm_impl(
         max_index(m, c_rs, n, 1) < c.len(),
         "sgemm: C slice too short"
     );
-    if k == 0 || alpha == 0.0 {
-        if !accumulate {
-            for i in 0..m {
-                c[i * c_rs..i * c_rs + n].fill(0.0);
+    if let Init::Bias(bias) = init {
+        assert!(bias.len() >= n, "sgemm: bias shorter than C's rows");
+    }
+    // C's starting rows written by a pass of their own: where the product
+    // adds nothing, and on the `gemm` crate's path.
+    let fill_bias = |c: &mut [MaybeUninit<f32>], bias: &[f32]| {
+        for i in 0..m {
+            for (d, &x) in c[i * c_rs..i * c_rs + n].iter_mut().zip(bias) {
+                d.write(x);
             }
+        }
+    };
+    if k == 0 || alpha == 0.0 {
+        match init {
+            Init::Zero => {
+                for i in 0..m {
+                    c[i * c_rs..i * c_rs + n].fill(MaybeUninit::new(0.0));
+                }
+            }
+            Init::Keep => {}
+            Init::Bias(bias) => fill_bias(c, bias),
         }
         return;
     }
@@ -253,8 +373,30 @@ fn sgemm_impl(
     );
 
     if level == SimdLevel::Portable {
-        // SAFETY: the asserts above keep every index the strides reach in bounds.
-        unsafe { gemm_crate(m, n, k, alpha, a, b, c, c_rs, accumulate, threads) };
+        let accumulate = match init {
+            Init::Zero => false,
+            Init::Keep => true,
+            Init::Bias(bias) => {
+                fill_bias(c, bias);
+                true
+            }
+        };
+        // SAFETY: the asserts above keep every index the strides reach in
+        // bounds; C is read only when accumulating onto it (initialised then).
+        unsafe {
+            gemm_crate(
+                m,
+                n,
+                k,
+                alpha,
+                a,
+                b,
+                c.as_mut_ptr().cast(),
+                c_rs,
+                accumulate,
+                threads,
+            )
+        };
         return;
     }
 
@@ -272,9 +414,13 @@ fn sgemm_impl(
         b: b.data.as_ptr(),
         b_rs: b.rs,
         b_cs: b.cs,
-        c: c.as_mut_ptr(),
+        c: c.as_mut_ptr().cast(),
         c_rs,
-        accumulate,
+        accumulate: matches!(init, Init::Keep),
+        bias: match init {
+            Init::Bias(bias) => bias.as_ptr(),
+            _ => std::ptr::null(),
+        },
     };
 
     // Below ~1 MFLOP the rayon fork/join cost outweighs the gain.
@@ -353,7 +499,7 @@ unsafe fn gemm_crate(
     alpha: f32,
     a: Mat,
     b: Mat,
-    c: &mut [f32],
+    c: *mut f32,
     c_rs: usize,
     accumulate: bool,
     threads: usize,
@@ -369,7 +515,7 @@ unsafe fn gemm_crate(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
             c_rs as isize,
             accumulate,
@@ -414,6 +560,8 @@ struct Raw {
     c: *mut f32,
     c_rs: usize,
     accumulate: bool,
+    /// Null, or (with `!accumulate`) the row C starts from, `n` values.
+    bias: *const f32,
 }
 
 // SAFETY: a `Raw` is only sent to the rayon tasks of one `sgemm_impl` call,
@@ -443,12 +591,19 @@ impl Raw {
     /// `s < e <= n`, and `self` is a checked problem (column `s` of B and C
     /// lies inside their buffers).
     unsafe fn cols(self, s: usize, e: usize) -> Raw {
-        // SAFETY: column `s < n` of B and of C is inside their buffers (the caller).
+        // SAFETY: column `s < n` of B and of C (and of the bias row, which
+        // has `n` values) is inside their buffers (the caller).
         let (b, c) = unsafe { (self.b.add(s * self.b_cs), self.c.add(s)) };
+        let bias = if self.bias.is_null() {
+            self.bias
+        } else {
+            self.bias.wrapping_add(s)
+        };
         Raw {
             n: e - s,
             b,
             c,
+            bias,
             ..self
         }
     }
@@ -505,7 +660,7 @@ pub(crate) mod bf16;
 
 #[cfg(test)]
 mod tests {
-    use super::{sgemm, sgemm_impl, Mat};
+    use super::{as_uninit, sgemm_impl, sgemm_init, Init, Mat};
     use crate::model::simd::{cpu_simd_level, SimdLevel};
 
     #[allow(clippy::too_many_arguments)]
@@ -518,7 +673,7 @@ mod tests {
         b: Mat,
         c: &mut [f32],
         c_rs: usize,
-        acc: bool,
+        init: Init,
         threads: usize,
     ) {
         sgemm_impl(
@@ -530,9 +685,9 @@ mod tests {
             alpha,
             a,
             b,
-            c,
+            as_uninit(c),
             c_rs,
-            acc,
+            init,
             threads,
         );
     }
@@ -547,7 +702,7 @@ mod tests {
         b: Mat,
         c: &mut [f32],
         c_rs: usize,
-        acc: bool,
+        init: Init,
         threads: usize,
     ) {
         sgemm_impl(
@@ -559,9 +714,9 @@ mod tests {
             alpha,
             a,
             b,
-            c,
+            as_uninit(c),
             c_rs,
-            acc,
+            init,
             threads,
         );
     }
@@ -576,7 +731,7 @@ mod tests {
         b: Mat,
         c: &mut [f32],
         c_rs: usize,
-        acc: bool,
+        init: Init,
         threads: usize,
     ) {
         sgemm_impl(
@@ -588,9 +743,9 @@ mod tests {
             alpha,
             a,
             b,
-            c,
+            as_uninit(c),
             c_rs,
-            acc,
+            init,
             threads,
         );
     }
@@ -607,7 +762,15 @@ mod tests {
         have
     }
 
-    type Gemm = fn(usize, usize, usize, f32, Mat, Mat, &mut [f32], usize, bool, usize);
+    type Gemm = fn(usize, usize, usize, f32, Mat, Mat, &mut [f32], usize, Init, usize);
+
+    /// What C starts from in a [`check`].
+    #[derive(Clone, Copy, Debug)]
+    enum Start {
+        Zero,
+        Keep,
+        Bias,
+    }
 
     struct Lcg(u64);
     impl Lcg {
@@ -627,7 +790,8 @@ mod tests {
     /// Runs `f` at 1 and 2 threads on one case and checks it against an f64
     /// triple loop (relative to Σ|a||b|; on operands rounded to bf16 when
     /// `bf16` is set), bit-equality across thread counts, and that C's
-    /// padding between rows is untouched.
+    /// padding between rows is untouched. Starting from a bias row, the
+    /// result must be bit-identical to accumulating onto rows of the bias.
     #[allow(clippy::too_many_arguments)]
     fn check(
         f: Gemm,
@@ -637,7 +801,7 @@ mod tests {
         k: usize,
         a_l: (usize, usize),
         b_l: (usize, usize),
-        acc: bool,
+        start: Start,
         alpha: f32,
         bf16: bool,
     ) {
@@ -653,15 +817,30 @@ mod tests {
         let b = rng.vec((k.max(1) - 1) * b_rs + (n.max(1) - 1) * b_cs + 1);
         let c_rs = n + 3;
         let c0 = rng.vec(m * c_rs + 1);
+        let bias = rng.vec(n + 2);
+        let init = match start {
+            Start::Zero => Init::Zero,
+            Start::Keep => Init::Keep,
+            Start::Bias => Init::Bias(&bias),
+        };
         let (mut c1, mut c2) = (c0.clone(), c0.clone());
         let (am, bm) = (Mat::new(&a, a_rs, a_cs), Mat::new(&b, b_rs, b_cs));
-        f(m, n, k, alpha, am, bm, &mut c1, c_rs, acc, 1);
-        f(m, n, k, alpha, am, bm, &mut c2, c_rs, acc, 2);
-        let what = format!("m{m} n{n} k{k} a{a_l:?} b{b_l:?} acc{acc} alpha{alpha}");
-        assert!(
-            c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{what}: 1 vs 2 threads"
-        );
+        f(m, n, k, alpha, am, bm, &mut c1, c_rs, init, 1);
+        f(m, n, k, alpha, am, bm, &mut c2, c_rs, init, 2);
+        let what = format!("m{m} n{n} k{k} a{a_l:?} b{b_l:?} {start:?} alpha{alpha}");
+        let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+        assert!(same(&c1, &c2), "{what}: 1 vs 2 threads");
+        if let Start::Bias = start {
+            let mut c3 = c0.clone();
+            for i in 0..m {
+                c3[i * c_rs..i * c_rs + n].copy_from_slice(&bias[..n]);
+            }
+            f(m, n, k, alpha, am, bm, &mut c3, c_rs, Init::Keep, 1);
+            assert!(
+                same(&c1, &c3),
+                "{what}: bias row vs rows of the bias, accumulated"
+            );
+        }
         for i in 0..m {
             for j in 0..c_rs {
                 let got = c1[i * c_rs + j] as f64;
@@ -675,7 +854,11 @@ mod tests {
                     s += x;
                     sa += x.abs();
                 }
-                let base = if acc { c0[i * c_rs + j] as f64 } else { 0.0 };
+                let base = match start {
+                    Start::Zero => 0.0,
+                    Start::Keep => c0[i * c_rs + j] as f64,
+                    Start::Bias => bias[j] as f64,
+                };
                 let want = base + alpha as f64 * s;
                 let err = (got - want).abs() / (alpha as f64 * sa + base.abs()).max(1e-30);
                 assert!(err < 1e-5, "{what}: ({i},{j}) got {got} want {want}");
@@ -692,8 +875,10 @@ mod tests {
                     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                         let a_l = if ta { (1, m.max(1)) } else { (k.max(1), 1) };
                         let b_l = if tb { (1, k.max(1)) } else { (n.max(1), 1) };
-                        for (acc, alpha) in [(false, 1.0), (true, 0.5)] {
-                            check(f, &mut rng, m, n, k, a_l, b_l, acc, alpha, bf16);
+                        for (start, alpha) in
+                            [(Start::Zero, 1.0), (Start::Keep, 0.5), (Start::Bias, 0.75)]
+                        {
+                            check(f, &mut rng, m, n, k, a_l, b_l, start, alpha, bf16);
                         }
                     }
                 }
@@ -703,7 +888,7 @@ mod tests {
 
     #[test]
     fn sgemm_matches_f64_reference_on_edge_shapes() {
-        run_all(sgemm, &[0, 1, 2, 5, 7, 16, 17, 33, 70], false);
+        run_all(sgemm_init, &[0, 1, 2, 5, 7, 16, 17, 33, 70], false);
     }
 
     #[test]
@@ -716,8 +901,8 @@ mod tests {
                 ((2, 2 * m + 1), (3 * n, 2)),
                 ((1, m), (n, 1)),
             ] {
-                for acc in [false, true] {
-                    check(sgemm, &mut rng, m, n, k, a_l, b_l, acc, 0.75, false);
+                for start in [Start::Zero, Start::Keep, Start::Bias] {
+                    check(sgemm_init, &mut rng, m, n, k, a_l, b_l, start, 0.75, false);
                 }
             }
         }
@@ -741,8 +926,8 @@ mod tests {
                     ((2, 2 * m + 1), (3 * n, 2)),
                     ((1, m), (n, 1)),
                 ] {
-                    for acc in [false, true] {
-                        check(avx512, &mut rng, m, n, k, a_l, b_l, acc, 0.75, false);
+                    for start in [Start::Zero, Start::Keep, Start::Bias] {
+                        check(avx512, &mut rng, m, n, k, a_l, b_l, start, 0.75, false);
                     }
                 }
             }
@@ -761,11 +946,11 @@ mod tests {
         b: Mat,
         c: &mut [f32],
         c_rs: usize,
-        acc: bool,
+        init: Init,
         threads: usize,
     ) {
         super::set_thread_precision(super::Precision::Bf16);
-        sgemm(m, n, k, alpha, a, b, c, c_rs, acc, threads);
+        sgemm_init(m, n, k, alpha, a, b, c, c_rs, init, threads);
         super::set_thread_precision(super::Precision::F32);
     }
 
@@ -779,10 +964,10 @@ mod tests {
         b: Mat,
         c: &mut [f32],
         c_rs: usize,
-        acc: bool,
+        init: Init,
         threads: usize,
     ) {
-        super::sgemm_bf16_emulated(m, n, k, alpha, a, b, c, c_rs, acc, threads);
+        super::sgemm_bf16_emulated(m, n, k, alpha, a, b, as_uninit(c), c_rs, init, threads);
     }
 
     /// Rounding to bf16: nearest, ties to even, NaN kept, overflow to
@@ -817,8 +1002,8 @@ mod tests {
                     ((2, 2 * m + 1), (3 * n, 2)),
                     ((1, m), (n, 1)),
                 ] {
-                    for acc in [false, true] {
-                        check(bf16_sgemm, &mut rng, m, n, k, a_l, b_l, acc, 0.75, true);
+                    for start in [Start::Zero, Start::Keep, Start::Bias] {
+                        check(bf16_sgemm, &mut rng, m, n, k, a_l, b_l, start, 0.75, true);
                     }
                 }
             }
@@ -849,20 +1034,57 @@ mod tests {
                 let am = if ta { Mat::t(&a, m) } else { Mat::rows(&a, k) };
                 let bm = if tb { Mat::t(&b, k) } else { Mat::rows(&b, n) };
                 let c0 = rng.vec(m * n);
-                for acc in [false, true] {
+                let bias = rng.vec(n);
+                for init in [Init::Zero, Init::Keep, Init::Bias(&bias)] {
                     let (mut c2, mut c5, mut c5t) = (c0.clone(), c0.clone(), c0.clone());
-                    avx2(m, n, k, 0.5, am, bm, &mut c2, n, acc, 1);
-                    avx512(m, n, k, 0.5, am, bm, &mut c5, n, acc, 1);
-                    avx512(m, n, k, 0.5, am, bm, &mut c5t, n, acc, 3);
+                    avx2(m, n, k, 0.5, am, bm, &mut c2, n, init, 1);
+                    avx512(m, n, k, 0.5, am, bm, &mut c5, n, init, 1);
+                    avx512(m, n, k, 0.5, am, bm, &mut c5t, n, init, 3);
                     let same = |x: &[f32], y: &[f32]| {
                         x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
                     };
-                    let what = format!("m{m} n{n} k{k} ta{ta} tb{tb} acc{acc}");
+                    let what = format!("m{m} n{n} k{k} ta{ta} tb{tb} {init:?}");
                     assert!(same(&c2, &c5), "{what}: AVX-512 vs AVX2");
                     assert!(same(&c5, &c5t), "{what}: AVX-512 1 vs 3 threads");
                 }
             }
         }
+    }
+
+    /// A new buffer from `sgemm_new` holds what `sgemm_init` writes over an
+    /// old one (every element written, nothing kept from before).
+    #[test]
+    fn sgemm_new_writes_every_element() {
+        let mut rng = Lcg(5);
+        for &(m, n, k) in &[(1, 1, 1), (37, 45, 300), (768, 384, 128), (3, 70, 0)] {
+            let (a, b, bias) = (rng.vec(m * k + 1), rng.vec(k * n + 1), rng.vec(n));
+            let (am, bm) = (Mat::rows(&a, k), Mat::rows(&b, n));
+            for init in [Init::Zero, Init::Bias(&bias)] {
+                let mut want = vec![f32::NAN; m * n];
+                sgemm_init(m, n, k, 0.5, am, bm, &mut want, n, init, 1);
+                let got = super::sgemm_new(m, n, k, 0.5, am, bm, init, 2);
+                assert_eq!(got.len(), m * n);
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "m{m} n{n} k{k} {init:?}"
+                );
+            }
+        }
+        let kept = std::panic::catch_unwind(|| {
+            super::sgemm_new(
+                1,
+                1,
+                1,
+                1.0,
+                Mat::rows(&[1.0], 1),
+                Mat::rows(&[1.0], 1),
+                Init::Keep,
+                1,
+            )
+        });
+        assert!(kept.is_err(), "sgemm_new must refuse Init::Keep");
     }
 
     #[test]
