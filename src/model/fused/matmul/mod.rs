@@ -167,7 +167,18 @@ pub fn sgemm_init(
     init: Init,
     threads: usize,
 ) {
-    sgemm_any(m, n, k, alpha, a, b, as_uninit(c), c_rs, init, threads);
+    let p = Product {
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        c_rs,
+        init,
+        threads,
+    };
+    sgemm_any(p, as_uninit(c));
 }
 
 /// `C = bias + alpha A·B` ([`Init::Bias`]) or `alpha A·B` ([`Init::Zero`])
@@ -189,18 +200,18 @@ pub fn sgemm_new(
     assert!(!matches!(init, Init::Keep), "sgemm_new: nothing to keep");
     let len = m.checked_mul(n).expect("sgemm_new: m x n overflows");
     let mut c = Vec::with_capacity(len);
-    sgemm_any(
+    let p = Product {
         m,
         n,
         k,
         alpha,
         a,
         b,
-        &mut c.spare_capacity_mut()[..len],
-        n,
+        c_rs: n,
         init,
         threads,
-    );
+    };
+    sgemm_any(p, &mut c.spare_capacity_mut()[..len]);
     // SAFETY: with `Init::Zero` or `Init::Bias`, `sgemm_any` writes every
     // element of the dense m x n C (rows `n` apart: all `len` of them).
     unsafe { c.set_len(len) };
@@ -214,73 +225,39 @@ fn as_uninit(c: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// [`sgemm_init`] on the thread's precision, C possibly uninitialised
-/// (read only with [`Init::Keep`], when it must be initialised).
-#[allow(clippy::too_many_arguments)]
-fn sgemm_any(
+/// One product apart from C: `C = init + alpha A·B`, A m×k, B k×n, C's
+/// rows `c_rs` apart, on up to `threads` threads.
+#[derive(Clone, Copy)]
+struct Product<'a> {
     m: usize,
     n: usize,
     k: usize,
     alpha: f32,
-    a: Mat,
-    b: Mat,
-    c: &mut [MaybeUninit<f32>],
+    a: Mat<'a>,
+    b: Mat<'a>,
     c_rs: usize,
-    init: Init,
+    init: Init<'a>,
     threads: usize,
-) {
+}
+
+/// [`sgemm_init`] on the thread's precision, C possibly uninitialised
+/// (read only with [`Init::Keep`], when it must be initialised).
+fn sgemm_any(p: Product, c: &mut [MaybeUninit<f32>]) {
     let bf16 = thread_precision() == Precision::Bf16;
     if bf16 && !bf16_native() {
-        return sgemm_bf16_emulated(m, n, k, alpha, a, b, c, c_rs, init, threads);
+        return sgemm_bf16_emulated(p, c);
     }
-    sgemm_impl(
-        sgemm_level(),
-        bf16,
-        m,
-        n,
-        k,
-        alpha,
-        a,
-        b,
-        c,
-        c_rs,
-        init,
-        threads,
-    );
+    sgemm_impl(sgemm_level(), bf16, p, c);
 }
 
 /// [`Precision::Bf16`] without AVX512-BF16: A and B rounded to bf16 into
 /// dense copies, then the fp32 product of those (every product of two bf16
 /// is exact in fp32, so only the order of the additions differs from the
 /// native kernel).
-#[allow(clippy::too_many_arguments)]
-fn sgemm_bf16_emulated(
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: Mat,
-    b: Mat,
-    c: &mut [MaybeUninit<f32>],
-    c_rs: usize,
-    init: Init,
-    threads: usize,
-) {
+fn sgemm_bf16_emulated(p: Product, c: &mut [MaybeUninit<f32>]) {
+    let Product { m, n, k, a, b, .. } = p;
     if m == 0 || n == 0 || k == 0 {
-        return sgemm_impl(
-            sgemm_level(),
-            false,
-            m,
-            n,
-            k,
-            alpha,
-            a,
-            b,
-            c,
-            c_rs,
-            init,
-            threads,
-        );
+        return sgemm_impl(sgemm_level(), false, p, c);
     }
     assert!(
         max_index(m, a.rs, k, a.cs) < a.data.len(),
@@ -296,41 +273,30 @@ fn sgemm_bf16_emulated(
     let rb: Vec<f32> = (0..k * n)
         .map(|x| bf16::round_bf16(b.data[(x / n) * b.rs + (x % n) * b.cs]))
         .collect();
-    sgemm_impl(
-        sgemm_level(),
-        false,
-        m,
-        n,
-        k,
-        alpha,
-        Mat::rows(&ra, k),
-        Mat::rows(&rb, n),
-        c,
-        c_rs,
-        init,
-        threads,
-    );
+    let rounded = Product {
+        a: Mat::rows(&ra, k),
+        b: Mat::rows(&rb, n),
+        ..p
+    };
+    sgemm_impl(sgemm_level(), false, rounded, c);
 }
 
 /// [`sgemm`] at `level`: the AVX-512 or AVX2 kernel, or the `gemm` crate;
 /// with `bf16`, the AVX512-BF16 kernel (which the CPU must have, and
 /// `level` must not be `Portable`). `level` must not exceed what the CPU has
 /// ([`sgemm_level`] never does).
-#[allow(clippy::too_many_arguments)]
-fn sgemm_impl(
-    level: SimdLevel,
-    bf16: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: Mat,
-    b: Mat,
-    c: &mut [MaybeUninit<f32>],
-    c_rs: usize,
-    init: Init,
-    threads: usize,
-) {
+fn sgemm_impl(level: SimdLevel, bf16: bool, p: Product, c: &mut [MaybeUninit<f32>]) {
+    let Product {
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        c_rs,
+        init,
+        threads,
+    } = p;
     if m == 0 || n == 0 {
         return;
     }
@@ -660,94 +626,35 @@ pub(crate) mod bf16;
 
 #[cfg(test)]
 mod tests {
-    use super::{as_uninit, sgemm_impl, sgemm_init, Init, Mat};
+    use super::{as_uninit, sgemm_impl, sgemm_init, Init, Mat, Product};
     use crate::model::simd::{cpu_simd_level, SimdLevel};
 
-    #[allow(clippy::too_many_arguments)]
-    fn portable(
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
-        a: Mat,
-        b: Mat,
-        c: &mut [f32],
-        c_rs: usize,
-        init: Init,
-        threads: usize,
-    ) {
-        sgemm_impl(
-            SimdLevel::Portable,
-            false,
-            m,
-            n,
-            k,
-            alpha,
-            a,
-            b,
-            as_uninit(c),
-            c_rs,
-            init,
-            threads,
-        );
+    fn portable(p: Product, c: &mut [f32]) {
+        sgemm_impl(SimdLevel::Portable, false, p, as_uninit(c));
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn avx2(
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
-        a: Mat,
-        b: Mat,
-        c: &mut [f32],
-        c_rs: usize,
-        init: Init,
-        threads: usize,
-    ) {
-        sgemm_impl(
-            SimdLevel::Avx2,
-            false,
-            m,
-            n,
-            k,
-            alpha,
-            a,
-            b,
-            as_uninit(c),
-            c_rs,
-            init,
-            threads,
-        );
+    fn avx2(p: Product, c: &mut [f32]) {
+        sgemm_impl(SimdLevel::Avx2, false, p, as_uninit(c));
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn avx512(
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
-        a: Mat,
-        b: Mat,
-        c: &mut [f32],
-        c_rs: usize,
-        init: Init,
-        threads: usize,
-    ) {
-        sgemm_impl(
-            SimdLevel::Avx512,
-            false,
+    fn avx512(p: Product, c: &mut [f32]) {
+        sgemm_impl(SimdLevel::Avx512, false, p, as_uninit(c));
+    }
+
+    /// The public entry, on the thread's precision.
+    fn public(p: Product, c: &mut [f32]) {
+        let Product {
             m,
             n,
             k,
             alpha,
             a,
             b,
-            as_uninit(c),
             c_rs,
             init,
             threads,
-        );
+        } = p;
+        sgemm_init(m, n, k, alpha, a, b, c, c_rs, init, threads);
     }
 
     /// Whether this CPU has `level`; says so on stderr when it does not.
@@ -762,7 +669,7 @@ mod tests {
         have
     }
 
-    type Gemm = fn(usize, usize, usize, f32, Mat, Mat, &mut [f32], usize, Init, usize);
+    type Gemm = fn(Product, &mut [f32]);
 
     /// What C starts from in a [`check`].
     #[derive(Clone, Copy, Debug)]
@@ -825,8 +732,19 @@ mod tests {
         };
         let (mut c1, mut c2) = (c0.clone(), c0.clone());
         let (am, bm) = (Mat::new(&a, a_rs, a_cs), Mat::new(&b, b_rs, b_cs));
-        f(m, n, k, alpha, am, bm, &mut c1, c_rs, init, 1);
-        f(m, n, k, alpha, am, bm, &mut c2, c_rs, init, 2);
+        let p = Product {
+            m,
+            n,
+            k,
+            alpha,
+            a: am,
+            b: bm,
+            c_rs,
+            init,
+            threads: 1,
+        };
+        f(p, &mut c1);
+        f(Product { threads: 2, ..p }, &mut c2);
         let what = format!("m{m} n{n} k{k} a{a_l:?} b{b_l:?} {start:?} alpha{alpha}");
         let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
         assert!(same(&c1, &c2), "{what}: 1 vs 2 threads");
@@ -835,7 +753,13 @@ mod tests {
             for i in 0..m {
                 c3[i * c_rs..i * c_rs + n].copy_from_slice(&bias[..n]);
             }
-            f(m, n, k, alpha, am, bm, &mut c3, c_rs, Init::Keep, 1);
+            f(
+                Product {
+                    init: Init::Keep,
+                    ..p
+                },
+                &mut c3,
+            );
             assert!(
                 same(&c1, &c3),
                 "{what}: bias row vs rows of the bias, accumulated"
@@ -888,7 +812,7 @@ mod tests {
 
     #[test]
     fn sgemm_matches_f64_reference_on_edge_shapes() {
-        run_all(sgemm_init, &[0, 1, 2, 5, 7, 16, 17, 33, 70], false);
+        run_all(public, &[0, 1, 2, 5, 7, 16, 17, 33, 70], false);
     }
 
     #[test]
@@ -902,7 +826,7 @@ mod tests {
                 ((1, m), (n, 1)),
             ] {
                 for start in [Start::Zero, Start::Keep, Start::Bias] {
-                    check(sgemm_init, &mut rng, m, n, k, a_l, b_l, start, 0.75, false);
+                    check(public, &mut rng, m, n, k, a_l, b_l, start, 0.75, false);
                 }
             }
         }
@@ -936,38 +860,14 @@ mod tests {
 
     /// [`super::sgemm`] on a thread set to bf16: the native AVX512-BF16
     /// kernel where the CPU has it, else the emulation.
-    #[allow(clippy::too_many_arguments)]
-    fn bf16_sgemm(
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
-        a: Mat,
-        b: Mat,
-        c: &mut [f32],
-        c_rs: usize,
-        init: Init,
-        threads: usize,
-    ) {
+    fn bf16_sgemm(p: Product, c: &mut [f32]) {
         super::set_thread_precision(super::Precision::Bf16);
-        sgemm_init(m, n, k, alpha, a, b, c, c_rs, init, threads);
+        public(p, c);
         super::set_thread_precision(super::Precision::F32);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn bf16_emulated(
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
-        a: Mat,
-        b: Mat,
-        c: &mut [f32],
-        c_rs: usize,
-        init: Init,
-        threads: usize,
-    ) {
-        super::sgemm_bf16_emulated(m, n, k, alpha, a, b, as_uninit(c), c_rs, init, threads);
+    fn bf16_emulated(p: Product, c: &mut [f32]) {
+        super::sgemm_bf16_emulated(p, as_uninit(c));
     }
 
     /// Rounding to bf16: nearest, ties to even, NaN kept, overflow to
@@ -1037,9 +937,20 @@ mod tests {
                 let bias = rng.vec(n);
                 for init in [Init::Zero, Init::Keep, Init::Bias(&bias)] {
                     let (mut c2, mut c5, mut c5t) = (c0.clone(), c0.clone(), c0.clone());
-                    avx2(m, n, k, 0.5, am, bm, &mut c2, n, init, 1);
-                    avx512(m, n, k, 0.5, am, bm, &mut c5, n, init, 1);
-                    avx512(m, n, k, 0.5, am, bm, &mut c5t, n, init, 3);
+                    let p = Product {
+                        m,
+                        n,
+                        k,
+                        alpha: 0.5,
+                        a: am,
+                        b: bm,
+                        c_rs: n,
+                        init,
+                        threads: 1,
+                    };
+                    avx2(p, &mut c2);
+                    avx512(p, &mut c5);
+                    avx512(Product { threads: 3, ..p }, &mut c5t);
                     let same = |x: &[f32], y: &[f32]| {
                         x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
                     };
