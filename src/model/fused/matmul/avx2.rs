@@ -298,29 +298,7 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, 
                     _mm256_storeu_ps(dd.add(8), _mm256_loadu_ps(s.add(8)));
                 }
             } else if nr == NR && b_rs == 1 {
-                // Columns contiguous along p: transpose 8x8 blocks.
-                let mut p = 0;
-                while p + 8 <= kc {
-                    for half in 0..2 {
-                        let s = src.add(half * 8 * b_cs + p);
-                        let mut r = [_mm256_setzero_ps(); 8];
-                        for (q, rq) in r.iter_mut().enumerate() {
-                            *rq = _mm256_loadu_ps(s.add(q * b_cs));
-                        }
-                        let t = transpose8(r);
-                        for (q, tq) in t.iter().enumerate() {
-                            _mm256_storeu_ps(d.add((p + q) * NR + half * 8), *tq);
-                        }
-                    }
-                    p += 8;
-                }
-                while p < kc {
-                    let dd = d.add(p * NR);
-                    for j in 0..NR {
-                        *dd.add(j) = *src.add(j * b_cs + p);
-                    }
-                    p += 1;
-                }
+                pack_columns::<NR>(kc, src, b_cs, d);
             } else {
                 for p in 0..kc {
                     let dd = d.add(p * NR);
@@ -333,6 +311,50 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, 
                 }
             }
             jr += NR;
+        }
+    }
+}
+
+/// One full panel of `N` columns of B whose elements run along p (`b_rs ==
+/// 1`, column j at `src + j*b_cs`): element (p, j) to `d + p*N + j`, by 8x8
+/// transposes, the last `kc % 8` rows one by one. Shared with the AVX-512
+/// packing (`N` = 16 or 32).
+///
+/// # Safety
+/// Elements (p, j), p < kc, j < N, at `src + j*b_cs + p` are readable; `d`
+/// has room for `kc * N` floats; `N` is a multiple of 8; the CPU has AVX.
+#[inline(always)]
+pub(super) unsafe fn pack_columns<const N: usize>(
+    kc: usize,
+    src: *const f32,
+    b_cs: usize,
+    d: *mut f32,
+) {
+    // SAFETY: the 8x8 blocks read rows p..p+8 <= kc of columns j < N and
+    // write rows p..p+8 of the panel; the tail reads and writes row p < kc
+    // (the caller's contract).
+    unsafe {
+        let mut p = 0;
+        while p + 8 <= kc {
+            for part in 0..N / 8 {
+                let s = src.add(part * 8 * b_cs + p);
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (q, rq) in r.iter_mut().enumerate() {
+                    *rq = _mm256_loadu_ps(s.add(q * b_cs));
+                }
+                let t = transpose8(r);
+                for (q, tq) in t.iter().enumerate() {
+                    _mm256_storeu_ps(d.add((p + q) * N + part * 8), *tq);
+                }
+            }
+            p += 8;
+        }
+        while p < kc {
+            let dd = d.add(p * N);
+            for j in 0..N {
+                *dd.add(j) = *src.add(j * b_cs + p);
+            }
+            p += 1;
         }
     }
 }

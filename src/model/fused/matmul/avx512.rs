@@ -6,7 +6,7 @@
 //! paths give bit-identical results. Only [`super::sgemm_st`] calls it, on a
 //! CPU with AVX-512 F/BW/DQ/VL, AVX2 and FMA.
 
-use super::avx2::{choose_direct, transpose8};
+use super::avx2::{choose_direct, pack_columns};
 use super::{Raw, KC};
 use std::arch::x86_64::*;
 
@@ -211,29 +211,7 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, b_rs: usize, b_cs: usize, 
                     _mm512_storeu_ps(dd.add(16), _mm512_maskz_loadu_ps(m1, s.wrapping_add(16)));
                 }
             } else if nr == NR && b_rs == 1 {
-                // Columns contiguous along p: transpose 8x8 blocks.
-                let mut p = 0;
-                while p + 8 <= kc {
-                    for part in 0..NR / 8 {
-                        let s = src.add(part * 8 * b_cs + p);
-                        let mut r = [_mm256_setzero_ps(); 8];
-                        for (q, rq) in r.iter_mut().enumerate() {
-                            *rq = _mm256_loadu_ps(s.add(q * b_cs));
-                        }
-                        let t = transpose8(r);
-                        for (q, tq) in t.iter().enumerate() {
-                            _mm256_storeu_ps(d.add((p + q) * NR + part * 8), *tq);
-                        }
-                    }
-                    p += 8;
-                }
-                while p < kc {
-                    let dd = d.add(p * NR);
-                    for j in 0..NR {
-                        *dd.add(j) = *src.add(j * b_cs + p);
-                    }
-                    p += 1;
-                }
+                pack_columns::<NR>(kc, src, b_cs, d);
             } else {
                 for p in 0..kc {
                     let dd = d.add(p * NR);
