@@ -27,17 +27,13 @@ pub(super) unsafe fn gemm(p: super::Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
             m,
             n,
             k,
-            alpha,
             a,
             a_rs,
             a_cs,
             b,
             b_rs,
             b_cs,
-            c,
-            c_rs,
-            accumulate,
-            bias,
+            ..
         } = p;
         let kcb = super::KC;
         let kc_max = kcb.min(k);
@@ -63,7 +59,6 @@ pub(super) unsafe fn gemm(p: super::Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
             let mut pc = 0;
             while pc < k {
                 let kc = kcb.min(k - pc);
-                let first = pc == 0 && !accumulate;
                 let bblk = b.add(pc * b_rs + jc * b_cs);
                 if direct_b {
                     // only the partial edge panel needs (padded) packing
@@ -115,26 +110,14 @@ pub(super) unsafe fn gemm(p: super::Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
                             } else {
                                 (pa.add(ir * kc) as *const f32, 1, MR)
                             };
-                            let cptr = c.add((ic + ir) * c_rs + jc + jr);
-                            // The bias row under this tile, on the first k block.
-                            let brow = if first && !bias.is_null() {
-                                bias.add(jc + jr)
-                            } else {
-                                std::ptr::null()
-                            };
+                            let out = p.tile(pc, ic + ir, jc + jr, mr, nr);
                             // Specialise the A addressing: either column-contiguous
                             // (packed / transposed A) or row-contiguous.
                             if ars == 1 {
-                                kernel_6x16(
-                                    kc, apan, 1, acs, bpan, ldb, cptr, c_rs, alpha, first, brow,
-                                    mr, nr, pf,
-                                );
+                                kernel_6x16(kc, apan, 1, acs, bpan, ldb, out, pf);
                             } else {
                                 debug_assert!(acs == 1);
-                                kernel_6x16(
-                                    kc, apan, ars, 1, bpan, ldb, cptr, c_rs, alpha, first, brow,
-                                    mr, nr, pf,
-                                );
+                                kernel_6x16(kc, apan, ars, 1, bpan, ldb, out, pf);
                             }
                             ir += MR;
                         }
@@ -400,8 +383,9 @@ pub(super) unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
 ///
 /// # Safety
 /// A's elements (i, p), i < 6, p < kc, B's rows p < kc (16 floats each) and
-/// C's elements (i, j), i < mr, j < nr, at `c + i*c_rs + j`, are in bounds
-/// (A and B padded where `mr < 6` or `nr < 16`); the CPU has AVX2 and FMA.
+/// the tile `out`'s elements (i, j), i < mr, j < nr, of C and of its
+/// non-null `src`, are in bounds (A and B padded where `mr < 6` or
+/// `nr < 16`); the CPU has AVX2 and FMA.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn kernel_6x16(
@@ -411,19 +395,22 @@ unsafe fn kernel_6x16(
     acs: usize,
     b: *const f32,
     ldb: usize,
-    c: *mut f32,
-    c_rs: usize,
-    alpha: f32,
-    first: bool,
-    bias: *const f32,
-    mr: usize,
-    nr: usize,
+    out: super::Out,
     pf: bool,
 ) {
+    let super::Out {
+        c,
+        c_rs,
+        alpha,
+        src,
+        src_rs,
+        mr,
+        nr,
+    } = out;
     // SAFETY: the loads read A (6 rows, kc columns) and B (kc rows of 16)
     // inside the bounds the caller guarantees; the stores and masked
-    // loads/stores touch only C's mr x nr tile, and the bias loads (non-null
-    // `bias` only) its nr values; prefetches never fault.
+    // loads/stores touch only the mr x nr tile of C and of `src`;
+    // prefetches never fault.
     unsafe {
         if pf {
             for i in 0..mr {
@@ -500,25 +487,17 @@ unsafe fn kernel_6x16(
         ];
         let av = _mm256_set1_ps(alpha);
         if nr == NR {
-            if first && !bias.is_null() {
-                let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
-                for (i, row) in acc.iter().enumerate().take(mr) {
-                    let cp = c.add(i * c_rs);
-                    _mm256_storeu_ps(cp, _mm256_fmadd_ps(av, row[0], b0));
-                    _mm256_storeu_ps(cp.add(8), _mm256_fmadd_ps(av, row[1], b1));
-                }
-                return;
-            }
             for (i, row) in acc.iter().enumerate().take(mr) {
                 let cp = c.add(i * c_rs);
-                if first {
+                if src.is_null() {
                     _mm256_storeu_ps(cp, _mm256_mul_ps(av, row[0]));
                     _mm256_storeu_ps(cp.add(8), _mm256_mul_ps(av, row[1]));
                 } else {
-                    _mm256_storeu_ps(cp, _mm256_fmadd_ps(av, row[0], _mm256_loadu_ps(cp)));
+                    let sp = src.add(i * src_rs);
+                    _mm256_storeu_ps(cp, _mm256_fmadd_ps(av, row[0], _mm256_loadu_ps(sp)));
                     _mm256_storeu_ps(
                         cp.add(8),
-                        _mm256_fmadd_ps(av, row[1], _mm256_loadu_ps(cp.add(8))),
+                        _mm256_fmadd_ps(av, row[1], _mm256_loadu_ps(sp.add(8))),
                     );
                 }
             }
@@ -527,24 +506,15 @@ unsafe fn kernel_6x16(
             let nrv = _mm256_set1_epi32(nr as i32);
             let m0 = _mm256_cmpgt_epi32(nrv, lane);
             let m1 = _mm256_cmpgt_epi32(nrv, _mm256_add_epi32(lane, _mm256_set1_epi32(8)));
-            if first && !bias.is_null() {
-                let b0 = _mm256_maskload_ps(bias, m0);
-                let b1 = _mm256_maskload_ps(bias.add(8), m1);
-                for (i, row) in acc.iter().enumerate().take(mr) {
-                    let cp = c.add(i * c_rs);
-                    _mm256_maskstore_ps(cp, m0, _mm256_fmadd_ps(av, row[0], b0));
-                    _mm256_maskstore_ps(cp.add(8), m1, _mm256_fmadd_ps(av, row[1], b1));
-                }
-                return;
-            }
             for (i, row) in acc.iter().enumerate().take(mr) {
                 let cp = c.add(i * c_rs);
-                if first {
+                if src.is_null() {
                     _mm256_maskstore_ps(cp, m0, _mm256_mul_ps(av, row[0]));
                     _mm256_maskstore_ps(cp.add(8), m1, _mm256_mul_ps(av, row[1]));
                 } else {
-                    let x0 = _mm256_maskload_ps(cp, m0);
-                    let x1 = _mm256_maskload_ps(cp.add(8), m1);
+                    let sp = src.add(i * src_rs);
+                    let x0 = _mm256_maskload_ps(sp, m0);
+                    let x1 = _mm256_maskload_ps(sp.add(8), m1);
                     _mm256_maskstore_ps(cp, m0, _mm256_fmadd_ps(av, row[0], x0));
                     _mm256_maskstore_ps(cp.add(8), m1, _mm256_fmadd_ps(av, row[1], x1));
                 }

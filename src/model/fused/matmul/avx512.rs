@@ -7,7 +7,7 @@
 //! CPU with AVX-512 F/BW/DQ/VL, AVX2 and FMA.
 
 use super::avx2::{choose_direct, pack_columns};
-use super::{Raw, KC};
+use super::{Out, Raw, KC};
 use std::arch::x86_64::*;
 
 /// Rows of the register tile.
@@ -34,17 +34,13 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
         m,
         n,
         k,
-        alpha,
         a,
         a_rs,
         a_cs,
         b,
         b_rs,
         b_cs,
-        c,
-        c_rs,
-        accumulate,
-        bias,
+        ..
     } = p;
     let kc_max = KC.min(k);
     let mc_max = MC.min(m.div_ceil(MR) * MR);
@@ -74,7 +70,6 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
             let mut pc = 0;
             while pc < k {
                 let kc = KC.min(k - pc);
-                let first = pc == 0 && !accumulate;
                 let bblk = b.add(pc * b_rs + jc * b_cs);
                 if direct_b {
                     // Only the partial edge panel needs (padded) packing.
@@ -103,22 +98,11 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<f32>, pb: &mut Vec<f32>) {
                         let mut ir = 0;
                         while ir < mc {
                             let mr = MR.min(mc - ir);
-                            let cptr = c.add((ic + ir) * c_rs + jc + jr);
                             let t = Tile {
                                 kc,
                                 b: bpan,
                                 ldb,
-                                c: cptr,
-                                c_rs,
-                                alpha,
-                                first,
-                                bias: if first && !bias.is_null() {
-                                    bias.add(jc + jr)
-                                } else {
-                                    std::ptr::null()
-                                },
-                                mr,
-                                nr,
+                                out: p.tile(pc, ic + ir, jc + jr, mr, nr),
                             };
                             kernel(t, pa.add(ir * kc));
                             ir += MR;
@@ -235,24 +219,15 @@ struct Tile {
     /// B row p at `b + p*ldb`, 32 floats (padded where `nr < 32`).
     b: *const f32,
     ldb: usize,
-    /// C element (i, j) at `c + i*c_rs + j`.
-    c: *mut f32,
-    c_rs: usize,
-    alpha: f32,
-    /// Overwrite C (`alpha acc`) instead of accumulating (`C + alpha acc`).
-    first: bool,
-    /// With `first`: null, or the row C starts from (`bias + alpha acc`).
-    bias: *const f32,
-    mr: usize,
-    nr: usize,
+    out: Out,
 }
 
 /// The 14x32 microkernel on a packed A panel: element (i, p) at `a + p*14 + i`.
 ///
 /// # Safety
 /// The packed panel's kc x 14 floats (padded where `mr < 14`), B's rows
-/// p < kc (32 floats each) and C's elements (i, j), i < mr, j < nr, are in
-/// bounds; the CPU has AVX-512F and FMA.
+/// p < kc (32 floats each) and `t.out`'s tile are in bounds (as
+/// [`store_tile`] needs); the CPU has AVX-512F and FMA.
 #[inline(always)]
 unsafe fn kernel(t: Tile, a: *const f32) {
     // SAFETY: the loads read A (14 rows, kc columns) and B (kc rows of 32)
@@ -367,34 +342,30 @@ unsafe fn kernel(t: Tile, a: *const f32) {
             [c12_0, c12_1],
             [c13_0, c13_1],
         ];
-        store_tile(&acc, t.c, t.c_rs, t.alpha, t.first, t.bias, t.mr, t.nr);
+        store_tile(&acc, t.out);
     }
 }
 
-/// Writes a 14x32 register tile to C: element (i, j), i < mr, j < nr, at
-/// `c + i*c_rs + j` becomes `alpha acc` (`first`), `bias[j] + alpha acc`
-/// (`first` and a non-null `bias`) or `C + alpha acc`, with
-/// masked loads and stores at a ragged right edge. Shared by this kernel and
-/// the bf16 one ([`super::bf16`]).
+/// Writes a 14x32 register tile to C as [`Out`] says, with masked loads
+/// and stores at a ragged right edge. Shared by this kernel and the bf16 one
+/// ([`super::bf16`]).
 ///
 /// # Safety
-/// C's elements (i, j), i < mr <= 14, j < nr <= 32, are in bounds, and so
-/// are `bias[j]`, j < nr, where `bias` is not null; the CPU has AVX-512F and
-/// FMA.
+/// The elements (i, j), i < mr <= 14, j < nr <= 32, of C and of a non-null
+/// `src` are in bounds; the CPU has AVX-512F and FMA.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn store_tile(
-    acc: &[[__m512; NV]; MR],
-    c: *mut f32,
-    c_rs: usize,
-    alpha: f32,
-    first: bool,
-    bias: *const f32,
-    mr: usize,
-    nr: usize,
-) {
-    // SAFETY: the masked loads and stores touch only C's mr x nr tile and
-    // the bias row's nr values (the caller's contract).
+pub(super) unsafe fn store_tile(acc: &[[__m512; NV]; MR], out: Out) {
+    let Out {
+        c,
+        c_rs,
+        alpha,
+        src,
+        src_rs,
+        mr,
+        nr,
+    } = out;
+    // SAFETY: the masked loads and stores touch only the mr x nr tile of C
+    // and of `src` (the caller's contract).
     unsafe {
         let av = _mm512_set1_ps(alpha);
         let masks: [__mmask16; NV] = [
@@ -411,30 +382,16 @@ pub(super) unsafe fn store_tile(
                 0
             },
         ];
-        if first && !bias.is_null() {
-            let bv = [
-                _mm512_maskz_loadu_ps(masks[0], bias),
-                _mm512_maskz_loadu_ps(masks[1], bias.wrapping_add(16)),
-            ];
-            for (i, row) in acc.iter().enumerate().take(mr) {
-                let cp = c.add(i * c_rs);
-                for (v, ((&x, &mask), &b)) in row.iter().zip(&masks).zip(&bv).enumerate() {
-                    let cv = cp.wrapping_add(16 * v);
-                    _mm512_mask_storeu_ps(cv, mask, _mm512_fmadd_ps(av, x, b));
-                }
-            }
-            return;
-        }
         for (i, row) in acc.iter().enumerate().take(mr) {
             let cp = c.add(i * c_rs);
+            let sp = src.wrapping_add(i * src_rs);
             for (v, (&x, &mask)) in row.iter().zip(&masks).enumerate() {
-                let cv = cp.wrapping_add(16 * v);
-                let y = if first {
+                let y = if src.is_null() {
                     _mm512_mul_ps(av, x)
                 } else {
-                    _mm512_fmadd_ps(av, x, _mm512_maskz_loadu_ps(mask, cv))
+                    _mm512_fmadd_ps(av, x, _mm512_maskz_loadu_ps(mask, sp.wrapping_add(16 * v)))
                 };
-                _mm512_mask_storeu_ps(cv, mask, y);
+                _mm512_mask_storeu_ps(cp.wrapping_add(16 * v), mask, y);
             }
         }
     }

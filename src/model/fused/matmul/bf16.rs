@@ -16,7 +16,7 @@
 //! not depend on the tile position, so any thread count gives the same bits.
 
 use super::avx512::store_tile;
-use super::Raw;
+use super::{Out, Raw};
 use std::arch::x86_64::*;
 
 /// Rows of the register tile: the AVX-512 kernel's (they share
@@ -81,17 +81,13 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<u32>, pb: &mut Vec<u32>) {
         m,
         n,
         k,
-        alpha,
         a,
         a_rs,
         a_cs,
         b,
         b_rs,
         b_cs,
-        c,
-        c_rs,
-        accumulate,
-        bias,
+        ..
     } = p;
     let kq_max = KC.min(k).div_ceil(2);
     let mc_max = MC.min(m.div_ceil(MR) * MR);
@@ -118,7 +114,6 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<u32>, pb: &mut Vec<u32>) {
             while pc < k {
                 let kc = KC.min(k - pc);
                 let kq = kc.div_ceil(2);
-                let first = pc == 0 && !accumulate;
                 pack_pairs::<NR>(nc, kc, b.add(pc * b_rs + jc * b_cs), b_cs, b_rs, pb);
                 let mut ic = 0;
                 while ic < m {
@@ -128,20 +123,11 @@ pub(super) unsafe fn gemm(p: Raw, pa: &mut Vec<u32>, pb: &mut Vec<u32>) {
                     while jr < nc {
                         let mut ir = 0;
                         while ir < mc {
+                            let (mr, nr) = (MR.min(mc - ir), NR.min(nc - jr));
                             let t = Tile {
                                 kq,
                                 b: pb.add(jr * kq),
-                                c: c.add((ic + ir) * c_rs + jc + jr),
-                                c_rs,
-                                alpha,
-                                first,
-                                bias: if first && !bias.is_null() {
-                                    bias.add(jc + jr)
-                                } else {
-                                    std::ptr::null()
-                                },
-                                mr: MR.min(mc - ir),
-                                nr: NR.min(nc - jr),
+                                out: p.tile(pc, ic + ir, jc + jr, mr, nr),
                             };
                             kernel(t, pa.add(ir * kq));
                             ir += MR;
@@ -313,23 +299,14 @@ struct Tile {
     kq: usize,
     /// The packed B panel: word (q, j) at `b + q*NR + j`.
     b: *const u32,
-    /// C element (i, j) at `c + i*c_rs + j`.
-    c: *mut f32,
-    c_rs: usize,
-    alpha: f32,
-    /// Overwrite C (`alpha acc`) instead of accumulating (`C + alpha acc`).
-    first: bool,
-    /// With `first`: null, or the row C starts from (`bias + alpha acc`).
-    bias: *const f32,
-    mr: usize,
-    nr: usize,
+    out: Out,
 }
 
 /// The 14x32 microkernel on a packed A panel: word (i, q) at `a + q*14 + i`.
 ///
 /// # Safety
-/// The packed panels (kq x 14 and kq x 32 words) and C's elements (i, j),
-/// i < mr, j < nr, are in bounds; the CPU has AVX-512F and AVX512-BF16.
+/// The packed panels (kq x 14 and kq x 32 words) and `t.out`'s tile are in
+/// bounds (as [`store_tile`] needs); the CPU has AVX-512F and AVX512-BF16.
 #[inline(always)]
 unsafe fn kernel(t: Tile, a: *const u32) {
     // SAFETY: the loads read the packed A and B panels inside the bounds the
@@ -362,7 +339,7 @@ unsafe fn kernel(t: Tile, a: *const u32) {
             step!();
             q += 1;
         }
-        store_tile(&acc, t.c, t.c_rs, t.alpha, t.first, t.bias, t.mr, t.nr);
+        store_tile(&acc, t.out);
     }
 }
 

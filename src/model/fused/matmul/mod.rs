@@ -573,6 +573,46 @@ impl Raw {
             ..self
         }
     }
+
+    /// The `mr x nr` tile of C at (`row`, `col`), in the k block starting
+    /// at `pc`: where it is written and what it starts from (C itself when
+    /// accumulating or after the first k block, else the bias row or
+    /// nothing). Pointers only, formed with wrapping arithmetic: the
+    /// kernels' contracts say which of them are read.
+    fn tile(&self, pc: usize, row: usize, col: usize, mr: usize, nr: usize) -> Out {
+        let c = self.c.wrapping_add(row * self.c_rs + col);
+        let (src, src_rs) = if pc > 0 || self.accumulate {
+            (c as *const f32, self.c_rs)
+        } else if self.bias.is_null() {
+            (std::ptr::null(), 0)
+        } else {
+            (self.bias.wrapping_add(col), 0)
+        };
+        Out {
+            c,
+            c_rs: self.c_rs,
+            alpha: self.alpha,
+            src,
+            src_rs,
+            mr,
+            nr,
+        }
+    }
+}
+
+/// Where a register tile is written, and what it starts from: element
+/// (i, j), i < mr, j < nr, at `c + i*c_rs + j` becomes `alpha acc`, plus
+/// `src[i*src_rs + j]` where `src` is not null (C itself when accumulating,
+/// a bias row with `src_rs` 0). Shared by every kernel's store.
+#[derive(Clone, Copy)]
+struct Out {
+    c: *mut f32,
+    c_rs: usize,
+    alpha: f32,
+    src: *const f32,
+    src_rs: usize,
+    mr: usize,
+    nr: usize,
 }
 
 thread_local! {
