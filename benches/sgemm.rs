@@ -177,16 +177,9 @@ fn main() {
     );
     let gpt2 = std::env::args().any(|a| a == "gpt2");
     if std::env::args().any(|a| a == "bf16") {
-        use headsup::model::fused::matmul::{bf16_native, set_thread_precision, Precision};
+        use headsup::model::fused::matmul::{bf16_engine, set_thread_precision, Precision};
         set_thread_precision(Precision::Bf16);
-        println!(
-            "ours: bf16 products, fp32 accumulation ({})",
-            if bf16_native() {
-                "AVX512-BF16"
-            } else {
-                "emulated: this CPU lacks AVX512-BF16"
-            }
-        );
+        println!("ours: bf16 products, fp32 accumulation ({})", bf16_engine());
     }
     let mut cases = Vec::new();
     if gpt2 {

@@ -202,11 +202,7 @@ pub fn run(mut cfg: Config, a: &BenchOptions) -> anyhow::Result<()> {
     } else {
         cfg.train.threads
     };
-    let precision = crate::model::fused::matmul::Precision::from(cfg.train.precision);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .start_handler(move |_| crate::model::fused::matmul::set_thread_precision(precision))
-        .build()
+    let pool = crate::model::fused::matmul::thread_pool(threads, cfg.train.precision.into())
         .with_context(|| format!("cannot start {threads} threads"))?;
     let dir = std::env::temp_dir().join(format!("headsup-bench-{}", std::process::id()));
     let prepared = crate::train::prepare(
@@ -291,9 +287,10 @@ fn measure(a: &BenchOptions, p: &Prepared, threads: usize) -> anyhow::Result<ser
         "cpu": cpu_info(),
         "threads": threads,
         "precision": match cfg.train.precision {
-            crate::config::Precision::Fp32 => "fp32",
-            crate::config::Precision::Bf16 if crate::model::fused::matmul::bf16_native() => "bf16 (AVX512-BF16)",
-            crate::config::Precision::Bf16 => "bf16 (emulated: this CPU lacks AVX512-BF16)",
+            crate::config::Precision::Fp32 => "fp32".to_string(),
+            crate::config::Precision::Bf16 => {
+                format!("bf16 ({})", crate::model::fused::matmul::bf16_engine())
+            }
         },
         "steps": steps,
         "tokens_per_sec": main_tps,

@@ -7,7 +7,7 @@ use super::sink::EventBus;
 use super::trainer::{Trainer, TrainerOptions};
 use super::{Command, Event, Prepared};
 use crate::model::checkpoint::load_model;
-use crate::model::fused::matmul::set_thread_precision;
+use crate::model::fused::matmul::thread_pool;
 use crate::model::{Gpt, Kernels};
 use dfdx::prelude::*;
 use std::path::Path;
@@ -23,12 +23,7 @@ pub(crate) fn run_thread(
     stop: Arc<AtomicBool>,
 ) {
     let threads = p.config.train.threads;
-    let precision = crate::model::fused::matmul::Precision::from(p.config.train.precision);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .start_handler(move |_| set_thread_precision(precision))
-        .build();
-    let pool = match pool {
+    let pool = match thread_pool(threads, p.config.train.precision.into()) {
         Ok(p) => p,
         Err(e) => return fail(&events, format!("cannot start {threads} threads: {e}")),
     };

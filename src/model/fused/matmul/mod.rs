@@ -65,14 +65,40 @@ pub fn thread_precision() -> Precision {
 pub fn bf16_native() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        crate::model::simd::simd_level() >= SimdLevel::Avx512
-            && sgemm_level() >= SimdLevel::Avx2
-            && bf16::available()
+        crate::model::simd::simd_level() >= SimdLevel::Avx512 && bf16::available()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
     }
+}
+
+/// What runs bf16 products here, for reports: `AVX512-BF16`, or the
+/// emulation and why.
+pub fn bf16_engine() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    let have = bf16::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    let have = false;
+    if bf16_native() {
+        "AVX512-BF16"
+    } else if have {
+        "emulated: the kernels are capped below AVX-512"
+    } else {
+        "emulated: this CPU lacks AVX512-BF16"
+    }
+}
+
+/// A pool of `threads` threads whose products run at `precision` (each
+/// thread sets it as it starts): the trainer's and the benchmark's.
+pub fn thread_pool(
+    threads: usize,
+    precision: Precision,
+) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .start_handler(move |_| set_thread_precision(precision))
+        .build()
 }
 
 const MR: usize = 6;
@@ -349,20 +375,7 @@ fn sgemm_impl(level: SimdLevel, bf16: bool, p: Product, c: &mut [MaybeUninit<f32
         };
         // SAFETY: the asserts above keep every index the strides reach in
         // bounds; C is read only when accumulating onto it (initialised then).
-        unsafe {
-            gemm_crate(
-                m,
-                n,
-                k,
-                alpha,
-                a,
-                b,
-                c.as_mut_ptr().cast(),
-                c_rs,
-                accumulate,
-                threads,
-            )
-        };
+        unsafe { gemm_crate(p, c.as_mut_ptr().cast(), accumulate) };
         return;
     }
 
@@ -455,21 +468,21 @@ fn sgemm_impl(level: SimdLevel, bf16: bool, p: Product, c: &mut [MaybeUninit<f32
 /// parallel split is over rows/columns of C too.
 ///
 /// # Safety
-/// m, n, k > 0 and every index the strides reach is in bounds (as checked by
-/// [`sgemm_impl`]).
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_crate(
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: Mat,
-    b: Mat,
-    c: *mut f32,
-    c_rs: usize,
-    accumulate: bool,
-    threads: usize,
-) {
+/// m, n, k > 0 and every index the strides of `p` reach is in bounds, `c`
+/// included (as checked by [`sgemm_impl`]); `p.init` is not read: C starts
+/// from itself with `accumulate`, else from zero.
+unsafe fn gemm_crate(p: Product, c: *mut f32, accumulate: bool) {
+    let Product {
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        b,
+        c_rs,
+        threads,
+        ..
+    } = p;
     let par = if threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
