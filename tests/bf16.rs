@@ -3,12 +3,10 @@
 //! elsewhere) against fp32, thread-count invariance, and a short training
 //! run of the binary whose loss falls as fp32's does.
 
-use dfdx::prelude::*;
-use headsup::model::fused::matmul::{bf16_native, set_thread_precision, Precision};
-use headsup::model::{Gpt, GptConfig};
+use headsup::model::fused::matmul::{bf16_engine, set_thread_precision, Precision};
 
 mod model_support;
-use model_support::{in_pool, model_grads, rel_err};
+use model_support::{in_pool, model_grads, rel_err, split_model};
 
 /// A pool thread's start: multiply at `p`.
 fn at(p: Precision) -> impl Fn(usize) + Send + Sync + 'static {
@@ -19,24 +17,9 @@ mod common;
 
 #[test]
 fn bf16_loss_and_gradients_are_near_fp32_and_do_not_depend_on_threads() {
-    eprintln!(
-        "bf16: products on {}",
-        if bf16_native() {
-            "AVX512-BF16"
-        } else {
-            "the emulation (this CPU lacks AVX512-BF16)"
-        }
-    );
+    eprintln!("bf16: products on {}", bf16_engine());
     // Wide enough (rows 128, width 64) that the products split over threads.
-    let cfg = GptConfig {
-        vocab_size: 37,
-        n_positions: 32,
-        n_embd: 64,
-        n_layer: 2,
-        n_head: 4,
-        layer_norm_epsilon: 1e-5,
-    };
-    let model = Gpt::new(&Cpu::default(), cfg, 11);
+    let model = split_model();
     let (lf, gf) = in_pool(1, at(Precision::F32), || model_grads(&model, 4, 32, true));
     let (l1, g1) = in_pool(1, at(Precision::Bf16), || model_grads(&model, 4, 32, true));
     let (l3, g3) = in_pool(3, at(Precision::Bf16), || model_grads(&model, 4, 32, true));

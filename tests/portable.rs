@@ -8,12 +8,10 @@
 //! the test still passes, also under `CI=true` (CI machines may lack AVX2 or
 //! AVX-512).
 
-use dfdx::prelude::*;
 use headsup::model::simd::{cpu_simd_level, reset_max_simd, set_max_simd, SimdLevel};
-use headsup::model::{Gpt, GptConfig};
 
 mod model_support;
-use model_support::{in_pool, model_grads, rel_err};
+use model_support::{in_pool, model_grads, rel_err, split_model};
 
 /// A loss and the gradient of every parameter.
 type LossGrads = (f32, Vec<Vec<f32>>);
@@ -44,15 +42,7 @@ fn simd_and_portable_paths_agree_and_threads_do_not_change_results() {
         );
     }
     // Wide enough (rows 128, width 64) that the products split over threads.
-    let cfg = GptConfig {
-        vocab_size: 37,
-        n_positions: 32,
-        n_embd: 64,
-        n_layer: 2,
-        n_head: 4,
-        layer_norm_epsilon: 1e-5,
-    };
-    let model = Gpt::new(&Cpu::default(), cfg, 11);
+    let model = split_model();
 
     // Each level the CPU has: thread count never changes a result, and
     // every SIMD path is within 1e-5 of the portable one (loss and every

@@ -4,7 +4,21 @@
 #![allow(dead_code)]
 
 use dfdx::prelude::*;
-use headsup::model::{Gpt, ParamRef};
+use headsup::model::{Gpt, GptConfig, ParamRef};
+
+/// A 2-layer, width-64 model (seed 11) whose products on a 4 x 32 batch
+/// (128 rows) are wide enough to split over threads.
+pub fn split_model() -> Gpt<Cpu> {
+    let cfg = GptConfig {
+        vocab_size: 37,
+        n_positions: 32,
+        n_embd: 64,
+        n_layer: 2,
+        n_head: 4,
+        layer_norm_epsilon: 1e-5,
+    };
+    Gpt::new(&Cpu::default(), cfg, 11)
+}
 
 /// Loss and gradients (in `Gpt::visit` order) on a `b x s` batch of fixed
 /// token patterns, through the fused kernels or the plain path.
