@@ -11,6 +11,7 @@
 
 use dfdx::prelude::*;
 use headsup::model::infer::{HostModel, KvCache};
+use headsup::model::sample::argmax;
 use headsup::model::{Gpt, GptConfig};
 use std::time::Instant;
 
@@ -70,14 +71,4 @@ fn main() {
             );
         }
     }
-}
-
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
 }

@@ -7,6 +7,7 @@
 
 use dfdx::prelude::*;
 use headsup::model::checkpoint::{load_model, read_safetensors, save_model};
+use headsup::model::sample::argmax;
 use headsup::model::{Gpt, GptConfig, ParamMut};
 use std::path::{Path, PathBuf};
 
@@ -25,16 +26,6 @@ fn ids(v: &serde_json::Value) -> Vec<usize> {
         .iter()
         .map(|x| x.as_u64().unwrap() as usize)
         .collect()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in row.iter().enumerate() {
-        if x > row[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 #[test]

@@ -18,6 +18,18 @@ pub struct SampleSettings {
     pub seed: u64,
 }
 
+/// The index of the largest value (by `f32::total_cmp`), the lowest one on
+/// ties; 0 for an empty slice.
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if x.total_cmp(&v[best]).is_gt() {
+            best = i;
+        }
+    }
+    best
+}
+
 /// Picks the next token from `logits` under `s`. Temperature 0 is greedy.
 pub fn sample_logits(logits: &[f32], s: &SampleSettings, rng: &mut impl Rng) -> (usize, f32) {
     if logits.is_empty() {
@@ -26,19 +38,19 @@ pub fn sample_logits(logits: &[f32], s: &SampleSettings, rng: &mut impl Rng) -> 
     let greedy = s.temperature <= 0.0 || !s.temperature.is_finite();
     let t = if greedy { 1.0 } else { s.temperature };
     let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<(usize, f32)> = logits
-        .iter()
-        .map(|&l| ((l - max) / t).exp())
-        .enumerate()
-        .collect();
-    let sum: f32 = probs.iter().map(|p| p.1).sum();
-    for p in probs.iter_mut() {
-        p.1 /= sum;
+    let mut w: Vec<f32> = logits.iter().map(|&l| ((l - max) / t).exp()).collect();
+    let sum: f32 = w.iter().sum();
+    for p in w.iter_mut() {
+        *p /= sum;
     }
-    probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     if greedy {
-        return probs[0];
+        // The most likely id, lowest on ties: one pass, not a sort of the
+        // whole vocabulary per token.
+        let id = argmax(&w);
+        return (id, w[id]);
     }
+    let mut probs: Vec<(usize, f32)> = w.into_iter().enumerate().collect();
+    probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut keep = probs.len();
     if s.top_k > 0 {
         keep = keep.min(s.top_k);
@@ -209,5 +221,37 @@ mod tests {
             top_alternatives(&logits, 1.0, 4)
         );
         assert_eq!(top_alternatives(&[], 1.0, 3), (Vec::new(), 0.0));
+    }
+
+    /// Greedy picks what sorting every probability (highest first, lowest
+    /// id on ties) put first, without the sort: ties, NaN and infinities.
+    #[test]
+    fn greedy_is_the_first_of_the_sorted_distribution() {
+        let s = SampleSettings {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_new_tokens: 1,
+            seed: 1,
+        };
+        let cases: [&[f32]; 6] = [
+            &[0.5, 2.0, -1.0, 2.0, 1.9],
+            &[3.0, 3.0, 3.0],
+            &[-4.0],
+            &[1.0, f32::NAN, 2.0],
+            &[f32::INFINITY, 1.0, f32::INFINITY],
+            &[100.0, 100.0 + 1e-5, 99.0],
+        ];
+        for logits in cases {
+            let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let w: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+            let sum: f32 = w.iter().sum();
+            let mut sorted: Vec<(usize, f32)> = w.iter().map(|p| p / sum).enumerate().collect();
+            sorted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let (id, p) = sample_logits(logits, &s, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+            assert_eq!(id, sorted[0].0, "{logits:?}");
+            assert_eq!(p.to_bits(), sorted[0].1.to_bits(), "{logits:?}");
+        }
+        assert_eq!(argmax(&[]), 0);
     }
 }
