@@ -37,8 +37,7 @@ case "$PRESET" in
     PT_ARGS=(--layers 12 --heads 12 --embd 768 --block 256 --batch 4) ;;
   *) echo "compare_torch.sh: PRESET must be baby or gpt2-small, got $PRESET" >&2; exit 1 ;;
 esac
-CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-FLAGS=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512dq|avx512vl|avx512_vnni|avx512_bf16|amx_tile|amx_bf16)$' | tr '\n' ' ' | sed 's/ $//')
+. "$ROOT/scripts/cpu.sh"
 TAG="\"preset\":\"$PRESET\",\"precision\":\"$PRECISION\",\"cpu\":\"$CPU\",\"simd_flags\":\"$FLAGS\",\"headsup_simd\":\"${HEADSUP_SIMD:-default}\""
 RSS=$(mktemp)
 trap 'rm -f "$RSS"' EXIT

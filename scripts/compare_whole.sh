@@ -22,8 +22,7 @@ BIN=${BIN:-$ROOT/target/release/headsup}
 for f in "$DATA" "$PY" "$BIN"; do
   [ -e "$f" ] || { echo "compare_whole.sh: $f is missing (set DATA, PY or BIN)" >&2; exit 1; }
 done
-CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-FLAGS=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512bw|avx512dq|avx512vl|avx512_vnni|avx512_bf16|amx_tile|amx_bf16)$' | tr '\n' ' ' | sed 's/ $//')
+. "$ROOT/scripts/cpu.sh"
 echo "cpu: $CPU [$FLAGS], precision $PRECISION, headsup eval_on_start $EVAL_ON_START"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
