@@ -202,7 +202,7 @@ pub fn run(mut cfg: Config, a: &BenchOptions) -> anyhow::Result<()> {
     } else {
         cfg.train.threads
     };
-    let pool = crate::model::fused::matmul::thread_pool(threads, cfg.train.precision.into())
+    let pool = crate::model::fused::matmul::thread_pool(threads, cfg.train.precision)
         .with_context(|| format!("cannot start {threads} threads"))?;
     let dir = std::env::temp_dir().join(format!("headsup-bench-{}", std::process::id()));
     let prepared = crate::train::prepare(

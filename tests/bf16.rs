@@ -20,7 +20,7 @@ fn bf16_loss_and_gradients_are_near_fp32_and_do_not_depend_on_threads() {
     eprintln!("bf16: products on {}", bf16_engine());
     // Wide enough (rows 128, width 64) that the products split over threads.
     let model = split_model();
-    let (lf, gf) = in_pool(1, at(Precision::F32), || model_grads(&model, 4, 32, true));
+    let (lf, gf) = in_pool(1, at(Precision::Fp32), || model_grads(&model, 4, 32, true));
     let (l1, g1) = in_pool(1, at(Precision::Bf16), || model_grads(&model, 4, 32, true));
     let (l3, g3) = in_pool(3, at(Precision::Bf16), || model_grads(&model, 4, 32, true));
     assert_eq!(l1, l3, "bf16 loss depends on the thread count");
@@ -41,7 +41,7 @@ fn bf16_loss_and_gradients_are_near_fp32_and_do_not_depend_on_threads() {
     eprintln!("bf16: loss {l1} (fp32 {lf}); worst gradient relative error {worst:.2e}");
     // Back on this thread's default: fp32 again, bit for bit.
     let (l, g) = model_grads(&model, 4, 32, true);
-    let (l_again, g_again) = in_pool(1, at(Precision::F32), || model_grads(&model, 4, 32, true));
+    let (l_again, g_again) = in_pool(1, at(Precision::Fp32), || model_grads(&model, 4, 32, true));
     assert_eq!((l, &g), (l_again, &g_again));
 }
 

@@ -23,7 +23,7 @@ pub(crate) fn run_thread(
     stop: Arc<AtomicBool>,
 ) {
     let threads = p.config.train.threads;
-    let pool = match thread_pool(threads, p.config.train.precision.into()) {
+    let pool = match thread_pool(threads, p.config.train.precision) {
         Ok(p) => p,
         Err(e) => return fail(&events, format!("cannot start {threads} threads: {e}")),
     };

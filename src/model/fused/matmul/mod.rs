@@ -21,31 +21,15 @@ use crate::model::simd::{sgemm_level, SimdLevel};
 use std::cell::{Cell, RefCell};
 use std::mem::MaybeUninit;
 
-/// The precision of [`sgemm`]'s products on the calling thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// fp32 operands, fp32 accumulation.
-    #[default]
-    F32,
-    /// Operands rounded to bf16 (nearest, ties to even), products
-    /// accumulated in fp32, C in fp32: PyTorch's CPU autocast. AVX512-BF16's
-    /// `vdpbf16ps` where the CPU has it; elsewhere the rounded operands go
-    /// through the fp32 kernel (the same products, slower).
-    Bf16,
-}
-
-impl From<crate::config::Precision> for Precision {
-    /// The product's setting for a config's `train.precision`.
-    fn from(p: crate::config::Precision) -> Self {
-        match p {
-            crate::config::Precision::Fp32 => Precision::F32,
-            crate::config::Precision::Bf16 => Precision::Bf16,
-        }
-    }
-}
+/// The precision of [`sgemm`]'s products on the calling thread: the
+/// config's `train.precision` itself. With `Bf16` the operands are rounded
+/// to bf16 (nearest, ties to even) and the products accumulated in fp32, C
+/// in fp32; AVX512-BF16's `vdpbf16ps` where the CPU has it, elsewhere the
+/// rounded operands go through the fp32 kernel (the same products, slower).
+pub use crate::config::Precision;
 
 thread_local! {
-    static PRECISION: Cell<Precision> = const { Cell::new(Precision::F32) };
+    static PRECISION: Cell<Precision> = const { Cell::new(Precision::Fp32) };
 }
 
 /// Sets the precision of every [`sgemm`] this thread calls (a trainer sets
@@ -916,7 +900,7 @@ mod tests {
     fn bf16_sgemm(p: Product, c: &mut [f32]) {
         super::set_thread_precision(super::Precision::Bf16);
         public(p, c);
-        super::set_thread_precision(super::Precision::F32);
+        super::set_thread_precision(super::Precision::Fp32);
     }
 
     fn bf16_emulated(p: Product, c: &mut [f32]) {
