@@ -194,6 +194,18 @@ pub fn generate_observed(
 mod tests {
     use super::*;
 
+    /// `sample_logits` at temperature 0.
+    fn greedy(logits: &[f32]) -> (usize, f32) {
+        let s = SampleSettings {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            max_new_tokens: 1,
+            seed: 1,
+        };
+        sample_logits(logits, &s, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1))
+    }
+
     #[test]
     fn alternatives_are_the_sampled_distribution_highest_first() {
         // logits ln 1, ln 2, ln 3, ln 4 at temperature 1: p = i / 10.
@@ -205,14 +217,7 @@ mod tests {
         let want: f64 = [0.1f64, 0.2, 0.3, 0.4].iter().map(|p| -p * p.ln()).sum();
         assert!((h as f64 - want).abs() < 1e-6, "{h} vs {want}");
         // The probability sample_logits reports for an id is the same number.
-        let s = SampleSettings {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            max_new_tokens: 1,
-            seed: 1,
-        };
-        let (id, p) = sample_logits(&logits, &s, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+        let (id, p) = greedy(&logits);
         assert_eq!((id, p), (top[0].0, top[0].1));
         // Temperature 2 flattens: entropy grows; greedy (0) reads as 1.
         assert!(top_alternatives(&logits, 2.0, 1).1 > h);
@@ -227,13 +232,6 @@ mod tests {
     /// id on ties) put first, without the sort: ties, NaN and infinities.
     #[test]
     fn greedy_is_the_first_of_the_sorted_distribution() {
-        let s = SampleSettings {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            max_new_tokens: 1,
-            seed: 1,
-        };
         let cases: [&[f32]; 6] = [
             &[0.5, 2.0, -1.0, 2.0, 1.9],
             &[3.0, 3.0, 3.0],
@@ -248,7 +246,7 @@ mod tests {
             let sum: f32 = w.iter().sum();
             let mut sorted: Vec<(usize, f32)> = w.iter().map(|p| p / sum).enumerate().collect();
             sorted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let (id, p) = sample_logits(logits, &s, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+            let (id, p) = greedy(logits);
             assert_eq!(id, sorted[0].0, "{logits:?}");
             assert_eq!(p.to_bits(), sorted[0].1.to_bits(), "{logits:?}");
         }
